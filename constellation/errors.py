@@ -1,0 +1,88 @@
+"""The single error hierarchy of the framework.
+
+Every exception the framework raises on purpose derives from :class:`ConstellationError`.
+Decoding problems of received bytes (remote errors) are kept apart from misuse of the local API.
+The table mapping exception types to CSCP reply types lives in ``constellation.core.commands``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CommandError",
+    "ConfigError",
+    "ConstellationError",
+    "DataTimeoutError",
+    "DecodeError",
+    "DiscoveryError",
+    "EncodeError",
+    "IncompleteCommandError",
+    "InvalidProtocolError",
+    "InvalidStateError",
+    "TransitionError",
+    "UnexpectedProtocolError",
+    "UnknownCommandError",
+]
+
+
+class ConstellationError(Exception):
+    """Root of every error raised on purpose by this framework."""
+
+
+# --- protocol layer: bytes that came from somewhere else ---------------------------------------
+class DecodeError(ConstellationError):
+    """Received bytes are not a valid message of the expected protocol."""
+
+
+class InvalidProtocolError(DecodeError):
+    """The protocol identifier is none of the known ones."""
+
+
+class UnexpectedProtocolError(DecodeError):
+    """The protocol identifier is known but not the one expected on this socket."""
+
+
+class EncodeError(ConstellationError):
+    """A local object cannot be represented on the wire (e.g. bytes inside a tag map)."""
+
+
+# --- configuration ---------------------------------------------------------------------------
+class ConfigError(ConstellationError):
+    """A configuration value is missing, of the wrong type or out of range.
+
+    ``key`` is the full dotted key path, e.g. ``_data.bor_timeout``.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.reason = message
+        super().__init__(f"key '{key}': {message}")
+
+
+# --- commands and state machine -----------------------------------------------------------------
+class CommandError(ConstellationError):
+    """A command request cannot be executed."""
+
+
+class UnknownCommandError(CommandError):
+    """No command of that name exists."""
+
+
+class IncompleteCommandError(CommandError):
+    """The payload of a command is missing or has the wrong type or count."""
+
+
+class InvalidStateError(CommandError):
+    """The command is not allowed in the current state."""
+
+
+class TransitionError(ConstellationError):
+    """A state transition failed or timed out."""
+
+
+# --- I/O ------------------------------------------------------------------------------------------
+class DiscoveryError(ConstellationError):
+    """A service could not be announced or found."""
+
+
+class DataTimeoutError(ConstellationError):
+    """Sending data blocked longer than the configured timeout (receiver did not keep up)."""
