@@ -11,6 +11,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "ConstellationError",
+    "DataProtocolError",
     "DataTimeoutError",
     "DecodeError",
     "DiscoveryError",
@@ -55,7 +56,7 @@ class ConfigError(ConstellationError):
     def __init__(self, key: str, message: str) -> None:
         self.key = key
         self.reason = message
-        super().__init__(f"key '{key}': {message}")
+        super().__init__(f"key '{key}': {message}" if key else message)
 
 
 # --- commands and state machine -----------------------------------------------------------------
@@ -86,3 +87,16 @@ class DiscoveryError(ConstellationError):
 
 class DataTimeoutError(ConstellationError):
     """Sending data blocked longer than the configured timeout (receiver did not keep up)."""
+
+
+# --- data runs --------------------------------------------------------------------------------
+class DataProtocolError(DecodeError):
+    """A data sender broke the BOR → DATA → EOR order of a run (e.g. DATA before BOR).
+
+    ``sender`` is the sender's canonical name as received.
+    """
+
+    def __init__(self, sender: str, message: str) -> None:
+        self.sender = sender
+        self.reason = message
+        super().__init__(f"{sender}: {message}")

@@ -1,0 +1,151 @@
+"""I/O layer: discovery over mDNS / DNS-SD with python-zeroconf (the default backend).
+
+Each service is one DNS-SD instance of a type per protocol (see ``SERVICE_TYPES``). The instance
+name is derived from the canonical name and a hash of the group, so it is unique per group; the
+TXT record carries the exact ``group`` and ``name`` (compared case-insensitively). Restricting the
+scope to addresses restricts both the multicast traffic and the announced addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+from typing import Any
+
+from zeroconf import (
+    InterfaceChoice,
+    IPVersion,
+    ServiceBrowser,
+    ServiceInfo,
+    ServiceStateChange,
+    Zeroconf,
+)
+
+from constellation import __version__
+from constellation.net.discovery import DiscoveredService, Discovery, ServiceId
+from constellation.net.interfaces import NetworkScope, choose_address
+
+__all__ = ["SERVICE_TYPES", "MdnsDiscovery", "instance_name"]
+
+log = logging.getLogger("constellation.net.mdns")
+
+#: DNS-SD service type per Constellation service.
+SERVICE_TYPES: dict[ServiceId, str] = {
+    ServiceId.CONTROL: "_cnstln-cscp._tcp.local.",
+    ServiceId.HEARTBEAT: "_cnstln-chp._tcp.local.",
+    ServiceId.MONITORING: "_cnstln-cmdp._tcp.local.",
+    ServiceId.DATA: "_cnstln-cdtp._tcp.local.",
+}
+_TYPE_TO_SERVICE = {v: k for k, v in SERVICE_TYPES.items()}
+_RESOLVE_TIMEOUT_MS = 3000
+
+
+def instance_name(group: str, name: str) -> str:
+    """DNS-SD instance label for ``name`` in ``group`` (at most 63 bytes)."""
+    digest = hashlib.md5(f"{group.lower()}/{name.lower()}".encode()).hexdigest()[:8]
+    return f"{name.replace('.', '-')[:50]}-{digest}"
+
+
+class MdnsDiscovery(Discovery):
+    """Discovery backend on zeroconf."""
+
+    def __init__(self, group: str, name: str, scope: NetworkScope) -> None:
+        super().__init__(group, name, scope)
+        interfaces: Any = list(scope.addresses) if scope.addresses else InterfaceChoice.All
+        self._zc = Zeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+        self._infos: dict[ServiceId, ServiceInfo] = {}
+        self._browsers: dict[ServiceId, ServiceBrowser] = {}
+        self._resolved: dict[str, tuple[str, ServiceId]] = {}
+        self._closed = False
+
+    # --- announcing ------------------------------------------------------------------------
+    def announce(self, service: ServiceId, port: int) -> None:
+        type_ = SERVICE_TYPES[service]
+        label = instance_name(self.group, self.name)
+        host = hashlib.md5(f"{self.group}/{self.name}".lower().encode()).hexdigest()[:12]
+        info = ServiceInfo(
+            type_,
+            f"{label}.{type_}",
+            port=port,
+            addresses=[socket.inet_aton(a) for a in self.scope.announced_addresses()],
+            properties={"group": self.group, "name": self.name, "version": __version__},
+            server=f"cnstln-{host}.local.",
+        )
+        with self._lock:
+            old = self._infos.pop(service, None)
+        if old is not None:
+            self._zc.unregister_service(old)
+        # Names are unique per group by construction, so probing is skipped (saves ~1.5 s).
+        future = asyncio.run_coroutine_threadsafe(
+            self._zc.async_register_service(info, cooperating_responders=True), self._zc.loop
+        )
+        future.result(timeout=10)
+        with self._lock:
+            self._infos[service] = info
+        log.debug("announced %s on port %d via mDNS", service.name, port)
+
+    def withdraw(self, service: ServiceId) -> None:
+        with self._lock:
+            info = self._infos.pop(service, None)
+        if info is not None and not self._closed:
+            self._zc.unregister_service(info)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        for browser in list(self._browsers.values()):
+            browser.cancel()
+        with self._lock:
+            infos = list(self._infos.values())
+            self._infos.clear()
+        for info in infos:
+            try:
+                self._zc.unregister_service(info)
+            except Exception:  # closing anyway
+                log.debug("could not withdraw %s", info.name, exc_info=True)
+        self._closed = True
+        self._zc.close()
+
+    # --- browsing --------------------------------------------------------------------------
+    def _start_browsing(self, services: frozenset[ServiceId]) -> None:
+        for service in services:
+            with self._lock:
+                if service in self._browsers or self._closed:
+                    continue
+                self._browsers[service] = ServiceBrowser(
+                    self._zc, SERVICE_TYPES[service], handlers=[self._on_change]
+                )
+
+    def _on_change(
+        self,
+        zeroconf: Zeroconf,
+        service_type: str,
+        name: str,
+        state_change: ServiceStateChange,
+    ) -> None:
+        service = _TYPE_TO_SERVICE.get(service_type)
+        if service is None:
+            return
+        if state_change is ServiceStateChange.Removed:
+            found = self._resolved.pop(name, None)
+            if found is not None:
+                self._service_removed(found[0], found[1])
+            return
+        info = zeroconf.get_service_info(service_type, name, timeout=_RESOLVE_TIMEOUT_MS)
+        if info is None or info.port is None:
+            log.debug("could not resolve %s", name)
+            return
+        props = {
+            k.decode(errors="replace"): (v or b"").decode(errors="replace")
+            for k, v in info.properties.items()
+        }
+        group, peer = props.get("group", ""), props.get("name", "")
+        addresses = info.parsed_addresses(IPVersion.V4Only)
+        if not peer or not addresses:
+            return
+        self._resolved[name] = (peer, service)
+        self._service_added(
+            DiscoveredService(group, peer, service, choose_address(addresses), info.port)
+        )

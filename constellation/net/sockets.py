@@ -1,0 +1,28 @@
+"""I/O layer: small helpers to create and bind ZeroMQ sockets within a network scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zmq
+
+from constellation.net.interfaces import NetworkScope
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "bind_in_scope"]
+
+#: Largest message accepted on control/heartbeat/monitoring sockets (bytes). Larger input makes
+#: ZeroMQ drop the connection of the sender instead of allocating memory for it.
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+
+def bind_in_scope(sock: zmq.Socket[Any], scope: NetworkScope, port: int = 0) -> int:
+    """Bind ``sock`` on every address of ``scope``; port 0 picks a free port. Returns the port."""
+    hosts = scope.bind_hosts()
+    first, rest = hosts[0], hosts[1:]
+    if port:
+        sock.bind(f"tcp://{first}:{port}")
+    else:
+        port = sock.bind_to_random_port(f"tcp://{first}")
+    for host in rest:
+        sock.bind(f"tcp://{host}:{port}")
+    return port

@@ -1,0 +1,318 @@
+"""Protocol layer: CDTP v2, the data transmission protocol, as a pure codec (hot path).
+
+A message is one frame of four msgpack objects: identifier, sender, type (DATA/BOR/EOR) and an
+array of records ``[uint sequence, map tags, array of bin blocks]``. BOR and EOR carry two
+records without blocks: user tags, then the configuration (BOR) or run metadata (EOR).
+
+:func:`encode_data_frame` and :func:`decode_data_frame` are the fast single-frame entry points;
+:class:`CDTP2Message` wraps them for the multipart interface shared by all codecs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from itertools import chain, repeat
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgpack
+
+from constellation.errors import DecodeError, EncodeError
+from constellation.protocol.common import (
+    Protocol,
+    check_type,
+    coerce_enum,
+    frames_of,
+    maps_plainly_valid,
+    to_timestamp,
+    unpack_prefix,
+    validate_wire_map,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = [
+    "CDTP2Message",
+    "CDTPType",
+    "DataRecord",
+    "decode_data_frame",
+    "encode_data_frame",
+    "make_bor",
+    "make_eor",
+    "split_bor_eor",
+]
+
+_UINT64_MAX = (1 << 64) - 1
+
+
+class CDTPType(IntEnum):
+    """Type of a CDTP2 message."""
+
+    DATA = 0
+    BOR = 1
+    EOR = 2
+
+
+class DataRecord(NamedTuple):
+    """One record: sequence number, tag map and data blocks.
+
+    Decoded blocks are ``bytes``. For encoding, blocks may be any C-contiguous buffer: bytes,
+    bytearray, memoryview or numpy arrays (their raw bytes are sent without an extra copy).
+    """
+
+    sequence: int
+    tags: dict[str, Any]
+    blocks: Sequence[Buffer]
+
+
+_BLOCK_LIST_TYPES: frozenset[type] = frozenset({list, tuple})
+_BYTES_TYPES: frozenset[type] = frozenset({bytes, bytearray})
+
+
+def _as_block(block: object, where: str) -> bytes | bytearray | memoryview:
+    """A block msgpack packs as bin: buffers other than bytes/bytearray become flat byte views."""
+    if isinstance(block, str):
+        raise EncodeError(f"{where}: blocks must be bytes-like, not str")
+    try:
+        view = memoryview(block)  # type: ignore[arg-type]
+    except TypeError:
+        raise EncodeError(
+            f"{where}: blocks must be bytes-like, not {type(block).__name__}"
+        ) from None
+    if view.c_contiguous:
+        return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+    return view.tobytes()  # not contiguous: one copy in C order
+
+
+def _block_default(obj: object) -> object:
+    """Packer fallback of the data path: other buffers (numpy arrays) are packed as bin."""
+    if isinstance(obj, datetime):  # naive datetimes in tags
+        return to_timestamp(obj)
+    view = memoryview(obj)  # type: ignore[arg-type]
+    return view if view.c_contiguous else view.tobytes()
+
+
+# Types msgpack packs by itself as something other than bin: never valid as a block.
+_NOT_BLOCKS = (str, int, float, list, tuple, dict, type(None), datetime, msgpack.Timestamp)
+
+
+def _records_ok(records: Sequence[Any]) -> bool:
+    """Check the common case column by column, every loop in C; False means "look closer".
+
+    True guarantees: every record is a tuple/list of (uint64, dict, list/tuple of blocks), the
+    tags pass :func:`validate_wire_map`, and every block is bytes, bytearray, a C-contiguous
+    memoryview or another buffer type (numpy arrays; packed through :func:`_block_default`).
+    """
+    if not set(map(type, records)) <= _RECORD_TYPES or set(map(len, records)) != {3}:
+        return False
+    sequences, tags, blocks = zip(*records, strict=False)
+    if set(map(type, sequences)) != {int} or min(sequences) < 0 or max(sequences) > _UINT64_MAX:
+        return False
+    if set(map(type, tags)) != {dict} or not set(map(type, blocks)) <= _BLOCK_LIST_TYPES:
+        return False
+    for kind in set(map(type, chain.from_iterable(blocks))) - _BYTES_TYPES:
+        if kind is memoryview:
+            views = [b for b in chain.from_iterable(blocks) if type(b) is memoryview]
+            if not all(view.c_contiguous for view in views):
+                return False
+        elif issubclass(kind, _NOT_BLOCKS):
+            return False
+    filled = list(filter(None, tags))
+    return not filled or maps_plainly_valid(filled)
+
+
+def _checked_records(records: Sequence[DataRecord]) -> list[DataRecord]:
+    """Validate records one by one (precise errors); non-bytes blocks become flat views."""
+    if not isinstance(records, (list, tuple)):
+        raise EncodeError(f"records must be a list of DataRecord, not {type(records).__name__}")
+    out: list[DataRecord] = []
+    for index, record in enumerate(records):
+        try:
+            sequence, tags, blocks = record
+        except (TypeError, ValueError):
+            raise EncodeError(f"records[{index}]: expected a DataRecord") from None
+        if type(sequence) is not int or not 0 <= sequence <= _UINT64_MAX:
+            raise EncodeError(f"records[{index}]: sequence must be a uint64, not {sequence!r}")
+        validate_wire_map(tags, f"records[{index}].tags")
+        if isinstance(blocks, (str, bytes, bytearray, memoryview)):
+            raise EncodeError(f"records[{index}].blocks: expected a list of blocks")
+        try:
+            fixed = [
+                block
+                if type(block) is bytes or type(block) is bytearray
+                else _as_block(block, f"records[{index}].blocks[{pos}]")
+                for pos, block in enumerate(blocks)
+            ]
+        except TypeError:
+            raise EncodeError(f"records[{index}].blocks: expected a list of blocks") from None
+        out.append(DataRecord(sequence, tags, fixed))
+    return out
+
+
+def encode_data_frame(
+    sender: str, records: Sequence[DataRecord], msg_type: CDTPType = CDTPType.DATA
+) -> bytes:
+    """Encode one CDTP2 frame (DATA by default) from a sequence of records.
+
+    Validation of the usual batch (bytes blocks, flat tags) runs column-wise in C; anything
+    unusual is checked record by record, so errors name the record, key or block at fault.
+    """
+    if not isinstance(sender, str):
+        raise EncodeError(f"sender must be str, not {type(sender).__name__}")
+    if type(msg_type) is not CDTPType:
+        try:
+            msg_type = CDTPType(msg_type)
+        except ValueError:
+            raise EncodeError(f"unknown CDTP2 message type {msg_type!r}") from None
+    fast = isinstance(records, (list, tuple)) and _records_ok(records)
+    try:
+        return _pack_frame(sender, msg_type, records if fast else _checked_records(records))
+    except _PACK_ERRORS as exc:
+        if not fast:
+            raise EncodeError(f"cannot encode CDTP2 message: {exc}") from exc
+    try:  # an unusual record type: the record-by-record check names or converts it
+        return _pack_frame(sender, msg_type, _checked_records(records))
+    except _PACK_ERRORS as exc:
+        raise EncodeError(f"cannot encode CDTP2 message: {exc}") from exc
+
+
+_PACK_ERRORS = (TypeError, ValueError, OverflowError, BufferError)
+
+
+def _pack_frame(sender: str, msg_type: CDTPType, records: Sequence[DataRecord]) -> bytes:
+    pk = msgpack.Packer(use_bin_type=True, datetime=True, default=_block_default, autoreset=False)
+    pk.pack(Protocol.CDTP2.value)
+    pk.pack(sender)
+    pk.pack(int(msg_type))
+    pk.pack(records)  # DataRecords are tuples: each packs as an array of 3
+    frame: bytes = pk.bytes()
+    return frame
+
+
+def _bad_record(index: int, problem: str) -> DecodeError:
+    return DecodeError(f"CDTP2 record {index}: {problem}")
+
+
+def _decoded_ok(raw: list[Any]) -> bool:
+    """Column-wise check of decoded records, every loop in C; False means "look closer"."""
+    if set(map(type, raw)) != {list} or set(map(len, raw)) != {3}:
+        return False
+    sequences, tags, blocks = zip(*raw, strict=False)
+    if set(map(type, sequences)) != {int} or min(sequences) < 0:
+        return False
+    if set(map(type, tags)) != {dict} or set(map(type, blocks)) != {list}:
+        return False
+    if not set(map(type, chain.from_iterable(blocks))) <= {bytes}:
+        return False
+    filled = list(filter(None, tags))
+    if filled:
+        if set(map(type, chain.from_iterable(filled))) != {str}:
+            return False
+        values = set(map(type, chain.from_iterable(map(dict.values, filled))))
+        if dict in values or list in values:
+            return False  # nested maps: keys checked record by record
+    return True
+
+
+def _records_of(raw: Any) -> list[DataRecord]:
+    """Check decoded record arrays and turn them into DataRecords."""
+    if type(raw) is not list:
+        raise DecodeError(f"CDTP2 records: expected an array, got {type(raw).__name__}")
+    if not raw:
+        return []
+    if not _decoded_ok(raw):
+        _check_decoded(raw)
+    return list(map(tuple.__new__, repeat(DataRecord, len(raw)), raw))
+
+
+def _check_decoded(raw: list[Any]) -> None:
+    """Record-by-record check of decoded records; raises DecodeError naming the record."""
+    for index, item in enumerate(raw):
+        if type(item) is not list or len(item) != 3:
+            raise _bad_record(index, "expected an array of 3 elements")
+        sequence, tags, blocks = item
+        if type(sequence) is not int or sequence < 0:
+            raise _bad_record(index, f"sequence number {sequence!r} is not a uint")
+        if type(tags) is not dict:
+            raise _bad_record(index, f"tags are a {type(tags).__name__}, not a map")
+        _check_nested_keys(tags, index)
+        if type(blocks) is not list:
+            raise _bad_record(index, "blocks are not an array")
+        for block in blocks:
+            if type(block) is not bytes:
+                raise _bad_record(index, f"block of type {type(block).__name__} is not bin")
+
+
+def _check_nested_keys(value: Any, index: int) -> None:
+    if type(value) is dict:
+        for key, inner in value.items():
+            if type(key) is not str:
+                raise _bad_record(index, f"tag key {key!r} is not a str")
+            _check_nested_keys(inner, index)
+    elif type(value) is list:
+        for inner in value:
+            _check_nested_keys(inner, index)
+
+
+def decode_data_frame(frame: Any) -> CDTP2Message:
+    """Decode one CDTP2 frame; raises only the DecodeError family."""
+    (view,) = frames_of((frame,), (1,), "CDTP2 message")
+    (_, sender, raw_type), end = unpack_prefix(view, 3, Protocol.CDTP2, "CDTP2 message", 3)
+    check_type(sender, str, "CDTP2 sender")
+    if type(raw_type) is not int or not 0 <= raw_type <= 2:
+        raise DecodeError(f"CDTP2 message type {raw_type!r} is unknown")
+    try:
+        raw = msgpack.unpackb(view[end:], raw=False, timestamp=3, strict_map_key=True)
+    except Exception as exc:
+        raise DecodeError(f"CDTP2 records: invalid msgpack data ({exc})") from exc
+    return CDTP2Message(sender, CDTPType(raw_type), _records_of(raw))
+
+
+@dataclass(frozen=True)
+class CDTP2Message:
+    """One CDTP2 message: sender, type and records."""
+
+    sender: str
+    msg_type: CDTPType
+    records: Sequence[DataRecord]
+
+    def __post_init__(self) -> None:
+        coerce_enum(self, "msg_type", CDTPType)
+
+    def encode(self) -> list[bytes]:
+        """The single frame of this message."""
+        return [encode_data_frame(self.sender, self.records, self.msg_type)]
+
+    @classmethod
+    def decode(cls, frames: Any) -> CDTP2Message:
+        """Decode a received multipart message (exactly one frame)."""
+        views = frames_of(frames, (1,), "CDTP2 message")
+        return decode_data_frame(views[0])
+
+
+def make_bor(sender: str, user_tags: dict[str, Any], config: dict[str, Any]) -> CDTP2Message:
+    """A BOR message: record 0 holds the user tags, record 1 the configuration."""
+    return CDTP2Message(
+        sender, CDTPType.BOR, [DataRecord(0, user_tags, []), DataRecord(1, config, [])]
+    )
+
+
+def make_eor(sender: str, user_tags: dict[str, Any], run_metadata: dict[str, Any]) -> CDTP2Message:
+    """An EOR message: record 0 holds the user tags, record 1 the run metadata."""
+    return CDTP2Message(
+        sender, CDTPType.EOR, [DataRecord(0, user_tags, []), DataRecord(1, run_metadata, [])]
+    )
+
+
+def split_bor_eor(msg: CDTP2Message) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(user tags, configuration or run metadata) of a BOR or EOR; DecodeError otherwise."""
+    if msg.msg_type not in (CDTPType.BOR, CDTPType.EOR):
+        raise DecodeError(f"CDTP2 {CDTPType(msg.msg_type).name} message is neither BOR nor EOR")
+    if len(msg.records) != 2:
+        raise DecodeError(
+            f"CDTP2 {msg.msg_type.name} message has {len(msg.records)} records instead of 2"
+        )
+    return msg.records[0].tags, msg.records[1].tags
