@@ -19,6 +19,8 @@ __all__ = [
     "IncompleteCommandError",
     "InvalidProtocolError",
     "InvalidStateError",
+    "OutputFileError",
+    "OutputFileExistsError",
     "TransitionError",
     "UnexpectedProtocolError",
     "UnknownCommandError",
@@ -100,3 +102,27 @@ class DataProtocolError(DecodeError):
         self.sender = sender
         self.reason = message
         super().__init__(f"{sender}: {message}")
+
+
+# --- output files (H5DataWriter) -------------------------------------------------------------------
+class OutputFileError(ConstellationError):
+    """An output file cannot be created, written or closed.
+
+    ``path`` names the file, ``reason`` the cause (e.g. the OS or HDF5 error text).
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"output file '{self.path}': {reason}")
+
+    def __str__(self) -> str:
+        return f"output file '{self.path}': {self.reason}"
+
+
+class OutputFileExistsError(OutputFileError, FileExistsError):
+    """The output file already exists; an existing file is never overwritten."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(path, "already exists and is never overwritten")
+        self.filename = str(path)

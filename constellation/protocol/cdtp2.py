@@ -102,13 +102,15 @@ _NOT_BLOCKS = (str, int, float, list, tuple, dict, type(None), datetime, msgpack
 def _records_ok(records: Sequence[Any]) -> bool:
     """Check the common case column by column, every loop in C; False means "look closer".
 
-    True guarantees: every record is a tuple/list of (uint64, dict, list/tuple of blocks), the
-    tags pass :func:`validate_wire_map`, and every block is bytes, bytearray, a C-contiguous
-    memoryview or another buffer type (numpy arrays; packed through :func:`_block_default`).
+    True guarantees: every record holds exactly (uint64, dict, list/tuple of blocks), the tags
+    pass :func:`validate_wire_map`, and every block is bytes, bytearray, a C-contiguous
+    memoryview or another type (numpy arrays) left to :func:`_block_default`. A record type
+    msgpack cannot pack makes the packing fail, and the caller then looks record by record.
     """
-    if not set(map(type, records)) <= _RECORD_TYPES or set(map(len, records)) != {3}:
+    try:
+        sequences, tags, blocks = zip(*records, strict=True)
+    except (TypeError, ValueError):  # not iterable, or not all of length 3
         return False
-    sequences, tags, blocks = zip(*records, strict=False)
     if set(map(type, sequences)) != {int} or min(sequences) < 0 or max(sequences) > _UINT64_MAX:
         return False
     if set(map(type, tags)) != {dict} or not set(map(type, blocks)) <= _BLOCK_LIST_TYPES:
@@ -197,10 +199,15 @@ def _bad_record(index: int, problem: str) -> DecodeError:
 
 
 def _decoded_ok(raw: list[Any]) -> bool:
-    """Column-wise check of decoded records, every loop in C; False means "look closer"."""
-    if set(map(type, raw)) != {list} or set(map(len, raw)) != {3}:
+    """Column-wise check of decoded records, every loop in C; False means "look closer".
+
+    Items are not type-checked themselves: any decoded object other than an array that yields
+    three elements (a 3-key map, a 3-char str, 3 bytes of bin) fails the column checks.
+    """
+    try:
+        sequences, tags, blocks = zip(*raw, strict=True)
+    except (TypeError, ValueError):  # not iterable, or not all of length 3
         return False
-    sequences, tags, blocks = zip(*raw, strict=False)
     if set(map(type, sequences)) != {int} or min(sequences) < 0:
         return False
     if set(map(type, tags)) != {dict} or set(map(type, blocks)) != {list}:

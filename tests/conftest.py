@@ -1,0 +1,79 @@
+"""Fixtures shared by all tests: loopback-only satellites and controllers that always clean up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import LOOPBACK, SatelliteProcess, unique_group
+
+#: Shrunk timing for tests: heartbeats every 0.1 s instead of 0.5 s, metrics 10x faster.
+FAST_TIMING = {"CONSTELLATION_HEARTBEAT_SCALE": "0.2", "CONSTELLATION_METRIC_SCALE": "0.05"}
+
+
+@pytest.fixture
+def group() -> str:
+    """A group name no other test uses."""
+    return unique_group()
+
+
+@pytest.fixture
+def fast_timing(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Shrink heartbeat and metric intervals in this process and in started processes."""
+    for key, value in FAST_TIMING.items():
+        monkeypatch.setenv(key, value)
+    return dict(FAST_TIMING)
+
+
+@pytest.fixture
+def satellites(group: str, tmp_path: Path) -> Iterator[Any]:
+    """Factory for in-process satellites on loopback; all are closed at teardown."""
+    started: list[Any] = []
+
+    def make(cls: type, name: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("interfaces", [LOOPBACK])
+        sat = cls(name, kwargs.pop("group", group), **kwargs)
+        sat.start()
+        started.append(sat)
+        return sat
+
+    yield make
+    for sat in reversed(started):
+        sat.close()
+
+
+@pytest.fixture
+def processes(group: str, tmp_path: Path) -> Iterator[Any]:
+    """Factory for satellites started from their console scripts; all are stopped at teardown."""
+    started: list[SatelliteProcess] = []
+
+    def start(script: str, name: str, *args: str, env: dict[str, str] | None = None,
+              group_name: str | None = None) -> SatelliteProcess:
+        log_path = tmp_path / f"{script}.{name}.log"
+        proc = SatelliteProcess(script, name, group_name or group, args,
+                                env={**FAST_TIMING, **(env or {})}, log_path=log_path)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def controller(group: str) -> Iterator[Any]:
+    """A Controller of the test's group on loopback, closed at teardown."""
+    from controller import Controller
+
+    ctl = Controller(group, interface=LOOPBACK)
+    yield ctl
+    ctl.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Never let a test fall back to all interfaces: tests pass LOOPBACK explicitly everywhere.
+    os.environ.setdefault("CONSTELLATION_TEST", "1")
