@@ -20,7 +20,13 @@ from statemachine.exceptions import TransitionNotAllowed
 from constellation.core.states import State
 from constellation.errors import InvalidStateError
 
-__all__ = ["ALLOWED_COMMANDS", "Command", "SatelliteFSM", "StateChangeCallback"]
+__all__ = [
+    "ALLOWED_COMMANDS",
+    "Command",
+    "SatelliteFSM",
+    "StateChangeCallback",
+    "mermaid_diagram",
+]
 
 StateChangeCallback = Callable[[State, State], None]
 
@@ -180,3 +186,15 @@ def _not_allowed_text(command: Command, state: State) -> str:
     if not state.is_steady:
         text += " (a transition is in progress)"
     return text
+
+
+def mermaid_diagram() -> str:
+    """The transition table as a Mermaid state diagram (embedded in docs/state-machine.md)."""
+    lines = ["stateDiagram-v2", "    [*] --> NEW"]
+    for source in _Machine.states:
+        for transition in source.transitions:
+            if transition.event == "fail" and source.id != "NEW":
+                continue  # drawn once, from NEW, to keep the picture readable
+            label = "any state: failure" if transition.event == "fail" else transition.event
+            lines.append(f"    {source.id} --> {transition.target.id}: {label}")
+    return "\n".join(lines)
