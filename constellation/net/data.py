@@ -34,6 +34,10 @@ MAX_QUEUED_BYTES = 256 * 1024 * 1024
 IDLE_FLUSH_S = 0.05
 
 
+class _Cancelled(Exception):
+    """The sender is closing while a send waits for room."""
+
+
 class DataSender:
     """A PUSH socket with a bounded, batching send queue and a sender thread."""
 
@@ -58,6 +62,7 @@ class DataSender:
         self._cv = threading.Condition(threading.Lock())
         self._reset_counters()
         self._thread: threading.Thread | None = None
+        self._closing = False
 
     def _reset_counters(self) -> None:
         self.sequence = 0
@@ -164,10 +169,12 @@ class DataSender:
             for records, nbytes in batches:
                 try:
                     frame = encode_data_frame(self.name, records)
-                    self._sock.send(frame, copy=len(frame) < 65536)
+                    self._send_cancellable(frame)
                 except zmq.Again:
                     waited = f"a DATA message waited {self.data_timeout:g} s"
                     self._fail(DataTimeoutError(f"receiver did not keep up: {waited}"))
+                    return
+                except _Cancelled:
                     return
                 except Exception as exc:
                     self._fail(exc)
@@ -178,6 +185,20 @@ class DataSender:
                     self._pending_records -= len(records)
                     self._pending_bytes -= nbytes
                     self._cv.notify_all()
+
+    def _send_cancellable(self, frame: bytes) -> None:
+        """Send one frame, waiting up to ``data_timeout`` for room, but give up on close()."""
+        deadline = time.monotonic() + self.data_timeout
+        while True:
+            try:
+                self._sock.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
+                return
+            except zmq.Again:
+                if self._closing:
+                    raise _Cancelled() from None
+                if time.monotonic() >= deadline:
+                    raise
+                self._sock.poll(50, zmq.POLLOUT)
 
     def _fail(self, exc: BaseException) -> None:
         with self._cv:
@@ -205,11 +226,17 @@ class DataSender:
         return self._thread is not None and self._thread.is_alive()
 
     def close(self) -> None:
+        """Stop the sender thread (abandoning what is queued) and close the socket."""
         with self._cv:
             self._stopping = True
+            self._closing = True
             self._cv.notify_all()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(1.0)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+            if thread.is_alive():  # never close a socket another thread is using
+                log.error("data sender thread did not stop; socket left open")
+                return
         self._sock.close(linger=0)
 
 
