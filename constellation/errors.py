@@ -17,6 +17,7 @@ __all__ = [
     "DiscoveryError",
     "EncodeError",
     "IncompleteCommandError",
+    "InputFileError",
     "InvalidProtocolError",
     "InvalidStateError",
     "OutputFileError",
@@ -104,7 +105,7 @@ class DataProtocolError(DecodeError):
         super().__init__(f"{sender}: {message}")
 
 
-# --- output files (H5DataWriter) -------------------------------------------------------------------
+# --- files (H5DataWriter output, offline reader input) ----------------------------------------
 class OutputFileError(ConstellationError):
     """An output file cannot be created, written or closed.
 
@@ -126,3 +127,12 @@ class OutputFileExistsError(OutputFileError, FileExistsError):
     def __init__(self, path: object) -> None:
         super().__init__(path, "already exists and is never overwritten")
         self.filename = str(path)
+
+
+class InputFileError(ConstellationError):
+    """A data file cannot be read: not an H5DataWriter file, locked by a writer, or corrupt."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"input file '{self.path}': {reason}")

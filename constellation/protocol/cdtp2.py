@@ -22,6 +22,7 @@ import msgpack
 from constellation.errors import DecodeError, EncodeError
 from constellation.protocol.common import (
     Protocol,
+    check_keys,
     check_type,
     coerce_enum,
     frames_of,
@@ -32,6 +33,7 @@ from constellation.protocol.common import (
 )
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray  # annotations only: no numpy import at run time
     from typing_extensions import Buffer
 
 __all__ = [
@@ -59,13 +61,14 @@ class CDTPType(IntEnum):
 class DataRecord(NamedTuple):
     """One record: sequence number, tag map and data blocks.
 
-    Decoded blocks are ``bytes``. For encoding, blocks may be any C-contiguous buffer: bytes,
-    bytearray, memoryview or numpy arrays (their raw bytes are sent without an extra copy).
+    Decoded blocks are ``bytes``. For encoding, blocks may be any buffer: bytes, bytearray,
+    memoryview or numpy arrays. Their raw bytes are sent; C-contiguous buffers without an extra
+    copy, others after one copy in C order.
     """
 
     sequence: int
     tags: dict[str, Any]
-    blocks: Sequence[Buffer]
+    blocks: Sequence[Buffer | NDArray[Any]]
 
 
 _BLOCK_LIST_TYPES: frozenset[type] = frozenset({list, tuple})
@@ -245,23 +248,12 @@ def _check_decoded(raw: list[Any]) -> None:
             raise _bad_record(index, f"sequence number {sequence!r} is not a uint")
         if type(tags) is not dict:
             raise _bad_record(index, f"tags are a {type(tags).__name__}, not a map")
-        _check_nested_keys(tags, index)
+        check_keys(tags, f"CDTP2 record {index} tags")
         if type(blocks) is not list:
             raise _bad_record(index, "blocks are not an array")
         for block in blocks:
             if type(block) is not bytes:
                 raise _bad_record(index, f"block of type {type(block).__name__} is not bin")
-
-
-def _check_nested_keys(value: Any, index: int) -> None:
-    if type(value) is dict:
-        for key, inner in value.items():
-            if type(key) is not str:
-                raise _bad_record(index, f"tag key {key!r} is not a str")
-            _check_nested_keys(inner, index)
-    elif type(value) is list:
-        for inner in value:
-            _check_nested_keys(inner, index)
 
 
 def decode_data_frame(frame: Any) -> CDTP2Message:

@@ -20,9 +20,10 @@ from constellation.protocol.common import (
     check_uint,
     coerce_time,
     frames_of,
-    packer,
+    pack_objects,
     unpack_prefix,
     utc_now,
+    utf8,
 )
 
 __all__ = ["CHP1Message", "CHPFlags"]
@@ -74,18 +75,18 @@ class CHP1Message:
             raise EncodeError(f"status must be str or None, not {type(self.status).__name__}")
         if not isinstance(self.time, msgpack.Timestamp):
             raise EncodeError(f"time must be a msgpack.Timestamp, not {type(self.time).__name__}")
-        pk = packer()
-        frame = (
-            pk.pack(Protocol.CHP1.value)
-            + pk.pack(self.sender)
-            + pk.pack(self.time)
-            + pk.pack(int(self.state))
-            + pk.pack(int(self.flags))
-            + pk.pack(int(self.interval_ms))
+        frame = pack_objects(
+            "CHP1 message",
+            Protocol.CHP1.value,
+            self.sender,
+            self.time,
+            int(self.state),
+            int(self.flags),
+            int(self.interval_ms),
         )
         if self.status is None:
             return [frame]
-        return [frame, self.status.encode("utf-8")]
+        return [frame, utf8(self.status, "status")]
 
     @classmethod
     def decode(cls, frames: Any) -> CHP1Message:

@@ -21,10 +21,11 @@ from constellation.protocol.common import (
     decode_map,
     frames_of,
     pack_header,
-    packer,
+    pack_objects,
     unpack_all,
     unpack_header,
     utc_now,
+    utf8,
     validate_scalar,
 )
 
@@ -50,8 +51,8 @@ def _upper(obj: object, name: str) -> None:
 def _frames(
     topic: str, sender: str, time: msgpack.Timestamp, tags: dict[str, Any], payload: bytes
 ) -> list[bytes]:
-    header = pack_header(packer(), Protocol.CMDP1, sender, time, tags)
-    return [topic.encode("utf-8"), header, payload]
+    header = pack_header(Protocol.CMDP1, sender, time, tags)
+    return [utf8(topic, "topic"), header, payload]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class CMDP1Log:
             raise EncodeError(f"log level {self.level!r} is not one of {', '.join(LOG_LEVELS)}")
         if not isinstance(self.log_topic, str) or not isinstance(self.message, str):
             raise EncodeError("log_topic and message must be str")
-        payload = self.message.encode("utf-8")
+        payload = utf8(self.message, "log message")
         return _frames(self.topic, self.sender, self.time, self.tags, payload)
 
 
@@ -112,11 +113,7 @@ class CMDP1Metric:
         if not isinstance(self.unit, str):
             raise EncodeError(f"metric unit must be str, not {type(self.unit).__name__}")
         validate_scalar(self.value, f"metric {self.name}")
-        pk = packer()
-        try:
-            payload = pk.pack(self.value) + pk.pack(0) + pk.pack(self.unit)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise EncodeError(f"metric {self.name}: cannot encode value ({exc})") from exc
+        payload = pack_objects(f"metric {self.name}", self.value, 0, self.unit)
         return _frames(self.topic, self.sender, self.time, self.tags, payload)
 
 
@@ -147,7 +144,7 @@ class CMDP1Notification:
             isinstance(k, str) and isinstance(v, str) for k, v in self.topics.items()
         ):
             raise EncodeError("notification topics must be a dict of str to str")
-        payload: bytes = packer().pack(self.topics)
+        payload = pack_objects("notification topics", self.topics)
         return _frames(self.topic, self.sender, self.time, self.tags, payload)
 
 

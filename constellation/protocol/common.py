@@ -14,7 +14,8 @@ import time as _time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from enum import Enum, IntEnum
-from itertools import chain
+from itertools import chain, compress, repeat
+from operator import is_
 from typing import Any, Final, Literal
 
 import msgpack
@@ -31,6 +32,7 @@ __all__ = [
     "BytesLike",
     "NoPayload",
     "Protocol",
+    "check_keys",
     "check_protocol",
     "check_type",
     "check_uint",
@@ -40,7 +42,7 @@ __all__ = [
     "frames_of",
     "maps_plainly_valid",
     "pack_header",
-    "packer",
+    "pack_objects",
     "to_datetime",
     "to_timestamp",
     "unpack_all",
@@ -48,6 +50,7 @@ __all__ = [
     "unpack_one",
     "unpack_prefix",
     "utc_now",
+    "utf8",
     "validate_canonical_name",
     "validate_name",
     "validate_run_id",
@@ -114,9 +117,12 @@ def to_timestamp(value: msgpack.Timestamp | datetime) -> msgpack.Timestamp:
 
 
 def coerce_time(obj: object) -> None:
-    """Frozen-dataclass helper: store a ``datetime`` in field ``time`` as a msgpack timestamp."""
+    """Frozen-dataclass helper: store a ``datetime`` in field ``time`` as a msgpack timestamp.
+
+    Other types are kept so that ``encode()`` reports them as :class:`EncodeError`.
+    """
     value = getattr(obj, "time")  # noqa: B009 - shared by several dataclasses
-    if not isinstance(value, msgpack.Timestamp):
+    if isinstance(value, datetime):
         object.__setattr__(obj, "time", to_timestamp(value))
 
 
@@ -249,7 +255,7 @@ def _check_map(mapping: dict[Any, Any], path: str, depth: int) -> None:
             _check_int(value, _join(path, key))
         elif isinstance(value, dict):
             _check_map(value, _join(path, key), depth + 1)
-        elif isinstance(value, (list, tuple)):
+        elif isinstance(value, (list, tuple)) and not isinstance(value, msgpack.ExtType):
             _check_array(value, _join(path, key))
         elif isinstance(value, (bytes, bytearray, memoryview)):
             raise EncodeError(f"{_join(path, key)}: binary values are not allowed inside maps")
@@ -279,13 +285,11 @@ def maps_plainly_valid(maps: Sequence[dict[Any, Any]]) -> bool:
     if set(map(type, chain.from_iterable(maps))) != {str}:
         return False
     values = list(chain.from_iterable(map(dict.values, maps)))
-    kinds = set(map(type, values))
-    if not kinds <= _PLAIN_OR_INT:
+    kinds = list(map(type, values))
+    if not set(kinds) <= _PLAIN_OR_INT:
         return False
-    if int in kinds:
-        ints = [v for v in values if type(v) is int]
-        return min(ints) >= _INT64_MIN and max(ints) <= _INT64_MAX
-    return True
+    ints = list(compress(values, map(is_, kinds, repeat(int))))
+    return not ints or (min(ints) >= _INT64_MIN and max(ints) <= _INT64_MAX)
 
 
 def _pack_default(obj: object) -> object:
@@ -295,19 +299,28 @@ def _pack_default(obj: object) -> object:
     raise TypeError(f"cannot serialize {type(obj).__name__!r} object")
 
 
-def packer(autoreset: bool = True) -> msgpack.Packer:
-    """A msgpack packer with the settings of every codec (bin type, datetime → ext -1)."""
-    return msgpack.Packer(
-        use_bin_type=True, datetime=True, default=_pack_default, autoreset=autoreset
-    )
+def pack_objects(what: str, *objects: object) -> bytes:
+    """Concatenated msgpack encodings (bin type, datetimes as ext -1); EncodeError on failure."""
+    pk = msgpack.Packer(use_bin_type=True, datetime=True, default=_pack_default, autoreset=False)
+    try:
+        for obj in objects:
+            pk.pack(obj)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"{what}: cannot encode ({exc})") from exc
+    data: bytes = pk.bytes()
+    return data
+
+
+def utf8(text: str, what: str) -> bytes:
+    """Raw UTF-8 bytes of a text frame (topics, log messages, status); EncodeError if impossible."""
+    try:
+        return text.encode("utf-8")
+    except (AttributeError, UnicodeEncodeError) as exc:
+        raise EncodeError(f"{what}: cannot encode as UTF-8 ({exc})") from exc
 
 
 def pack_header(
-    pk: msgpack.Packer,
-    protocol: Protocol,
-    sender: str,
-    time: msgpack.Timestamp,
-    tags: dict[str, Any],
+    protocol: Protocol, sender: str, time: msgpack.Timestamp, tags: dict[str, Any]
 ) -> bytes:
     """Encode a CSCP1/CMDP1 header frame: identifier, sender, timestamp, tags (validated)."""
     if not isinstance(sender, str):
@@ -315,11 +328,7 @@ def pack_header(
     if not isinstance(time, msgpack.Timestamp):
         raise EncodeError(f"time must be a msgpack.Timestamp, not {type(time).__name__}")
     validate_wire_map(tags, "tags")
-    try:
-        out: bytes = pk.pack(protocol.value) + pk.pack(sender) + pk.pack(time) + pk.pack(tags)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise EncodeError(f"cannot encode header: {exc}") from exc
-    return out
+    return pack_objects("header", protocol.value, sender, time, tags)
 
 
 # --- decoding ------------------------------------------------------------------------------------
@@ -349,18 +358,25 @@ def frames_of(frames: object, counts: Sequence[int], what: str) -> list[memoryvi
     return [_view(frame) for frame in frames]
 
 
-def _check_keys(obj: object) -> None:
-    """Raise DecodeError if any map inside obj has a key that is not str (e.g. bin keys)."""
-    if type(obj) is dict:
-        for key, value in obj.items():
-            if type(key) is not str:
-                raise DecodeError(f"map key {key!r} is not a str")
-            if type(value) is dict or type(value) is list:
-                _check_keys(value)
-    elif type(obj) is list:
-        for value in obj:
-            if type(value) is dict or type(value) is list:
-                _check_keys(value)
+def check_keys(obj: object, what: str) -> None:
+    """Raise DecodeError if a map anywhere inside a decoded object has a non-str key.
+
+    msgpack lets bin keys through; the wire rules allow str keys only. Iterative, so that
+    nesting as deep as msgpack accepts cannot exhaust the Python stack.
+    """
+    if type(obj) is not dict and type(obj) is not list:
+        return
+    pending: list[Any] = [obj]
+    while pending:
+        item = pending.pop()
+        if type(item) is dict:
+            for key, value in item.items():
+                if type(key) is not str:
+                    raise DecodeError(f"{what}: map key {key!r} is not a str")
+                if type(value) is dict or type(value) is list:
+                    pending.append(value)
+        else:
+            pending.extend(value for value in item if type(value) is dict or type(value) is list)
 
 
 def unpack_one(data: BytesLike, what: str, timestamp: int = 3) -> Any:
@@ -369,7 +385,7 @@ def unpack_one(data: BytesLike, what: str, timestamp: int = 3) -> Any:
         obj = msgpack.unpackb(data, raw=False, timestamp=timestamp, strict_map_key=True)
     except Exception as exc:  # msgpack raises many types; all mean "bad bytes"
         raise DecodeError(f"{what}: invalid msgpack data ({exc})") from exc
-    _check_keys(obj)
+    check_keys(obj, what)
     return obj
 
 
@@ -408,7 +424,7 @@ def unpack_all(data: memoryview, count: int, what: str, timestamp: int = 3) -> l
     if end != len(data):
         raise DecodeError(f"{what}: {len(data) - end} unexpected bytes after {count} objects")
     for obj in objects:
-        _check_keys(obj)
+        check_keys(obj, what)
     return objects
 
 

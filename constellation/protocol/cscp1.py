@@ -22,7 +22,7 @@ from constellation.protocol.common import (
     coerce_time,
     frames_of,
     pack_header,
-    packer,
+    pack_objects,
     unpack_all,
     unpack_header,
     unpack_one,
@@ -75,18 +75,14 @@ class CSCP1Message:
             raise EncodeError(f"msg_type must be a CSCPType, not {self.msg_type!r}")
         if not isinstance(self.verb, str):
             raise EncodeError(f"verb must be str, not {type(self.verb).__name__}")
-        pk = packer()
         frames = [
-            pack_header(pk, Protocol.CSCP1, self.sender, self.time, self.tags),
-            pk.pack(int(self.msg_type)) + pk.pack(self.verb),
+            pack_header(Protocol.CSCP1, self.sender, self.time, self.tags),
+            pack_objects("verb", int(self.msg_type), self.verb),
         ]
         if self.payload is not NO_PAYLOAD:
             if isinstance(self.payload, dict):
                 validate_wire_map(self.payload, "payload")
-            try:
-                frames.append(pk.pack(self.payload))
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise EncodeError(f"payload: cannot encode ({exc})") from exc
+            frames.append(pack_objects("payload", self.payload))
         return frames
 
     @classmethod

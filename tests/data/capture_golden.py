@@ -35,6 +35,7 @@ import msgpack
 import zmq
 
 try:
+    from constellation.core.cdtp import DataTransmitter
     from constellation.core.chirp import (
         CHIRPMessage,
         CHIRPMessageType,
@@ -42,7 +43,6 @@ try:
         get_uuid,
     )
     from constellation.core.chp import CHPMessageFlags, CHPTransmitter, chp_decode_message
-    from constellation.core.cdtp import DataTransmitter
     from constellation.core.cscp import CommandTransmitter
     from constellation.core.message.cdtp2 import (
         CDTP2BORMessage,
@@ -91,7 +91,9 @@ def jsonable(value: Any) -> Any:
 ENTRIES: list[dict[str, Any]] = []
 
 
-def add(name: str, protocol: str, description: str, frames: list[bytes], /, **expected: Any) -> None:
+def add(
+    name: str, protocol: str, description: str, frames: list[bytes], /, **expected: Any
+) -> None:
     ENTRIES.append(
         {
             "name": name,
@@ -107,7 +109,7 @@ def add(name: str, protocol: str, description: str, frames: list[bytes], /, **ex
 
 
 def cscp_header_time(frames: list[bytes]) -> msgpack.Timestamp:
-    """The header timestamp of frames[0] exactly as sent (the reference decoder gives a datetime)."""
+    """The header timestamp of frames[0] as sent (the reference decoder returns a datetime)."""
     unpacker = msgpack.Unpacker()
     unpacker.feed(frames[0])
     unpacker.unpack()
@@ -269,7 +271,13 @@ def capture_chp(ctx: zmq.Context[Any]) -> None:
         ("extrasystole_run", 0x40, 1500, dynamic | CHPMessageFlags.IS_EXTRASYSTOLE, "Run started"),
         ("error_state", 0xF0, 30000, CHPMessageFlags.DENY_DEPARTURE | dynamic, "Failure: boom"),
         ("new_no_role", 0x10, 65535, CHPMessageFlags.NONE, None),
-        ("interrupting_unicode", 0x0E, 500, CHPMessageFlags.MARK_DEGRADED, "Status: \u00e9t\u00e9 \u2713"),
+        (
+            "interrupting_unicode",
+            0x0E,
+            500,
+            CHPMessageFlags.MARK_DEGRADED,
+            "Status: \u00e9t\u00e9 \u2713",
+        ),
     ]
     for name, state, interval, flags, status in cases:
         sender.send(state, interval, flags, status)
@@ -550,8 +558,8 @@ def capture_chirp() -> None:
 
 
 def main() -> None:
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name(
-        "golden_frames.json"
+    target = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("golden_frames.json")
     )
     ctx: zmq.Context[Any] = zmq.Context()
     try:

@@ -35,9 +35,7 @@ keys = st.text(max_size=10)
 #: Maps that pass validate_wire_map (tags, configurations, BOR/EOR maps).
 wire_maps: st.SearchStrategy[dict[str, Any]] = st.recursive(
     st.dictionaries(keys, st.one_of(scalars, homogeneous_arrays), max_size=4),
-    lambda inner: st.dictionaries(
-        keys, st.one_of(scalars, homogeneous_arrays, inner), max_size=4
-    ),
+    lambda inner: st.dictionaries(keys, st.one_of(scalars, homogeneous_arrays, inner), max_size=4),
     max_leaves=12,
 )
 
@@ -45,9 +43,7 @@ wire_maps: st.SearchStrategy[dict[str, Any]] = st.recursive(
 timestamps = st.one_of(
     st.builds(msgpack.Timestamp, st.integers(0, 2**32 - 1), st.just(0)),
     st.builds(msgpack.Timestamp, st.integers(0, 2**34 - 1), st.integers(0, 999_999_999)),
-    st.builds(
-        msgpack.Timestamp, st.integers(-(2**40), 2**40), st.integers(0, 999_999_999)
-    ),
+    st.builds(msgpack.Timestamp, st.integers(-(2**40), 2**40), st.integers(0, 999_999_999)),
 )
 
 #: Anything a CSCP payload may hold (valid for every peer when it is a map).
@@ -103,4 +99,6 @@ msgpack_frames = st.builds(
 )
 
 frames_lists = st.lists(st.one_of(st.binary(max_size=64), msgpack_frames), max_size=4)
-not_bytes = st.one_of(st.none(), st.integers(), st.text(max_size=4), st.floats(), st.just([]))
+not_bytes: st.SearchStrategy[Any] = st.one_of(
+    st.none(), st.integers(), st.text(max_size=4), st.floats(), st.just([])
+)

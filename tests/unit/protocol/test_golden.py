@@ -17,8 +17,8 @@ import pytest
 from constellation.protocol import (
     NO_PAYLOAD,
     CDTP2Message,
-    CHP1Message,
     ChirpBeacon,
+    CHP1Message,
     CMDP1Log,
     CMDP1Metric,
     CMDP1Notification,
