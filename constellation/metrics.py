@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from constellation.core.states import State
+from constellation.errors import EncodeError
 from constellation.net.loop import TimerHandle
 from constellation.net.ratelimit import RateLimitedWarning
 from constellation.protocol.cmdp1 import CMDP1Metric
@@ -64,7 +65,7 @@ class MetricRegistry:
         self._sat = satellite
         self._metrics: dict[str, Metric] = {}
         self._log = logging.getLogger(f"{satellite.log.name}.monitoring")
-        self._poll_failed = RateLimitedWarning(self._log)
+        self._failures: dict[str, RateLimitedWarning] = {}
         self._running = False
         self.register("STATE", "", "Current state name")
         self.register("RUN_ID", "", "Identifier of the current run")
@@ -84,6 +85,12 @@ class MetricRegistry:
         name = name.upper()
         if not _NAME.match(name):
             raise ValueError(f"metric name '{name}' must be UPPER_SNAKE")
+        if not isinstance(unit, str) or not isinstance(description, str):
+            raise TypeError(f"metric {name}: unit and description must be str")
+        if poll is not None and not callable(poll):
+            raise TypeError(f"metric {name}: poll must be callable")
+        if not interval > 0:
+            raise ValueError(f"metric {name}: interval must be positive, not {interval!r}")
         if name in self._metrics:
             self._cancel(self._metrics[name])
         metric = Metric(name, unit, description, poll, interval, states)
@@ -95,10 +102,15 @@ class MetricRegistry:
         return metric
 
     def topics(self) -> dict[str, str]:
-        return {m.name: m.description for m in self._metrics.values()}
+        """Metric name -> description (the payload of the ``STAT?`` notification)."""
+        return {m.name: m.description for m in list(self._metrics.values())}
 
     def publish_now(self, name: str, value: Any, unit: str | None = None) -> None:
-        """Publish ``value`` for ``name`` now if anybody listens (``None`` is skipped)."""
+        """Publish ``value`` for ``name`` now if anybody listens (``None`` is skipped).
+
+        numpy scalars are sent as plain numbers; a value that cannot travel (a list, bytes...)
+        is reported as a warning and dropped, never raised.
+        """
         publisher = self._sat.monitoring
         if value is None or publisher is None:
             return
@@ -107,16 +119,21 @@ class MetricRegistry:
             return
         metric = self._metrics.get(name)
         unit = unit if unit is not None else (metric.unit if metric else "")
-        publisher.publish(CMDP1Metric(self._sat.canonical_name, name, value, unit))
+        if hasattr(value, "item") and getattr(value, "shape", None) == ():
+            value = value.item()  # numpy scalar or 0-d array -> Python scalar
+        try:
+            publisher.publish(CMDP1Metric(self._sat.canonical_name, name, value, unit))
+        except EncodeError as exc:
+            self._warn(name, "metric %s not sent: %s", name, exc)
 
     def start(self) -> None:
         self._running = True
-        for metric in self._metrics.values():
+        for metric in list(self._metrics.values()):
             self._schedule(metric)
 
     def stop(self) -> None:
         self._running = False
-        for metric in self._metrics.values():
+        for metric in list(self._metrics.values()):
             self._cancel(metric)
 
     def _schedule(self, metric: Metric) -> None:
@@ -141,11 +158,22 @@ class MetricRegistry:
         try:
             value = metric.poll()
         except Exception as exc:
-            self._poll_failed(
-                "metric %s could not be sampled: %s: %s", metric.name, type(exc).__name__, exc
+            self._warn(
+                metric.name,
+                "metric %s could not be sampled: %s: %s",
+                metric.name,
+                type(exc).__name__,
+                exc,
             )
             return
         self.publish_now(metric.name, value)
+
+    def _warn(self, name: str, message: str, *args: object) -> None:
+        """A warning rate-limited per metric, so one broken metric does not hide another."""
+        warning = self._failures.get(name)
+        if warning is None:
+            warning = self._failures[name] = RateLimitedWarning(self._log)
+        warning(message, *args)
 
 
 def _cpu_load() -> float:
@@ -153,7 +181,7 @@ def _cpu_load() -> float:
 
 
 def _mem_avail() -> float:
-    return round(psutil.virtual_memory().available / 2**20, 1)
+    return round(float(psutil.virtual_memory().available) / 2**20, 1)
 
 
 class RateProbe:

@@ -1,11 +1,14 @@
 """Assembly layer: ReceiverSatellite — per-sender run tracking on top of ``net.data``.
 
-The receiver connects to every transmitter of its group (or those in ``_data.receive_from``)
-when a run starts and reads data in ``do_run`` (the worker thread). A pure
-:class:`~constellation.core.run_tracker.RunTracker` checks BOR → DATA → EOR per sender; user code
-gets ``receive_bor``, ``receive_data_batch`` (or ``receive_data``) and ``receive_eor``. On stop
-it drains, waits ``_data.eor_timeout`` for missing EORs and writes a substitute EOR flagged
-ABORTED for every sender that vanished without one.
+The receiver takes data from every transmitter of its group, or only from those listed in
+``_data.receive_from`` (all of which must be discovered before ``launch`` completes). It connects
+its PULL sockets when a run starts and reads them in ``do_run`` (the worker thread). A pure
+:class:`~constellation.core.run_tracker.RunTracker` checks BOR → DATA → EOR per sender: a second
+BOR, or DATA/EOR before the BOR, is a protocol error of that sender (logged, its message dropped,
+the others unaffected); gaps in the sequence numbers make its EOR INCOMPLETE. User code gets
+``receive_bor``, ``receive_data_batch`` (or ``receive_data``) and ``receive_eor``. On stop the
+receiver drains its sockets, waits up to ``_data.eor_timeout`` for missing EORs and then writes a
+substitute EOR flagged ABORTED (INTERRUPTED too when interrupted) for every sender without one.
 """
 
 from __future__ import annotations
@@ -22,21 +25,29 @@ from constellation.core.run_tracker import RunCondition, RunTracker, describe_co
 from constellation.core.states import State
 from constellation.errors import DataProtocolError, DecodeError, TransitionError
 from constellation.metrics import RateProbe
-from constellation.net.data import DataReceiver
+from constellation.net.data import DataReceiver, gc_relief
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent, ServiceId
 from constellation.net.ratelimit import RateLimitedWarning
 from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, split_bor_eor
 from constellation.satellite import Satellite
 
-__all__ = ["ReceiverSatellite"]
+__all__ = ["LAUNCH_DISCOVERY_TIMEOUT", "ReceiverSatellite"]
 
 _RUN_METRIC_STATES = frozenset({State.RUN, State.stopping})
 #: How long ``launching`` waits for the transmitters of ``_data.receive_from`` to be found.
-LAUNCH_DISCOVERY_TIMEOUT = 5.0
+LAUNCH_DISCOVERY_TIMEOUT = 3.0
+#: After ``stop``, the receiver gives up on missing EORs after this many ``eor_timeout``s even
+#: if data still flows (a transmitter that never stops).
+_MAX_EOR_WAIT_FACTOR = 6
+_POLL_MS = 50
 
 
 class ReceiverSatellite(Satellite):
-    """A satellite that receives the runs of transmitters."""
+    """A satellite that receives the runs of transmitters.
+
+    Override the ``receive_*`` callbacks; they run in the worker thread, one at a time. The
+    framework's receive loop is :meth:`do_run`; a subclass that overrides it must call it.
+    """
 
     handles_data = True
 
@@ -45,52 +56,54 @@ class ReceiverSatellite(Satellite):
         self._data_services: dict[str, DiscoveredService] = {}
         self._services_changed = threading.Condition()
         self._receiver: DataReceiver | None = None
+        self._receiver_lock = threading.Lock()
         self.tracker = RunTracker()
+        #: Records and DATA-message bytes received in the current (or last) run.
         self.rx_records = 0
         self.rx_bytes = 0
         self._protocol_warning = RateLimitedWarning(self.log.getChild("data"))
-        self.metrics.register(
-            "RX_RECORDS",
-            "",
-            "Records received in this run",
-            lambda: self.rx_records,
-            5.0,
-            _RUN_METRIC_STATES,
-        )
-        self.metrics.register(
-            "RX_BYTES",
-            "B",
-            "Message bytes received in this run",
-            lambda: self.rx_bytes,
-            5.0,
-            _RUN_METRIC_STATES,
-        )
-        self._rate_probe = RateProbe()
-        self.metrics.register(
-            "RX_RATE",
-            "Hz",
-            "Records received per second",
-            lambda: self._rate_probe.rate(self.rx_records),
-            5.0,
-            _RUN_METRIC_STATES,
-        )
+        self._register_metrics()
+
+    def _register_metrics(self) -> None:
+        records_rate, bytes_rate = RateProbe(), RateProbe()
+        for name, unit, doc, poll in (
+            ("RX_RECORDS", "", "Records received in this run", lambda: self.rx_records),
+            ("RX_BYTES", "B", "Bytes of DATA messages received in this run", lambda: self.rx_bytes),
+            (
+                "RX_RATE",
+                "Hz",
+                "Records received per second",
+                lambda: records_rate.rate(self.rx_records),
+            ),
+            (
+                "RX_BYTE_RATE",
+                "B/s",
+                "Bytes received per second",
+                lambda: bytes_rate.rate(self.rx_bytes),
+            ),
+        ):
+            self.metrics.register(name, unit, doc, poll, 5.0, _RUN_METRIC_STATES)
 
     # --- user callbacks (worker thread) -------------------------------------------------------
     def receive_bor(self, sender: str, user_tags: dict[str, Any], config: dict[str, Any]) -> None:
-        """A transmitter began its run."""
+        """``sender`` began its run: its BOR tags and its full configuration."""
 
     def receive_data(self, sender: str, record: DataRecord) -> None:
-        """One record of ``sender``."""
+        """One record of ``sender`` (``record.sequence``, ``.tags``, ``.blocks``)."""
 
     def receive_data_batch(self, sender: str, records: Sequence[DataRecord]) -> None:
-        """Many records of ``sender`` at once (default: ``receive_data`` for each)."""
+        """The records of one DATA message of ``sender`` (default: ``receive_data`` each)."""
         for record in records:
             self.receive_data(sender, record)
 
     def receive_eor(
         self, sender: str, user_tags: dict[str, Any], run_metadata: dict[str, Any]
     ) -> None:
-        """A transmitter ended its run (or vanished: then ``run_metadata['substitute']``)."""
+        """``sender`` ended its run; ``run_metadata`` carries the condition with our flags.
+
+        For a sender that vanished without EOR this is called with a substitute (the key
+        ``substitute`` is True, the condition includes ABORTED).
+        """
 
     # --- discovery of transmitters --------------------------------------------------------------
     def _announce(self) -> None:
@@ -107,15 +120,15 @@ class ReceiverSatellite(Satellite):
         with self._services_changed:
             if event is DiscoveryEvent.ADDED:
                 self._data_services[key] = service
-            else:
-                self._data_services.pop(key, None)
+            elif self._data_services.get(key) == service:
+                del self._data_services[key]
             self._services_changed.notify_all()
-        receiver = self._receiver
-        if receiver is not None and self._wanted(service.name):
-            if event is DiscoveryEvent.ADDED:
+        # A departure does not close the socket: what the sender queued is still read, and
+        # ZeroMQ reconnects if it comes back at the same place.
+        with self._receiver_lock:
+            receiver = self._receiver
+            if receiver is not None and event is DiscoveryEvent.ADDED and self._wanted(key):
                 receiver.connect(service)
-            else:
-                receiver.disconnect(service.name)
 
     def _framework_launch(self) -> None:
         wanted = self.framework.data.receive_from
@@ -136,6 +149,7 @@ class ReceiverSatellite(Satellite):
 
     # --- run ------------------------------------------------------------------------------------
     def _framework_start(self, run_id: str) -> None:
+        self._close_receiver()  # left open by a failed run
         self.tracker = RunTracker()
         self.rx_records = self.rx_bytes = 0
         receiver = DataReceiver(zmq.Context.instance())
@@ -143,46 +157,61 @@ class ReceiverSatellite(Satellite):
             services = [s for s in self._data_services.values() if self._wanted(s.name)]
         for service in services:
             receiver.connect(service)
-        self._receiver = receiver
+        with self._receiver_lock:
+            self._receiver = receiver
+        gc_relief.acquire()
 
     def do_run(self, run_id: str) -> str | None:
         """The framework's receive loop: runs until stopped and every EOR is in (or timed out)."""
         receiver = self._receiver
-        assert receiver is not None
+        if receiver is None:
+            return None
         eor_timeout = self.framework.data.eor_timeout
+        dispatch = self._dispatch
+        stop_event = self._stop_event
         last_activity = time.monotonic()
         stop_seen: float | None = None
-        while self.state is not State.ERROR:
-            items = receiver.poll(50)
+        while self.state is not State.ERROR and not self._closed:
+            received = False
+            for message, size in receiver.poll(_POLL_MS):
+                dispatch(message, size)
+                received = True
+                if self._closed:
+                    break
             now = time.monotonic()
-            for message, size in items:
-                self._dispatch(message, size, now)
+            if received:
                 last_activity = now
-            if self.stop_requested():
+            if stop_event.is_set():
                 if stop_seen is None:
                     stop_seen = now
                 if not self.tracker.pending_eor():
                     break
                 if now - max(stop_seen, last_activity) > eor_timeout:
                     break
+                if now - stop_seen > _MAX_EOR_WAIT_FACTOR * eor_timeout:
+                    break
         return None
 
-    def _dispatch(self, message: CDTP2Message, size: int, now: float) -> None:
+    def _dispatch(self, message: CDTP2Message, size: int) -> None:
         sender = message.sender
-        self.rx_bytes += size
         try:
-            if message.msg_type == CDTPType.DATA:
-                self.tracker.on_data_fast(sender, message.records, now)
-                self.rx_records += len(message.records)
-                self.receive_data_batch(sender, message.records)
-            elif message.msg_type == CDTPType.BOR:
+            if message.msg_type is CDTPType.DATA:
+                records = message.records
+                self.tracker.on_data_fast(sender, records, time.monotonic())
+                self.rx_records += len(records)
+                self.rx_bytes += size
+                self.receive_data_batch(sender, records)
+            elif message.msg_type is CDTPType.BOR:
                 user_tags, config = split_bor_eor(message)
-                self.tracker.on_bor(sender, user_tags, config, now)
+                self.tracker.on_bor(sender, user_tags, config, time.monotonic())
                 self.log.getChild("data").info("BOR from %s", sender)
                 self.receive_bor(sender, user_tags, config)
             else:
                 user_tags, metadata = split_bor_eor(message)
-                metadata = self.tracker.on_eor(sender, user_tags, metadata, now)
+                self._sync_flags()
+                metadata = self._with_own_flags(
+                    self.tracker.on_eor(sender, user_tags, metadata, time.monotonic())
+                )
                 self.log.getChild("data").info(
                     "EOR from %s: %s records, condition %s",
                     sender,
@@ -191,23 +220,41 @@ class ReceiverSatellite(Satellite):
                 )
                 self.receive_eor(sender, user_tags, metadata)
         except (DataProtocolError, DecodeError) as exc:
-            self._protocol_warning("data from %s dropped: %s", sender, exc)
+            self._protocol_warning("message from %s dropped: %s", sender, exc)
+
+    def _sync_flags(self) -> None:
+        """Pass a DEGRADED mark of this satellite's run on to the tracker."""
+        if self.run_condition & RunCondition.DEGRADED and not self.tracker.degraded:
+            self.tracker.mark_degraded()
+
+    def _with_own_flags(self, metadata: dict[str, Any], extra: int = 0) -> dict[str, Any]:
+        """OR this run's TAINTED mark (and ``extra``) into EOR run metadata."""
+        added = extra | (self.run_condition & RunCondition.TAINTED)
+        code = metadata.get("condition_code", 0)
+        if added and isinstance(code, int) and code | added != code:
+            metadata["condition_code"] = code | added
+            metadata["condition"] = describe_condition(code | added)
+        return metadata
 
     def _finish_run(self, interrupted: bool) -> None:
-        """Make substitute EORs for senders that sent none, then close the data sockets."""
+        """Substitute EORs for senders that sent none, then close the data sockets."""
+        self._sync_flags()
+        extra = RunCondition.INTERRUPTED if interrupted else 0
         for sender in self.tracker.pending_eor():
             metadata = self.tracker.substitute_eor(sender, self.run_id, datetime.now(timezone.utc))
-            if interrupted:
-                code = int(metadata.get("condition_code", 0)) | RunCondition.INTERRUPTED
-                metadata["condition_code"] = code
-                metadata["condition"] = describe_condition(code)
+            metadata = self._with_own_flags(metadata, extra)
             self.log.getChild("data").warning(
                 "no EOR from %s: substitute EOR with condition %s", sender, metadata["condition"]
             )
             self.receive_eor(sender, {}, metadata)
-        if self._receiver is not None:
-            self._receiver.close()
-            self._receiver = None
+        self._close_receiver()
+
+    def _close_receiver(self) -> None:
+        with self._receiver_lock:
+            receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            receiver.close()
+            gc_relief.release()
 
     def _framework_stop(self) -> None:
         self._finish_run(interrupted=self.state is State.interrupting)
@@ -215,10 +262,22 @@ class ReceiverSatellite(Satellite):
         self.metrics.publish_now("RX_BYTES", self.rx_bytes)
 
     def _framework_failure(self, previous: State) -> None:
-        # The receive loop in do_run sees ERROR and returns; its sockets are closed on close().
+        # The receive loop in do_run sees ERROR and returns; the sockets are closed by the next
+        # start, or by close().
         self._stop_event.set()
 
     def _close_extra(self) -> None:
-        if self._receiver is not None:
-            self._receiver.close()
-            self._receiver = None
+        # Called from any thread: the receive loop notices ``_closed`` within one poll.
+        if not self._worker_idle(2.0):
+            self.log.warning("receive loop still running at close; data sockets left open")
+            return
+        self._close_receiver()
+
+    def _worker_idle(self, timeout: float) -> bool:
+        """Wait until the worker thread finished its current job (the receive loop)."""
+        done = threading.Event()
+        try:
+            self._worker.submit(done.set)
+        except RuntimeError:  # executor already shut down
+            return True
+        return done.wait(timeout)

@@ -475,10 +475,10 @@ class Satellite:
     # ------------------------------------------------------------------------------------------
     def _begin(self, command: Command, job: Callable[[], str | None]) -> CommandResult:
         before = self.state
-        self.fsm.begin(command)
+        transitional = self.fsm.begin(command)
         if command in (Command.stop, Command.interrupt):
             self._stop_event.set()
-        self._worker.submit(self._run_job, command, before, job)
+        self._worker.submit(self._run_job, command, before, transitional, job)
         return CommandResult("transitioning", command.value)
 
     def _job_for(self, command: Command) -> Callable[[], str | None]:
@@ -490,25 +490,35 @@ class Satellite:
         }
         return jobs[command]
 
-    def _run_job(self, command: Command, before: State, job: Callable[[], str | None]) -> None:
-        transitional = self.state
+    def _run_job(
+        self, command: Command, before: State, transitional: State, job: Callable[[], str | None]
+    ) -> None:
+        if self.state is not transitional:
+            return  # failed before the job could begin
         try:
             self.autonomy.await_conditions(command)
+            if self.state is not transitional:
+                return  # failed while waiting for the peers
             status = job()
         except Exception as exc:
             self.fail(_reason(exc), exc)
             return
         if self.state is not transitional:
             return  # failed or interrupted meanwhile
-        self.fsm.complete()
         if command is Command.start:
-            self._set_transition_status(status, f"Run {self.run_id} started")
-            self._run_loop()
+            default = f"Run {self.run_id} started"
         else:
             default = _DEFAULT_STATUS[command].format(
                 before=before.name, reason=self._interrupt_reason
             )
-            self._set_transition_status(status, default)
+        # Set before completing, so the extrasystole of the new state carries this status.
+        self._set_transition_status(status, default)
+        try:
+            self.fsm.complete()
+        except InvalidStateError:
+            return  # failed at this very moment
+        if command is Command.start:
+            self._run_loop()
 
     def _set_transition_status(self, hook_status: str | None, default: str) -> None:
         text = hook_status if isinstance(hook_status, str) and hook_status else default
@@ -572,10 +582,11 @@ class Satellite:
         try:
             status = self._hook("do_run", self.run_id)
         except Exception as exc:
-            self.fail(_reason(exc), exc)
+            if self.state is not State.ERROR:  # else a consequence of the failure: keep its status
+                self.fail(_reason(exc), exc)
             return
-        if status:
-            self._status = status
+        if status and self.state is State.RUN:
+            self._status = status  # after stop, interrupt or failure their own status wins
 
     def _job_stop(self) -> str | None:
         self._framework_stop()
@@ -602,11 +613,11 @@ class Satellite:
             return False
         try:
             self.interrupted_from = state
+            self._interrupt_reason = reason  # read by the job, so set before it can run
             self._begin(Command.interrupt, self._job_interrupt)
         except InvalidStateError:
             return False
         self.log.warning("interrupting: %s", reason)
-        self._interrupt_reason = reason
         return True
 
     def fail(self, reason: str, error: BaseException | None = None) -> None:
@@ -660,7 +671,7 @@ class Satellite:
         self._last_changed = datetime.now(timezone.utc)
         self.log.getChild("fsm").info("state %s -> %s", old.name, new.name)
         if self._heartbeat is not None:
-            self._heartbeat.extrasystole()
+            self._heartbeat.extrasystole(HeartbeatState(int(new), self.role.flags, self._status))
         self.metrics.publish_now("STATE", new.name)
         self.autonomy.state_changed()
 

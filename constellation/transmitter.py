@@ -2,15 +2,15 @@
 
 User code only makes records in ``do_run`` with :meth:`TransmitterSatellite.send_record`; the
 framework sends the BOR (``bor_tags`` + the effective configuration) after ``do_starting`` and
-the EOR (``eor_tags`` + run metadata) after ``do_stopping``, and fails the run to ERROR when the
-receiver does not keep up.
+before ``do_run``, drains the send queue when ``do_run`` returns, and sends the EOR
+(``eor_tags`` + run metadata) after ``do_stopping``. A receiver that does not keep up blocks
+``send_record`` up to ``_data.data_timeout`` and then fails the run to ERROR; records are never
+dropped silently.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,10 +30,44 @@ from constellation.satellite import Satellite
 __all__ = ["TransmitterSatellite"]
 
 _RUN_METRIC_STATES = frozenset({State.RUN, State.stopping})
+#: Shared tag map of records sent without tags (never modified).
+_NO_TAGS: dict[str, Any] = {}
+_ndarray = np.ndarray
 
 
 def _dtype_tag(dtype: np.dtype[Any]) -> str:
+    """The ``dtype`` tag of an array: its name, with the byte order where it matters."""
     return dtype.name if dtype.byteorder in ("=", "|") else dtype.str
+
+
+def _prepare(
+    blocks: Any, tags: dict[str, Any] | None
+) -> tuple[dict[str, Any], tuple[Any, ...], int]:
+    """(tags, blocks, block bytes) of a record; the general path of ``send_record``."""
+    if isinstance(blocks, (bytes, bytearray, memoryview, _ndarray)):
+        blocks = (blocks,)
+    elif isinstance(blocks, str):
+        raise TypeError("a block must be bytes-like or a numpy array, not str")
+    else:
+        blocks = tuple(blocks)  # a snapshot: the caller may reuse its list
+    record_tags = dict(tags) if tags else {}
+    nbytes = 0
+    for block in blocks:
+        if isinstance(block, _ndarray):
+            if block.dtype.hasobject:
+                raise TypeError("numpy arrays of Python objects cannot be sent as blocks")
+            if "dtype" not in record_tags:
+                record_tags["dtype"] = _dtype_tag(block.dtype)
+            nbytes += block.nbytes
+        elif isinstance(block, (bytes, bytearray)):
+            nbytes += len(block)
+        elif isinstance(block, memoryview):
+            nbytes += block.nbytes
+        else:
+            raise TypeError(
+                f"a block must be bytes-like or a numpy array, not {type(block).__name__}"
+            )
+    return record_tags or _NO_TAGS, blocks, nbytes
 
 
 class TransmitterSatellite(Satellite):
@@ -49,54 +83,66 @@ class TransmitterSatellite(Satellite):
         self.bor_tags: dict[str, Any] = {}
         #: Tags of the end-of-run message; set them in ``do_stopping``.
         self.eor_tags: dict[str, Any] = {}
+        self._sender: DataSender | None = None  # set while records may be sent
         self._bor_sent = False
         self._eor_sent = False
         self._time_start = datetime.now(timezone.utc)
-        self._abort_lock = threading.Lock()
-        self.metrics.register(
-            "TX_RECORDS", "", "Records sent in this run", self._tx_records, 5.0, _RUN_METRIC_STATES
-        )
-        self.metrics.register(
-            "TX_BYTES", "B", "Block bytes sent in this run", self._tx_bytes, 5.0, _RUN_METRIC_STATES
-        )
-        self._rate_probe = RateProbe()
-        self.metrics.register(
-            "TX_RATE",
-            "Hz",
-            "Records sent per second",
-            lambda: self._rate_probe.rate(self._tx_records()),
-            5.0,
-            _RUN_METRIC_STATES,
-        )
+        self._eor_lock = threading.Lock()
+        self._register_metrics()
+
+    def _register_metrics(self) -> None:
+        records_rate, bytes_rate = RateProbe(), RateProbe()
+        for name, unit, doc, poll in (
+            ("TX_RECORDS", "", "Records sent in this run", self._tx_records),
+            ("TX_BYTES", "B", "Bytes of DATA messages sent in this run", self._tx_bytes),
+            (
+                "TX_RATE",
+                "Hz",
+                "Records sent per second",
+                lambda: records_rate.rate(self._tx_records()),
+            ),
+            (
+                "TX_BYTE_RATE",
+                "B/s",
+                "Bytes sent per second",
+                lambda: bytes_rate.rate(self._tx_bytes()),
+            ),
+        ):
+            self.metrics.register(name, unit, doc, poll, 5.0, _RUN_METRIC_STATES)
 
     # --- user API -------------------------------------------------------------------------------
-    def send_record(self, blocks: Any | Sequence[Any], tags: dict[str, Any] | None = None) -> int:
-        """Queue one record and return its sequence number.
+    def send_record(self, blocks: Any, tags: dict[str, Any] | None = None) -> int:
+        """Queue one record and return its sequence number (1, 2, ... in each run).
 
-        ``blocks`` is one block or a list of blocks: bytes, bytearray, memoryview or numpy
-        arrays. A numpy array is sent without copying it here (do not modify it afterwards) and
-        its dtype is recorded in the ``dtype`` tag. Blocks while the queue is full, up to
-        ``_data.data_timeout``, then raises DataTimeoutError (the run fails to ERROR).
+        ``blocks`` is one block or a sequence of blocks: bytes, bytearray, memoryview or numpy
+        arrays. Blocks are sent as they are, without a copy: do not modify them afterwards. The
+        dtype of a numpy array is recorded in the ``dtype`` tag (unless ``tags`` sets it).
+        Blocks while the send queue is full, up to ``_data.data_timeout``, then raises
+        :class:`~constellation.errors.DataTimeoutError` (the run fails to ERROR). Returns 0,
+        sending nothing, when ``_data.disable_transmission`` is set.
         """
-        if self.data is None or not self.data.running:
-            if self.framework.data.disable_transmission and self.state is State.RUN:
-                return 0
-            raise DataTimeoutError("records can only be sent while running")
-        if isinstance(blocks, (bytes, bytearray, memoryview, np.ndarray)):
-            blocks = (blocks,)
-        record_tags = dict(tags) if tags else {}
-        nbytes = 0
-        for block in blocks:
-            if isinstance(block, np.ndarray):
-                record_tags.setdefault("dtype", _dtype_tag(block.dtype))
-                nbytes += block.nbytes
-            else:
-                nbytes += len(block) if not isinstance(block, memoryview) else block.nbytes
-        return self.data.add(record_tags, blocks, nbytes)
+        sender = self._sender
+        if sender is None:
+            return self._not_sending()
+        kind = type(blocks)
+        if kind is bytes and not tags:
+            return sender.add(_NO_TAGS, (blocks,), len(blocks))
+        if kind is tuple and not tags and len(blocks) == 1 and type(blocks[0]) is bytes:
+            return sender.add(_NO_TAGS, blocks, len(blocks[0]))
+        return sender.add(*_prepare(blocks, tags))
 
     def can_send_record(self) -> bool:
         """True if :meth:`send_record` would not block now (for code that prefers to drop)."""
-        return self.data is not None and self.data.running and self.data.can_send()
+        sender = self._sender
+        return sender is not None and sender.can_send()
+
+    def _not_sending(self) -> int:
+        if self.framework.data.disable_transmission and self.state is State.RUN:
+            return 0
+        data = self.data
+        if data is not None and data.error is not None:
+            raise DataTimeoutError(str(data.error))
+        raise DataTimeoutError("records can only be sent in do_run")
 
     # --- framework --------------------------------------------------------------------------
     def _announce_extra(self, discovery: Discovery) -> None:
@@ -110,6 +156,7 @@ class TransmitterSatellite(Satellite):
         discovery.announce(ServiceId.DATA, self.data.port)
 
     def _on_send_error(self, exc: BaseException) -> None:
+        self._sender = None
         self.fail(f"{type(exc).__name__} in data sending: {exc}", exc)
 
     def _framework_initialize(self, config: Configuration) -> None:
@@ -125,20 +172,20 @@ class TransmitterSatellite(Satellite):
     def _framework_start(self, run_id: str) -> None:
         assert self.data is not None
         self._bor_sent = self._eor_sent = False
+        self._sender = None
         self._time_start = datetime.now(timezone.utc)
         if self.framework.data.disable_transmission:
             return
-        config = self.config.effective()
-        self.data.send_message(
-            make_bor(self.canonical_name, dict(self.bor_tags), config),
-            self.framework.data.bor_timeout,
-        )
+        bor = make_bor(self.canonical_name, dict(self.bor_tags), self.config.effective())
+        self.data.send_message(bor, self.framework.data.bor_timeout)
         self._bor_sent = True
         self.data.begin_run()
+        self._sender = self.data
 
     def _framework_stop(self) -> None:
+        self._sender = None
         if self.data is not None and self._bor_sent:
-            self.data.end_run(self.framework.data.data_timeout)
+            self.data.end_run()  # everything queued goes out before the EOR
 
     def _framework_stopped(self, condition: RunCondition) -> None:
         self.metrics.publish_now("TX_RECORDS", self._tx_records())
@@ -147,6 +194,14 @@ class TransmitterSatellite(Satellite):
             self._send_eor(condition, self.framework.data.eor_timeout)
 
     def _send_eor(self, condition: RunCondition, timeout: float) -> None:
+        """Send the EOR once (the worker thread and the abort thread may both try)."""
+        with self._eor_lock:
+            if self._eor_sent:
+                return
+            self._eor_sent = True
+            self._send_eor_message(condition, timeout)
+
+    def _send_eor_message(self, condition: RunCondition, timeout: float) -> None:
         assert self.data is not None
         metadata = make_run_metadata(
             self.run_id,
@@ -157,10 +212,8 @@ class TransmitterSatellite(Satellite):
             self.version,
             license=self.framework.data.license,
         )
-        self._eor_sent = True
-        self.data.send_message(
-            make_eor(self.canonical_name, dict(self.eor_tags), metadata), timeout
-        )
+        eor = make_eor(self.canonical_name, dict(self.eor_tags), metadata)
+        self.data.send_message(eor, timeout)
         self.log.getChild("data").info(
             "run %s: %d records sent, condition %s",
             self.run_id,
@@ -169,26 +222,28 @@ class TransmitterSatellite(Satellite):
         )
 
     def _framework_failure(self, previous: State) -> None:
+        self._sender = None
         if self._bor_sent and not self._eor_sent:
             threading.Thread(
                 target=self._abort_run, name=f"{self.canonical_name}-abort", daemon=True
             ).start()
 
     def _abort_run(self) -> None:
-        """Best effort after a failure: flush briefly and send an ABORTED EOR."""
-        with self._abort_lock:
-            if self._eor_sent or self.data is None:
-                return
-            with contextlib.suppress(DataTimeoutError):
-                self.data.end_run(1.0)
-            try:
-                self._send_eor(
-                    self.run_condition | RunCondition.ABORTED | RunCondition.TAINTED, 1.0
-                )
-            except Exception as exc:
-                self.log.warning("could not send the end-of-run after the failure: %s", exc)
+        """After a failure: drop the queue and try to send an ABORTED|TAINTED EOR."""
+        if self._eor_sent or self.data is None:
+            return
+        self.data.abort()
+        if self.data.running:
+            self.log.warning("no end-of-run sent: the data sender thread did not stop")
+            return
+        condition = self.run_condition | RunCondition.ABORTED | RunCondition.TAINTED
+        try:
+            self._send_eor(condition, 1.0)
+        except Exception as exc:
+            self.log.warning("could not send the end-of-run after the failure: %s", exc)
 
     def _close_extra(self) -> None:
+        self._sender = None
         if self.data is not None:
             self.data.close()
 

@@ -3,16 +3,21 @@
 Level 1 is the satellite type, level 2 the satellite name, then its parameters. ``_default`` at
 level 1 applies to every satellite, ``<Type>._default`` to every satellite of that type; the
 satellite's own values win over the type default, which wins over the global default, merged
-key by key. Types, names and keys are case-insensitive. ``$_{VAR}`` is resolved here, when the
-file is read; ``${VAR}`` is left for the satellite's host.
+key by key. Types, names and keys are case-insensitive; dotted keys (``"_data.bor_timeout"``)
+and the old flat framework spellings (``_role``) are the same keys as their sectioned forms.
+``$_{VAR}`` is resolved here, when the file is read; ``${VAR}`` is left for the satellite.
+
+Every problem found while reading, checking or merging a file raises :class:`ConfigFileError`,
+whose message reads ``<file>:<line>:<column>: key '<path>': <reason>`` (line and column where
+they are known).
 """
 
 from __future__ import annotations
 
-import copy
+import datetime as dt
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,125 +29,395 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from constellation.core.config import normalize_framework_keys
 from constellation.errors import ConfigError
+from constellation.protocol.common import validate_name
 
-__all__ = ["ControllerConfig", "load_config", "merge_sections"]
+__all__ = [
+    "DEFAULT",
+    "ConfigFileError",
+    "ControllerConfig",
+    "config_warnings",
+    "load_config",
+    "merge_sections",
+    "read_file",
+]
 
 DEFAULT = "_default"
 _CONTROLLER_VAR = re.compile(r"\$_\{(\w+)(?::-([^}]*))?\}")
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_AT_END = re.compile(r"\s*\(at end of document\)\s*$")
 
 
-def merge_sections(*sections: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge nested maps key by key; later sections win, keys compare case-insensitively."""
-    result: dict[str, Any] = {}
-    for section in sections:
-        for key, value in section.items():
-            low = key.lower()
-            if isinstance(value, Mapping) and isinstance(result.get(low), dict):
-                result[low] = merge_sections(result[low], value)
-            elif isinstance(value, Mapping):
-                result[low] = merge_sections(value)
-            else:
-                result[low] = copy.deepcopy(value)
-    return result
+class ConfigFileError(ConfigError):
+    """A configuration file (or mapping) cannot be used.
+
+    ``source`` names the file (``<mapping>`` for a Python mapping), ``key`` the dotted key path
+    as written, ``line``/``column`` (1-based) where the problem is, when known.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        key: str,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.source = source
+        self.line = line
+        self.column = column
+        super().__init__(key, message)
+        where = source
+        if line is not None:
+            where += f":{line}" + (f":{column}" if column is not None else "")
+        self.args = (f"{where}: {super().__str__()}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
-def _resolve_controller_vars(value: Any, path: str, environ: Mapping[str, str]) -> Any:
+# --- positions of keys in the source text ----------------------------------------------------
+class _Positions:
+    """Line numbers of the keys of a file, looked up by their dotted, lower-cased path."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[int]] = {}
+        self._entries: list[tuple[int, str]] = []  # (line, display path) in file order
+
+    def add(self, parts: Iterable[str], line: int) -> None:
+        parts = list(parts)
+        self._lines.setdefault(".".join(parts).lower(), []).append(line)
+        self._entries.append((line, ".".join(parts)))
+
+    def line(self, path: str, last: bool = False, nth: int = 0) -> int | None:
+        """Line of ``path`` (or of its closest enclosing section that has one).
+
+        A key given several times (``[[array]]`` tables, duplicates) has several lines: the
+        ``nth`` one is returned, or the last one with ``last``.
+        """
+        parts = path.lower().split(".")
+        while parts:
+            lines = self._lines.get(".".join(parts))
+            if lines:
+                return lines[-1] if last else lines[min(nth, len(lines) - 1)]
+            parts.pop()
+        return None
+
+    def key_at(self, line: int) -> str:
+        """The key defined on ``line``, or else the last one before it ('' if none)."""
+        best = ""
+        for entry_line, path in self._entries:
+            if entry_line > line:
+                break
+            best = path
+        return best
+
+
+_TOML_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(text: str, pos: int) -> tuple[list[str], int]:
+    """Parse a (dotted, possibly quoted) TOML key at ``pos``; returns the parts and end."""
+    parts: list[str] = []
+    while True:
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if pos < len(text) and text[pos] in "\"'":
+            quote = text[pos]
+            end = pos + 1
+            while end < len(text) and text[end] != quote:
+                end += 2 if quote == '"' and text[end] == "\\" else 1
+            parts.append(text[pos + 1 : end])
+            pos = end + 1
+        else:
+            match = _TOML_BARE.match(text, pos)
+            if match is None:
+                return parts, pos
+            parts.append(match.group())
+            pos = match.end()
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if pos < len(text) and text[pos] == ".":
+            pos += 1
+            continue
+        return parts, pos
+
+
+def _toml_positions(text: str) -> _Positions:
+    """Tolerant line scanner for TOML: table headers and ``key =`` lines."""
+    positions = _Positions()
+    table: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            start = 2 if line.startswith("[[") else 1
+            parts, _ = _toml_key(line, start)
+            if parts:
+                table = parts
+                positions.add(table, number)
+            continue
+        parts, end = _toml_key(line, 0)
+        if parts and line[end : end + 1] == "=":
+            positions.add([*table, *parts], number)
+    return positions
+
+
+_YAML_KEY = re.compile(r"""^(\s*)(?:-\s+)?("[^"]*"|'[^']*'|[^\s#'"][^:#]*?)\s*:(?:\s|$)""")
+
+
+def _yaml_line_positions(text: str) -> _Positions:
+    """Tolerant indentation scanner for YAML (used when the file does not parse)."""
+    positions = _Positions()
+    stack: list[tuple[int, str]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        match = _YAML_KEY.match(raw)
+        if match is None:
+            continue
+        indent, key = len(match.group(1).expandtabs(8)), match.group(2).strip("\"'")
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, key))
+        positions.add([k for _, k in stack], number)
+    return positions
+
+
+def _yaml_node_positions(node: Any, positions: _Positions, source: str, path: list[str]) -> None:
+    """Record key lines of a composed YAML node tree; reject duplicate and non-string keys."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        column = key_node.start_mark.column + 1
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = key_node.value
+        dotted = ".".join([*path, str(key)])
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            raise ConfigFileError(source, dotted, "keys must be strings", line, column)
+        # Types (level 1) may be spelled in two cases: their tables merge like TOML tables.
+        seen_key = key.lower() if path else key
+        if seen_key in seen:
+            raise ConfigFileError(
+                source,
+                dotted,
+                f"duplicate key (keys are case-insensitive; first given on line {seen[seen_key]})",
+                line,
+                column,
+            )
+        seen[seen_key] = line
+        positions.add([*path, key], line)
+        _yaml_node_positions(value_node, positions, source, [*path, key])
+
+
+# --- parsing -------------------------------------------------------------------------------
+def _parse_toml(text: str, source: str) -> tuple[dict[str, Any], _Positions]:
+    positions = _toml_positions(text)
+    try:
+        return tomllib.loads(text), positions
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        line: int | None = None
+        column: int | None = None
+        found = _TOML_POSITION.search(message)
+        if found:
+            line, column = int(found.group(1)), int(found.group(2))
+            message = message[: found.start()]
+        elif _TOML_AT_END.search(message):
+            line = max(1, len(text.splitlines()))
+            message = _TOML_AT_END.sub("", message)
+        key = positions.key_at(line) if line is not None else ""
+        raise ConfigFileError(source, key, f"invalid TOML: {message}", line, column) from None
+
+
+def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], _Positions]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        context_mark = getattr(exc, "context_mark", None)
+        mark = mark or context_mark
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        if context and context_mark is not None:
+            reason = f"{context} (from line {context_mark.line + 1}): {reason}"
+        elif context:
+            reason = f"{context}: {reason}"
+        key_line = context_mark.line + 1 if context_mark is not None else line
+        key = _yaml_line_positions(text).key_at(key_line) if key_line is not None else ""
+        raise ConfigFileError(source, key, f"invalid YAML: {reason}", line, column) from None
+    positions = _Positions()
+    if data is None:
+        return {}, positions
+    if not isinstance(data, dict):
+        raise ConfigFileError(source, "", "the top level must be a table of satellite types", 1)
+    _yaml_node_positions(node, positions, source, [])
+    return data, positions
+
+
+def _parse_file(path: Path) -> tuple[dict[str, Any], _Positions]:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(source, "", f"cannot read the file: {exc}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return _parse_toml(text, source)
+    if suffix in (".yaml", ".yml"):
+        return _parse_yaml(text, source)
+    raise ConfigFileError(source, "", "unknown configuration format (use .toml, .yaml or .yml)")
+
+
+def read_file(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, Any], Callable[..., int | None]]:
+    """Parse a TOML or YAML file: its content and ``line_of(dotted_key, nth=0)``, the line
+    of a key (of its ``nth`` occurrence for keys of ``[[array]]`` tables), or None.
+
+    Raises :class:`ConfigFileError` (file, key, line) when the file cannot be read or parsed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigFileError(str(path), "", "file not found")
+    raw, positions = _parse_file(path)
+    return raw, positions.line
+
+
+# --- checking and merging --------------------------------------------------------------------
+def _resolve_controller_vars(value: Any, path: str, environ: Mapping[str, str], err: Any) -> Any:
     if isinstance(value, Mapping):
         return {
-            k: _resolve_controller_vars(v, f"{path}.{k}" if path else str(k), environ)
-            for k, v in value.items()
+            k: _resolve_controller_vars(v, f"{path}.{k}", environ, err) for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_resolve_controller_vars(v, path, environ) for v in value]
+        return [_resolve_controller_vars(v, path, environ, err) for v in value]
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date | dt.time):
+        raise err(path, f"{type(value).__name__} values cannot be sent; use a string")
     if not isinstance(value, str):
         return value
+    if value.count("$_{") != len(_CONTROLLER_VAR.findall(value)):
+        raise err(path, f"malformed controller variable reference in {value!r}")
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name in environ:
-            return environ[name]
+        found = environ.get(name)
+        if found:
+            return found
         if default is not None:
             return default
-        raise ConfigError(path, f"environment variable '{name}' is not set on the controller")
+        if found is not None:
+            return found
+        raise err(
+            path, f"environment variable '{name}' ($_{{{name}}}) is not set on the controller"
+        )
 
     return _CONTROLLER_VAR.sub(replace, value)
 
 
-def _lower_keys_checked(data: Mapping[str, Any], source: str, path: str = "") -> dict[str, Any]:
+def merge_sections(*sections: Mapping[str, Any], names: Iterable[str] = ()) -> dict[str, Any]:
+    """Merge canonical (lower-cased, nested) sections key by key; later sections win.
+
+    A key that is a section in one and a value in another is a :class:`ConfigError`;
+    ``names`` labels the sections in that message.
+    """
+    labels = list(names)
     result: dict[str, Any] = {}
-    for key, value in data.items():
-        if not isinstance(key, str):
-            raise ConfigError(f"{path}{key}", f"{source}: keys must be strings")
-        low = key.lower()
-        full = f"{path}{key}"
-        if low in result:
-            raise ConfigError(full, f"{source}: duplicate key (keys are case-insensitive)")
-        result[low] = (
-            _lower_keys_checked(value, source, f"{full}.") if isinstance(value, Mapping) else value
-        )
+    origin: dict[str, str] = {}
+    for index, section in enumerate(sections):
+        label = labels[index] if index < len(labels) else f"section {index + 1}"
+        _merge_into(result, section, (), label, origin)
     return result
 
 
-def _parse_file(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    suffix = path.suffix.lower()
-    if suffix == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("", f"{path}: invalid TOML: {exc}") from exc
-    if suffix in (".yaml", ".yml"):
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError("", f"{path}: invalid YAML{where}: {problem}") from exc
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise ConfigError("", f"{path}: the top level must be a mapping of satellite types")
-        return data
-    raise ConfigError("", f"{path}: unknown configuration format (use .toml, .yaml or .yml)")
+def _merge_into(
+    target: dict[str, Any],
+    update: Mapping[str, Any],
+    path: tuple[str, ...],
+    label: str,
+    origin: dict[str, str],
+) -> None:
+    for key, value in update.items():
+        key = key.lower()
+        here = (*path, key)
+        dotted = ".".join(here)
+        current = target.get(key)
+        if key in target and isinstance(current, dict) != isinstance(value, Mapping):
+            kinds = (
+                ("a section", "a value") if isinstance(current, dict) else ("a value", "a section")
+            )
+            raise ConfigError(
+                dotted,
+                f"is {kinds[0]} in {origin.get(dotted, 'an earlier section')} "
+                f"but {kinds[1]} in {label}",
+            )
+        origin[dotted] = label
+        if isinstance(value, Mapping):
+            section = target.setdefault(key, {})
+            _merge_into(section, value, here, label, origin)
+        else:
+            target[key] = _copy(value)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class _Section:
+    """One parameter table of the file: where it is and its canonical content."""
+
+    label: str  # as written, e.g. "Example._default"
+    params: dict[str, Any]
 
 
 @dataclass
 class ControllerConfig:
-    """A loaded configuration: ``{type: {name: {...}, "_default": {...}}, "_default": {...}}``."""
+    """A loaded configuration.
+
+    ``data`` is ``{"_default": {...}, type: {"_default": {...}, name: {...}}}`` with lower-cased,
+    canonical keys; ``names`` maps lower-cased canonical names (and types) to their spelling in
+    the file.
+    """
 
     data: dict[str, Any]
     source: str = "<mapping>"
-    path: Path | None = field(default=None)
-
-    def __post_init__(self) -> None:
-        for type_name, section in self.data.items():
-            if not isinstance(section, dict):
-                raise ConfigError(
-                    type_name, f"{self.source}: expected a table of satellites or parameters"
-                )
-            if type_name == DEFAULT:
-                continue
-            for name, params in section.items():
-                if not isinstance(params, dict):
-                    raise ConfigError(
-                        f"{type_name}.{name}",
-                        f"{self.source}: expected a table of parameters for the satellite",
-                    )
+    path: Path | None = None
+    names: dict[str, str] = field(default_factory=dict)
 
     def for_satellite(self, canonical_name: str) -> dict[str, Any]:
         """The merged section one satellite receives in ``initialize``."""
         type_name, _, name = canonical_name.lower().partition(".")
         type_section = self.data.get(type_name, {})
+        shown = self.display_name(type_name)
         return merge_sections(
             self.data.get(DEFAULT, {}),
             type_section.get(DEFAULT, {}),
             type_section.get(name, {}),
+            names=[
+                f"[{DEFAULT}]",
+                f"[{shown}.{DEFAULT}]",
+                f"[{self.display_name(canonical_name)}]",
+            ],
         )
 
+    def __getitem__(self, canonical_name: str) -> dict[str, Any]:
+        return self.for_satellite(canonical_name)
+
     def satellites(self) -> list[str]:
-        """Canonical names (lower case) explicitly configured in the file."""
+        """Canonical names (lower case) that have their own section in the file."""
         return [
             f"{type_name}.{name}"
             for type_name, section in self.data.items()
@@ -152,27 +427,181 @@ class ControllerConfig:
         ]
 
     def has_section(self, canonical_name: str) -> bool:
+        """Whether the satellite has its own ``[Type.Name]`` section."""
         return canonical_name.lower() in self.satellites()
 
+    def has_type(self, type_name: str) -> bool:
+        """Whether the file has any section for satellites of ``type_name``."""
+        return type_name.lower() in self.data and type_name.lower() != DEFAULT
+
     def types(self) -> list[str]:
+        """Satellite types (lower case) named in the file."""
         return [t for t in self.data if t != DEFAULT]
+
+    def display_name(self, name: str) -> str:
+        """``name`` spelled as in the file (``Type.Name`` or ``Type``)."""
+        return self.names.get(name.lower(), name)
+
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> ControllerConfig:
+        """A copy where ``overrides[canonical_name]`` is merged into that satellite's section."""
+        data = _copy(self.data)
+        for canonical_name, params in overrides.items():
+            type_name, _, name = canonical_name.lower().partition(".")
+            section = data.setdefault(type_name, {}).setdefault(name, {})
+            data[type_name][name] = merge_sections(
+                section,
+                normalize_framework_keys(params),
+                names=[f"{canonical_name} in {self.source}", "the overrides"],
+            )
+        return ControllerConfig(data, self.source, self.path, dict(self.names))
+
+    def __repr__(self) -> str:
+        return (
+            f"<ControllerConfig {self.source}: {len(self.types())} types, "
+            f"{len(self.satellites())} satellites>"
+        )
+
+
+def _check_structure(
+    raw: Mapping[str, Any], source: str, positions: _Positions
+) -> tuple[list[_Section], dict[str, str]]:
+    """The parameter tables of a parsed file, each checked; raises ConfigFileError."""
+
+    def error(key: str, message: str, last: bool = False) -> ConfigFileError:
+        return ConfigFileError(source, key, message, positions.line(key, last))
+
+    sections: list[_Section] = []
+    names: dict[str, str] = {}
+    seen: dict[str, str] = {}
+
+    def claim(label: str) -> None:
+        if label.lower() in seen:
+            raise error(
+                label,
+                f"given twice ('{seen[label.lower()]}' and '{label}'; names are case-insensitive)",
+                last=True,
+            )
+        seen[label.lower()] = label
+
+    for type_name, type_section in raw.items():
+        if not isinstance(type_name, str):
+            raise error(str(type_name), "keys must be strings")
+        if not isinstance(type_section, Mapping):
+            raise error(
+                type_name,
+                "expected a table: a satellite type (with [Type.Name] sections) or [_default]",
+            )
+        if type_name.lower() == DEFAULT:
+            claim(type_name)
+            sections.append(_Section(type_name, dict(type_section)))
+            continue
+        _check_name(type_name, "satellite type", error)
+        names.setdefault(type_name.lower(), type_name)  # a type may be spelled twice: it merges
+        for name, params in type_section.items():
+            label = f"{type_name}.{name}"
+            if not isinstance(params, Mapping):
+                raise error(
+                    label,
+                    f"expected a table of parameters for satellite '{label}'; parameters for "
+                    f"every {type_name} go under [{type_name}._default]",
+                )
+            claim(label)
+            if str(name).lower() != DEFAULT:
+                _check_name(str(name), "satellite name", error, label)
+                names[label.lower()] = label
+            sections.append(_Section(label, dict(params)))
+    return sections, names
+
+
+def _check_name(name: str, what: str, error: Any, label: str | None = None) -> None:
+    try:
+        validate_name(name)
+    except ValueError:
+        raise error(label or name, f"{what} '{name}' must match ^\\w+$") from None
+
+
+def _canonical_section(
+    section: _Section, source: str, positions: _Positions, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    def error(key: str, message: str) -> ConfigFileError:
+        return ConfigFileError(source, key, message, positions.line(key))
+
+    resolved = _resolve_controller_vars(section.params, section.label, environ, error)
+    try:
+        return normalize_framework_keys(resolved)
+    except ConfigError as exc:
+        key = f"{section.label}.{exc.key}"
+        raise ConfigFileError(source, key, exc.reason, positions.line(key, last=True)) from None
+
+
+def _check_merges(config: ControllerConfig, positions: _Positions) -> None:
+    """Merge every type default and satellite section once, so conflicts surface at load."""
+    names = [f"{t}.{DEFAULT}" for t in config.types()] + config.satellites()
+    for name in names:
+        try:
+            config.for_satellite(name)
+        except ConfigError as exc:
+            type_name, _, sat = name.partition(".")
+            key = f"{config.display_name(name) if sat != DEFAULT else type_name}.{exc.key}"
+            line = positions.line(f"{name}.{exc.key}") or positions.line(f"{DEFAULT}.{exc.key}")
+            raise ConfigFileError(config.source, key, exc.reason, line) from None
 
 
 def load_config(
     source: str | os.PathLike[str] | Mapping[str, Any] | ControllerConfig,
     environ: Mapping[str, str] | None = None,
 ) -> ControllerConfig:
-    """Load a TOML/YAML file, or wrap a mapping, resolving ``$_{VAR}`` from ``environ``."""
+    """Load a TOML/YAML file, or wrap a mapping, resolving ``$_{VAR}`` from ``environ``.
+
+    Raises :class:`ConfigFileError` naming the file, the key and (where known) the line.
+    """
     if isinstance(source, ControllerConfig):
         return source
     environ = os.environ if environ is None else environ
+    positions = _Positions()
     if isinstance(source, Mapping):
         label, path, raw = "<mapping>", None, dict(source)
     else:
         path = Path(source)
         if not path.is_file():
-            raise ConfigError("", f"{path}: configuration file not found")
-        label, raw = str(path), _parse_file(path)
-    data = _lower_keys_checked(raw, label)
-    data = _resolve_controller_vars(data, "", environ)
-    return ControllerConfig(data, label, path)
+            raise ConfigFileError(str(path), "", "configuration file not found")
+        label = str(path)
+        raw, positions = _parse_file(path)
+    sections, names = _check_structure(raw, label, positions)
+    data: dict[str, Any] = {}
+    for section in sections:
+        params = _canonical_section(section, label, positions, environ)
+        parts = section.label.lower().split(".")
+        if len(parts) == 1:
+            data[DEFAULT] = params
+        else:
+            data.setdefault(parts[0], {})[parts[1]] = params
+    for type_name in names:
+        if "." not in type_name:
+            data.setdefault(type_name, {})
+    config = ControllerConfig(data, label, path, names)
+    _check_merges(config, positions)
+    return config
+
+
+def config_warnings(config: ControllerConfig, present: Iterable[str]) -> list[str]:
+    """Warnings about a configuration against the satellites present in the group.
+
+    Satellites with a section that are not present, and present satellites for which the file
+    has neither a ``[Type.Name]`` nor a ``[Type._default]`` section.
+    """
+    present = list(present)
+    lowered = {p.lower() for p in present}
+    warnings = [
+        f"{config.display_name(name)} is configured in {config.source} but not present"
+        for name in config.satellites()
+        if name not in lowered
+    ]
+    for name in sorted(present):
+        type_name = name.partition(".")[0]
+        if not config.has_section(name) and not config.has_type(type_name):
+            warnings.append(
+                f"{name} is present but {config.source} has no [{name}] or "
+                f"[{type_name}._default] section (it gets only the global defaults)"
+            )
+    return warnings

@@ -63,9 +63,13 @@ def main() -> int:
     config = {
         "_default": {"_autonomy": {"max_heartbeat_interval": 5}},
         "Example": {"_default": {"sample_period": 0.05}},
-        "RandomTransmitter": {"t1": {"block_size": 1024, "rate": 20000,
-                                     "_conditions": {"require_starting_after":
-                                                     ["DevNullReceiver.r1"]}}},
+        "RandomTransmitter": {
+            "t1": {
+                "block_size": 1024,
+                "rate": 20000,
+                "_conditions": {"require_starting_after": ["DevNullReceiver.r1"]},
+            }
+        },
         "DevNullReceiver": {"r1": {"_data": {"receive_from": ["RandomTransmitter.t1"]}}},
     }
     try:
@@ -73,8 +77,11 @@ def main() -> int:
             ctl.on_state_change(lambda n, o, s: print(f"  {n:<24} {o:>12} -> {s}"))
             ctl.await_satellites(names, timeout=30)
             print(f"found {len(ctl.satellites)} satellites")
-            for step, arg, state in [("initialize", config, "INIT"), ("launch", None, "ORBIT"),
-                                     ("start", run_id, "RUN")]:
+            for step, arg, state in [
+                ("initialize", config, "INIT"),
+                ("launch", None, "ORBIT"),
+                ("start", run_id, "RUN"),
+            ]:
                 print(f"-> {step}")
                 getattr(ctl, step)(*([arg] if arg is not None else []))
                 ctl.await_state(state, timeout=30)

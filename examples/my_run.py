@@ -1,8 +1,8 @@
 """The quick-start controller script: find two Example satellites, run them through a run.
 
-    SatelliteExample -g lab -n a -i 127.0.0.1
-    SatelliteExample -g lab -n b -i 127.0.0.1
-    python examples/my_run.py --group lab
+SatelliteExample -g lab -n a -i 127.0.0.1
+SatelliteExample -g lab -n b -i 127.0.0.1
+python examples/my_run.py --group lab
 """
 
 from __future__ import annotations

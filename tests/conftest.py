@@ -51,11 +51,22 @@ def processes(group: str, tmp_path: Path) -> Iterator[Any]:
     """Factory for satellites started from their console scripts; all are stopped at teardown."""
     started: list[SatelliteProcess] = []
 
-    def start(script: str, name: str, *args: str, env: dict[str, str] | None = None,
-              group_name: str | None = None) -> SatelliteProcess:
+    def start(
+        script: str,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        group_name: str | None = None,
+    ) -> SatelliteProcess:
         log_path = tmp_path / f"{script}.{name}.log"
-        proc = SatelliteProcess(script, name, group_name or group, args,
-                                env={**FAST_TIMING, **(env or {})}, log_path=log_path)
+        proc = SatelliteProcess(
+            script,
+            name,
+            group_name or group,
+            args,
+            env={**FAST_TIMING, **(env or {})},
+            log_path=log_path,
+        )
         started.append(proc)
         return proc
 

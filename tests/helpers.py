@@ -18,8 +18,12 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-             what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -46,14 +50,31 @@ def console_script(name: str) -> str:
 class SatelliteProcess:
     """A satellite started from its console script, as a user would, on loopback."""
 
-    def __init__(self, script: str, name: str, group: str, args: Sequence[str] = (),
-                 env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        script: str,
+        name: str,
+        group: str,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.script = script
         self.name = name
         self.group = group
         self.canonical = f"{script.removeprefix('Satellite')}.{name}"
-        cmd = [console_script(script), "-g", group, "-n", name, "-i", LOOPBACK, "-l", "DEBUG",
-               *args]
+        cmd = [
+            console_script(script),
+            "-g",
+            group,
+            "-n",
+            name,
+            "-i",
+            LOOPBACK,
+            "-l",
+            "DEBUG",
+            *args,
+        ]
         full_env = {**os.environ, **(env or {})}
         self.log_path = log_path
         out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115

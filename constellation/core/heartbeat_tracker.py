@@ -183,7 +183,7 @@ class HeartbeatTracker:
         peer = self._peers.pop(name.lower(), None)
         if peer is None:
             return []
-        detail = f"departed in {_state_label(peer.state)} at t={now:.3f}"
+        detail = f"departed in {_state_label(peer.state)}"
         return [PeerEvent(PeerEventKind.DEPARTED, peer.name, peer.flags, peer.state, None, detail)]
 
     def next_deadline(self) -> float | None:
@@ -248,10 +248,11 @@ class HeartbeatTracker:
             )
         if events and peer.lives == 0:
             last_state, peer.state = peer.state, DEAD_STATE
-            events.append(self._died_event(peer, last_state))
+            events.append(self._died_event(peer, last_state, now))
         return events
 
     @staticmethod
-    def _died_event(peer: _Peer, last_state: int) -> PeerEvent:
-        detail = f"no heartbeat since t={peer.last_seen:.3f}, last state {_state_label(last_state)}"
+    def _died_event(peer: _Peer, last_state: int, now: float) -> PeerEvent:
+        silent = max(0.0, now - peer.last_seen)
+        detail = f"silent for {silent:.1f} s, last state {_state_label(last_state)}"
         return PeerEvent(PeerEventKind.DIED, peer.name, peer.flags, last_state, DEAD_STATE, detail)

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, IntFlag
+from operator import attrgetter
 from typing import Any, Generic, Protocol, TypeVar
 
 import constellation
@@ -267,6 +268,9 @@ class _SenderRun:
         return status
 
 
+_sequence_of = attrgetter("sequence")
+
+
 def _block_bytes(record: object) -> int:
     """Total size of ``record.blocks`` if the record has any (0 otherwise)."""
     blocks = getattr(record, "blocks", None) or ()
@@ -310,18 +314,20 @@ class RunTracker:
     def on_data_fast(self, sender: str, records: Sequence[R], now: float) -> None:
         """Count ``records`` like :meth:`on_data`, without per-record results (the hot path).
 
-        A batch that continues the sequence without gaps is accepted with O(1) bookkeeping;
-        anything else falls back to the full per-record check. Block bytes are not counted.
+        A batch that continues the sequence without gaps is accepted with one C-level
+        comparison of its sequence numbers; anything else (gaps, duplicates, reordering) falls
+        back to the full per-record check. Block bytes are not counted.
         """
         run = self._running(sender, "DATA")
         count = len(records)
         if count == 0:
+            run.last_activity = now
             return
         first = run.last_sequence + 1
         if (
             records[0].sequence == first
             and records[-1].sequence == first + count - 1
-            and [record.sequence for record in records] == list(range(first, first + count))
+            and list(map(_sequence_of, records)) == list(range(first, first + count))
         ):
             run.last_sequence += count
             run.records += count

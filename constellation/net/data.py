@@ -1,19 +1,35 @@
 """I/O layer: CDTP2 data sockets — the batching PUSH sender and the PULL receiver.
 
-The sender batches records into DATA messages of about ``payload_threshold`` bytes in the
-producer's thread and hands complete batches to its own sender thread, which encodes and sends
-them. The queue is bounded in records and bytes: a producer that outruns the receiver blocks up
-to ``data_timeout`` and then gets :class:`DataTimeoutError` — records are never dropped silently.
+:class:`DataSender` collects records in the producer's thread into batches of about
+``payload_threshold`` block bytes and hands sealed batches to its own sender thread, which encodes
+and sends them as DATA messages; a partial batch is sealed :data:`IDLE_FLUSH_S` after its first
+record at the latest, and everything queued is sent before the run ends. The producer path takes
+one uncontended lock per record and does no other synchronisation; the sender thread wakes up per
+batch. The queue is bounded in records (``queue_size``) and block bytes: a producer that outruns
+the receiver blocks up to ``data_timeout`` and then gets :class:`DataTimeoutError`, as does a
+DATA message the receiver does not take within ``data_timeout`` — records are never dropped
+silently.
+
+:class:`DataReceiver` holds one PULL socket per transmitter endpoint and is polled by the
+receiving thread, which gets the decoded messages one at a time.
+
+Process-wide tuning for the data path lives here too: :data:`gc_relief` (fewer cyclic garbage
+collections while data flows) and :func:`tune_allocator` (glibc malloc thresholds).
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
+import os
+import platform
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import zmq
 
@@ -22,24 +38,129 @@ from constellation.net.discovery import DiscoveredService
 from constellation.net.interfaces import NetworkScope
 from constellation.net.ratelimit import RateLimitedWarning
 from constellation.net.sockets import bind_in_scope
-from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, encode_data_frame
+from constellation.protocol.cdtp2 import (
+    CDTP2Message,
+    CDTPType,
+    DataRecord,
+    decode_data_frame,
+    encode_data_frame,
+)
 
-__all__ = ["DataReceiver", "DataSender"]
+__all__ = [
+    "IDLE_FLUSH_S",
+    "MAX_QUEUED_BYTES",
+    "DataReceiver",
+    "DataSender",
+    "gc_relief",
+    "tune_allocator",
+]
 
 log = logging.getLogger("constellation.net.cdtp")
 
-#: Upper bound of the bytes held in the send queue, whatever ``queue_size`` says.
-MAX_QUEUED_BYTES = 256 * 1024 * 1024
-#: A partial batch is sent after this many seconds without reaching the threshold.
+#: Upper bound of the block bytes held in the send queue, whatever ``queue_size`` says.
+MAX_QUEUED_BYTES = 128 * 1024 * 1024
+#: A partial batch is sent at the latest this many seconds after its first record.
 IDLE_FLUSH_S = 0.05
+#: ZeroMQ high-water mark (messages) of the data sockets.
+DATA_HWM = 64
+#: Frames of at least this size are handed to ZeroMQ without a copy.
+_ZERO_COPY_BYTES = 64 * 1024
+#: One poll of the receiver returns at most this many frame bytes (bounds the memory held).
+_POLL_BYTES = 16 * 1024 * 1024
+
+_monotonic = time.monotonic
+#: Sequence number, tags, blocks: what the encoder packs as one record.
+_Record = tuple[int, dict[str, Any], Sequence[Any]]
+
+
+class _GcRelief:
+    """Process-wide: a higher first threshold of the cyclic garbage collector while data flows.
+
+    The data path allocates a few acyclic containers per record (tuples, lists, tag maps); with
+    the default threshold (700) the collector runs every few hundred records and rescans the
+    records still queued, which costs more than encoding or decoding them. While at least one
+    sender or receiver is active, generation 0 is collected every ``threshold`` allocations
+    instead; reference counting frees the records either way.
+    """
+
+    def __init__(self, threshold: int = 100_000) -> None:
+        self._threshold = threshold
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: tuple[int, int, int] | None = None
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users == 1:
+                self._saved = gc.get_threshold()
+                first, *rest = self._saved
+                gc.set_threshold(max(first, self._threshold), *rest)
+
+    def release(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users == 0 and self._saved is not None:
+                gc.set_threshold(*self._saved)
+                self._saved = None
+
+
+#: The shared :class:`_GcRelief` of this process (``acquire`` / ``release`` in pairs).
+gc_relief = _GcRelief()
+
+
+_allocator_tuned: bool | None = None  # None: not tried yet
+_allocator_lock = threading.Lock()
+
+
+def tune_allocator() -> bool:
+    """Keep large buffers in the C heap of this process instead of mapping them anew (glibc).
+
+    Data messages are 128 KiB and more; glibc maps and unmaps such blocks (or trims its heap)
+    on almost every message, and the page faults of the fresh memory cost about a third of the
+    CPU time of the data path. Raising the mmap and trim thresholds lets freed message buffers
+    be reused; freed memory then returns to the system only above 256 MiB of free heap.
+    Tried once per process; set ``CONSTELLATION_MALLOC_TUNING=0`` to leave malloc alone.
+    Returns whether the settings are in effect.
+    """
+    global _allocator_tuned
+    with _allocator_lock:
+        if _allocator_tuned is None:
+            _allocator_tuned = _set_malloc_thresholds()
+            log.debug("malloc thresholds raised for the data path: %s", _allocator_tuned)
+        return _allocator_tuned
+
+
+def _set_malloc_thresholds() -> bool:
+    if os.environ.get("CONSTELLATION_MALLOC_TUNING", "1") == "0":
+        return False
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(
+        mallopt(m_mmap_threshold, 16 * 1024 * 1024) and mallopt(m_trim_threshold, 256 * 1024 * 1024)
+    )
 
 
 class _Cancelled(Exception):
-    """The sender is closing while a send waits for room."""
+    """The sender thread was told to give up while a send waited for room."""
 
 
 class DataSender:
-    """A PUSH socket with a bounded, batching send queue and a sender thread."""
+    """A PUSH socket with a bounded, batching send queue and a sender thread.
+
+    Thread roles: one producer calls :meth:`add` (the satellite's ``do_run``); the sender thread
+    encodes and sends; the run control (:meth:`begin_run`, :meth:`end_run`, :meth:`abort`,
+    :meth:`send_message`) is called from the worker thread while no records are being sent.
+    """
 
     def __init__(
         self,
@@ -51,42 +172,54 @@ class DataSender:
     ) -> None:
         self.name = own_name
         self.on_error = on_error
+        tune_allocator()
         self._sock: zmq.Socket[Any] = context.socket(zmq.PUSH)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.IMMEDIATE, 1)
-        self._sock.setsockopt(zmq.SNDHWM, 64)
+        self._sock.setsockopt(zmq.SNDHWM, DATA_HWM)
         self.port = bind_in_scope(self._sock, scope, port)
         self.threshold = 128 * 1024
         self.queue_size = 32768
         self.data_timeout = 10.0
-        self._cv = threading.Condition(threading.Lock())
-        self._reset_counters()
+        self.max_bytes = MAX_QUEUED_BYTES
+        self._batch_records = self.queue_size // 2
+        self._lock = threading.Lock()  # the open batch: producer against the idle flush
+        self._cv = threading.Condition(threading.Lock())  # wake-ups of sender and producer
         self._thread: threading.Thread | None = None
-        self._closing = False
+        self._closed = False
+        self._reset()
 
-    def _reset_counters(self) -> None:
+    def _reset(self) -> None:
+        #: True while records may be added (between begin_run and end_run/abort).
+        self.active = False
         self.sequence = 0
         self.records_sent = 0
-        self.bytes_sent = 0
-        self._batch: list[DataRecord] = []
+        self.bytes_sent = 0  # frame bytes on the wire
+        self._queued_block_bytes = 0  # producer-written
+        self._sent_block_bytes = 0  # sender-written
+        self._batch: list[_Record] = []
         self._batch_bytes = 0
         self._batch_started = 0.0
-        self._ready: deque[tuple[list[DataRecord], int]] = deque()
-        self._pending_records = 0
-        self._pending_bytes = 0
+        self._ready: deque[tuple[list[_Record], int]] = deque()
         self._stopping = False
+        self._cancel = False
         self.error: BaseException | None = None
 
     def configure(self, payload_threshold_kib: int, queue_size: int, data_timeout: float) -> None:
+        """Apply ``_data.payload_threshold`` (KiB), ``queue_size`` and ``data_timeout`` (s)."""
         self.threshold = max(1, payload_threshold_kib * 1024)
-        self.queue_size = queue_size
+        self.queue_size = max(1, queue_size)
         self.data_timeout = data_timeout
+        self.max_bytes = max(MAX_QUEUED_BYTES, 2 * self.threshold)
+        self._batch_records = max(1, self.queue_size // 2)
 
-    # --- control messages (caller's thread, sender thread not running) -----------------------
+    # --- control messages (worker thread, sender thread not running) ---------------------------
     def send_message(self, message: CDTP2Message, timeout: float) -> None:
         """Send a BOR or EOR; raises DataTimeoutError if no receiver takes it in time."""
+        if self.running:
+            raise RuntimeError("BOR/EOR cannot be sent while the sender thread runs")
         frame = message.encode()[0]
-        self._sock.setsockopt(zmq.SNDTIMEO, int(timeout * 1000))
+        self._sock.setsockopt(zmq.SNDTIMEO, max(1, int(timeout * 1000)))
         try:
             self._sock.send(frame)
         except zmq.Again:
@@ -98,215 +231,340 @@ class DataSender:
     # --- run ------------------------------------------------------------------------------------
     def begin_run(self) -> None:
         """Reset the sequence numbers and start the sender thread."""
-        self._reset_counters()
-        self._sock.setsockopt(zmq.SNDTIMEO, int(self.data_timeout * 1000))
+        self._stop_thread()
+        self._reset()
         self._thread = threading.Thread(
             target=self._send_loop, name=f"{self.name}-send", daemon=True
         )
         self._thread.start()
+        self.active = True
+
+    @property
+    def running(self) -> bool:
+        """Whether the sender thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def pending_records(self) -> int:
+        """Records added but not yet sent."""
+        return self.sequence - self.records_sent
 
     def can_send(self) -> bool:
-        """True if a record can be queued now without blocking."""
-        return self._pending_records < self.queue_size and self._pending_bytes < MAX_QUEUED_BYTES
+        """True if a record can be added now without blocking."""
+        return (
+            self.active
+            and self.error is None
+            and self.sequence - self.records_sent < self.queue_size
+            and self._queued_block_bytes - self._sent_block_bytes < self.max_bytes
+        )
 
     def add(self, tags: dict[str, Any], blocks: Sequence[Any], nbytes: int) -> int:
-        """Queue one record; blocks while the queue is full, up to ``data_timeout``."""
-        with self._cv:
-            if not self.can_send():
-                self._wait_for_space()
-            self.sequence += 1
-            if not self._batch:
-                self._batch_started = time.monotonic()
-            self._batch.append(DataRecord(self.sequence, tags, list(blocks)))
+        """Queue one record (producer thread); return its sequence number.
+
+        ``blocks`` is kept as given until it is sent. Blocks while the queue is full, up to
+        ``data_timeout``, then raises :class:`DataTimeoutError`.
+        """
+        sequence = self.sequence + 1
+        if (
+            sequence - self.records_sent > self.queue_size
+            or self._queued_block_bytes - self._sent_block_bytes >= self.max_bytes
+            or self.error is not None
+        ):
+            self._wait_for_space()
+        with self._lock:
+            batch = self._batch
+            batch.append((sequence, tags, blocks))
+            self.sequence = sequence
             self._batch_bytes += nbytes
-            self._pending_records += 1
-            self._pending_bytes += nbytes
-            if self._batch_bytes >= self.threshold:
-                self._seal_batch()
+            if self._batch_bytes >= self.threshold or len(batch) >= self._batch_records:
+                self._seal()
+                seal = True
+            else:
+                seal = False
+                if len(batch) == 1:
+                    self._batch_started = _monotonic()
+        self._queued_block_bytes += nbytes
+        if seal:
+            with self._cv:
                 self._cv.notify_all()
-            return self.sequence
+        return sequence
 
-    def _wait_for_space(self) -> None:
-        deadline = time.monotonic() + self.data_timeout
-        while not self.can_send():
-            if self.error is not None:
-                raise DataTimeoutError(f"data sending failed: {self.error}")
-            if self._thread is None or not self._thread.is_alive():
-                raise DataTimeoutError("data sending is not active")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DataTimeoutError(
-                    f"receiver did not keep up: send queue full ({self._pending_records} records) "
-                    f"for {self.data_timeout:g} s"
-                )
-            self._cv.wait(remaining)
-
-    def _seal_batch(self) -> None:
+    def _seal(self) -> None:
+        """Move the open batch to the ready queue (caller holds ``_lock``)."""
         self._ready.append((self._batch, self._batch_bytes))
         self._batch = []
         self._batch_bytes = 0
 
-    def _next_batches(self) -> list[tuple[list[DataRecord], int]] | None:
+    def _full(self) -> bool:
+        return (
+            self.sequence - self.records_sent >= self.queue_size
+            or self._queued_block_bytes - self._sent_block_bytes >= self.max_bytes
+        )
+
+    def _wait_for_space(self) -> None:
+        deadline = _monotonic() + self.data_timeout
         with self._cv:
             while True:
+                if self.error is not None:
+                    raise DataTimeoutError(str(self.error))
+                if not self.active or not self.running:
+                    raise DataTimeoutError("data sending is not active")
+                if not self._full():
+                    return
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    raise DataTimeoutError(
+                        f"receiver did not keep up: send queue full ({self.pending_records} "
+                        f"records) for {self.data_timeout:g} s"
+                    )
+                self._cv.wait(min(remaining, 0.25))
+
+    # --- sender thread --------------------------------------------------------------------------
+    def _next_batch(self) -> tuple[list[_Record], int] | None:
+        """The next sealed batch; seals an idle or final partial batch; None when done."""
+        while True:
+            if self._cancel:
+                return None
+            if self._ready:
+                return self._ready.popleft()
+            with self._lock:
                 if self._batch and (
-                    self._stopping or time.monotonic() - self._batch_started >= IDLE_FLUSH_S
+                    self._stopping or _monotonic() - self._batch_started >= IDLE_FLUSH_S
                 ):
-                    self._seal_batch()
-                if self._ready:
-                    batches = list(self._ready)
-                    self._ready.clear()
-                    return batches
-                if self._stopping or self.error is not None:
+                    self._seal()
+                started = self._batch_started if self._batch else None
+            if self._ready:
+                continue
+            with self._cv:
+                if self._ready or self._cancel:
+                    continue
+                if self._stopping:
+                    if self._batch:
+                        continue  # sealed in the next pass
                     return None
-                self._cv.wait(IDLE_FLUSH_S)
+                wait = IDLE_FLUSH_S if started is None else started + IDLE_FLUSH_S - _monotonic()
+                if wait > 0:
+                    self._cv.wait(wait)
 
     def _send_loop(self) -> None:
-        while True:
-            batches = self._next_batches()
-            if batches is None:
-                return
-            for records, nbytes in batches:
-                try:
-                    frame = encode_data_frame(self.name, records)
-                    self._send_cancellable(frame)
-                except zmq.Again:
-                    waited = f"a DATA message waited {self.data_timeout:g} s"
-                    self._fail(DataTimeoutError(f"receiver did not keep up: {waited}"))
-                    return
-                except _Cancelled:
-                    return
-                except Exception as exc:
-                    self._fail(exc)
-                    return
-                with self._cv:
-                    self.records_sent += len(records)
-                    self.bytes_sent += nbytes
-                    self._pending_records -= len(records)
-                    self._pending_bytes -= nbytes
-                    self._cv.notify_all()
+        gc_relief.acquire()
+        try:
+            self._send_batches()
+        finally:
+            gc_relief.release()
 
-    def _send_cancellable(self, frame: bytes) -> None:
-        """Send one frame, waiting up to ``data_timeout`` for room, but give up on close()."""
-        deadline = time.monotonic() + self.data_timeout
+    def _send_batches(self) -> None:
         while True:
-            try:
-                self._sock.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
+            batch = self._next_batch()
+            if batch is None:
                 return
+            records, nbytes = batch
+            try:
+                # Plain (sequence, tags, blocks) tuples pack exactly like DataRecords.
+                frame = encode_data_frame(self.name, cast("list[DataRecord]", records))
+                self._send_frame(frame)
             except zmq.Again:
-                if self._closing:
-                    raise _Cancelled() from None
-                if time.monotonic() >= deadline:
-                    raise
-                self._sock.poll(50, zmq.POLLOUT)
+                waited = f"a DATA message waited {self.data_timeout:g} s"
+                self._fail(DataTimeoutError(f"receiver did not keep up: {waited}"))
+                return
+            except _Cancelled:
+                return
+            except Exception as exc:
+                self._fail(exc)
+                return
+            self.records_sent += len(records)
+            self.bytes_sent += len(frame)
+            self._sent_block_bytes += nbytes
+            with self._cv:
+                self._cv.notify_all()
+
+    def _send_frame(self, frame: bytes) -> None:
+        """Send one frame, waiting up to ``data_timeout`` for room; gives up when cancelled."""
+        copy = len(frame) < _ZERO_COPY_BYTES
+        try:
+            self._sock.send(frame, zmq.NOBLOCK, copy=copy)
+            return
+        except zmq.Again:
+            pass
+        deadline = _monotonic() + self.data_timeout
+        while True:
+            if self._cancel:
+                raise _Cancelled()
+            if _monotonic() >= deadline:
+                raise zmq.Again()
+            if self._sock.poll(50, zmq.POLLOUT):
+                try:
+                    self._sock.send(frame, zmq.NOBLOCK, copy=copy)
+                    return
+                except zmq.Again:
+                    continue
 
     def _fail(self, exc: BaseException) -> None:
+        self.active = False
+        if self.on_error is not None:  # first, so a waiting producer wakes up to a failed run
+            try:
+                self.on_error(exc)
+            except Exception:
+                log.exception("error handler of the data sender failed")
         with self._cv:
             self.error = exc
             self._cv.notify_all()
-        if self.on_error is not None:
-            self.on_error(exc)
 
-    def end_run(self, timeout: float) -> None:
-        """Send everything queued, then stop the sender thread (raises if it cannot)."""
+    # --- end of run -----------------------------------------------------------------------------
+    def end_run(self) -> None:
+        """Send everything queued, then stop the sender thread.
+
+        There is no overall time limit: the sender thread fails by itself when one message is
+        not taken within ``data_timeout``. Raises :class:`DataTimeoutError` if sending failed
+        (now or earlier in the run).
+        """
+        self.active = False
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                raise DataTimeoutError(f"could not send the queued data within {timeout:g} s")
+            thread.join()
         self._thread = None
         if self.error is not None:
             raise DataTimeoutError(f"data sending failed: {self.error}")
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def abort(self) -> None:
+        """Stop sending at once, abandoning the queue (after a failure)."""
+        self.active = False
+        self._stop_thread()
+
+    def _stop_thread(self) -> None:
+        """Cancel the sender thread and wait for it (it notices within 50 ms)."""
+        thread = self._thread
+        if thread is None:
+            return
+        with self._cv:
+            self._stopping = True
+            self._cancel = True
+            self._cv.notify_all()
+        if thread is not threading.current_thread():
+            thread.join(5.0)
+            if thread.is_alive():
+                log.error("data sender thread of %s did not stop", self.name)
+                return
+        self._thread = None
 
     def close(self) -> None:
         """Stop the sender thread (abandoning what is queued) and close the socket."""
-        with self._cv:
-            self._stopping = True
-            self._closing = True
-            self._cv.notify_all()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5.0)
-            if thread.is_alive():  # never close a socket another thread is using
-                log.error("data sender thread did not stop; socket left open")
-                return
+        if self._closed:
+            return
+        self.active = False
+        self._stop_thread()
+        if self._thread is not None:  # never close a socket another thread is using
+            log.error("data socket of %s left open", self.name)
+            return
+        self._closed = True
         self._sock.close(linger=0)
 
 
 class DataReceiver:
-    """PULL sockets connected to transmitters, polled by the receiving thread."""
+    """PULL sockets connected to transmitters, polled by the receiving thread.
+
+    One socket per data endpoint: a transmitter that reappears elsewhere gets a new socket and
+    the old one stays open until :meth:`close` or :meth:`disconnect`, so nothing it queued is
+    lost. :meth:`connect` and :meth:`disconnect` may be called from any thread; the sockets are
+    created, polled and closed only in the thread that calls :meth:`poll` and :meth:`close`.
+    """
 
     def __init__(self, context: zmq.Context[Any], max_message_size: int = -1) -> None:
+        tune_allocator()
         self._context = context
         self._max = max_message_size
-        self._sockets: dict[str, zmq.Socket[Any]] = {}
+        self._sockets: dict[str, zmq.Socket[Any]] = {}  # by endpoint
+        self._names: dict[str, str] = {}  # endpoint -> lower-cased transmitter name
         self._poller = zmq.Poller()
-        self._lock = threading.Lock()
+        self._changed = threading.Condition(threading.Lock())
         self._pending: deque[tuple[str, DiscoveredService | None]] = deque()
         self.bad_input = RateLimitedWarning(log)
 
     def connect(self, service: DiscoveredService) -> None:
-        """Connect to a transmitter (thread-safe; applied in the receiving thread)."""
-        with self._lock:
+        """Connect to a transmitter's data service (applied at the next :meth:`poll`)."""
+        with self._changed:
             self._pending.append((service.name.lower(), service))
+            self._changed.notify_all()
 
     def disconnect(self, name: str) -> None:
-        with self._lock:
+        """Close the sockets to transmitter ``name`` (applied at the next :meth:`poll`)."""
+        with self._changed:
             self._pending.append((name.lower(), None))
+            self._changed.notify_all()
 
     def connected(self) -> list[str]:
-        return list(self._sockets)
+        """Lower-cased names of the transmitters with an open socket."""
+        return sorted(set(self._names.values()))
 
     def _apply_pending(self) -> None:
-        with self._lock:
+        if not self._pending:
+            return
+        with self._changed:
             changes = list(self._pending)
             self._pending.clear()
-        for key, service in changes:
-            old = self._sockets.pop(key, None)
-            if old is not None:
-                self._poller.unregister(old)
-                old.close(linger=0)
-            if service is not None:
-                sock = self._context.socket(zmq.PULL)
-                sock.setsockopt(zmq.LINGER, 0)
-                sock.setsockopt(zmq.RCVHWM, 64)
-                if self._max > 0:
-                    sock.setsockopt(zmq.MAXMSGSIZE, self._max)
-                sock.connect(service.endpoint)
-                self._sockets[key] = sock
-                self._poller.register(sock, zmq.POLLIN)
+        for name, service in changes:
+            if service is None:
+                for endpoint in [e for e, n in self._names.items() if n == name]:
+                    self._close_socket(endpoint)
+            elif service.endpoint not in self._sockets:
+                self._open_socket(name, service.endpoint)
 
-    def poll(self, timeout_ms: int) -> list[tuple[CDTP2Message, int]]:
-        """Receive what is available (waiting up to ``timeout_ms``): (message, frame bytes)."""
+    def _open_socket(self, name: str, endpoint: str) -> None:
+        sock = self._context.socket(zmq.PULL)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, DATA_HWM)
+        if self._max > 0:
+            sock.setsockopt(zmq.MAXMSGSIZE, self._max)
+        sock.connect(endpoint)
+        self._sockets[endpoint] = sock
+        self._names[endpoint] = name
+        self._poller.register(sock, zmq.POLLIN)
+        log.debug("data socket connected to %s at %s", name, endpoint)
+
+    def _close_socket(self, endpoint: str) -> None:
+        sock = self._sockets.pop(endpoint)
+        self._names.pop(endpoint, None)
+        self._poller.unregister(sock)
+        sock.close(linger=0)
+
+    def poll(self, timeout_ms: int) -> Iterator[tuple[CDTP2Message, int]]:
+        """Messages as they are received, waiting up to ``timeout_ms`` for the first one.
+
+        Yields (message, frame bytes) one at a time, so that only the message being handled
+        is held in memory, and stops after about :data:`_POLL_BYTES` so the caller can look
+        at its stop flag. Malformed messages are dropped with a rate-limited warning. Large
+        blocks are zero-copy views of the received frame (``decode_data_frame(share_blocks)``).
+        """
         self._apply_pending()
         if not self._sockets:
-            time.sleep(timeout_ms / 1000)  # nothing to poll yet; discovery may add a socket
-            return []
-        result: list[tuple[CDTP2Message, int]] = []
+            with self._changed:
+                if not self._pending:
+                    self._changed.wait(timeout_ms / 1000)
+            return
+        budget = _POLL_BYTES
         for sock, _ in self._poller.poll(timeout_ms):
-            for _ in range(64):
+            while budget > 0:
                 try:
                     frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
+                size = sum(len(f) for f in frames)
+                budget -= size
                 try:
-                    message = CDTP2Message.decode([f.buffer for f in frames])
+                    if len(frames) == 1:
+                        message = decode_data_frame(frames[0].buffer, share_blocks=True)
+                    else:
+                        message = CDTP2Message.decode([f.buffer for f in frames])
                 except DecodeError as exc:
                     self.bad_input("malformed data message dropped: %s", exc)
                     continue
-                result.append((message, sum(len(f) for f in frames)))
-        return result
+                yield message, size
 
     def close(self) -> None:
+        """Close every socket (call from the polling thread, or after it finished)."""
         self._apply_pending()
-        for sock in self._sockets.values():
-            self._poller.unregister(sock)
-            sock.close(linger=0)
-        self._sockets.clear()
+        for endpoint in list(self._sockets):
+            self._close_socket(endpoint)

@@ -4,14 +4,22 @@ The sender publishes state, role flags and the interval to the next beat; it cou
 subscribers to scale the interval and sends an extra beat ("extrasystole") on every state
 change. The receiver connects to every discovered heartbeat service of the group, decodes beats
 and feeds the pure :class:`~constellation.core.heartbeat_tracker.HeartbeatTracker`; the events it
-returns are handed to a callback in the loop thread.
+returns are handed to a callback in the loop thread. The tracker is checked exactly when the
+next peer deadline passes (plus a slow safety tick), so a silent peer is declared dead within a
+few milliseconds of its last life running out.
+
+Neither side trusts its input: anything on the sender's XPUB socket other than a plain
+subscribe/unsubscribe, and any received heartbeat that does not decode or names an invalid
+sender, is dropped with a rate-limited warning and never reaches the tracker or the state
+machine. Beats of a peer that departed are ignored until discovery announces it again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
+import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +27,10 @@ from typing import Any
 
 import zmq
 
-from constellation.core.heartbeat_tracker import HeartbeatTracker, PeerEvent
+from constellation.core.heartbeat_tracker import HeartbeatTracker, PeerEvent, PeerInfo
 from constellation.core.roles import heartbeat_interval
 from constellation.errors import DecodeError
-from constellation.net.discovery import DiscoveredService
+from constellation.net.discovery import DiscoveredService, ServiceId
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop, TimerHandle
 from constellation.net.ratelimit import RateLimitedWarning
@@ -32,6 +40,12 @@ from constellation.protocol.chp1 import CHP1Message, CHPFlags
 __all__ = ["HeartbeatReceiver", "HeartbeatSender", "HeartbeatState", "HeartbeatTiming"]
 
 log = logging.getLogger("constellation.net.chp")
+
+#: Sender names accepted in heartbeats: ``Type.Name`` (satellites) or a plain name (controllers).
+_SENDER_NAME = re.compile(r"^\w+(\.\w+)?$")
+#: Messages handled per wake-up of a socket, so that a flood cannot starve the loop's timers.
+_MAX_BATCH = 256
+_SUBSCRIBE, _UNSUBSCRIBE = b"\x01", b"\x00"
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,7 @@ class HeartbeatTiming:
 
     @property
     def check_period(self) -> float:
+        """Period of the safety check; the receiver also checks at every peer deadline."""
         return min(0.3, 0.2 * self.scale)
 
     @property
@@ -87,6 +102,8 @@ class HeartbeatSender:
         self.subscribers = 0
         self._last_status: str | None = None
         self._timer: TimerHandle | None = None
+        self._pending = 0  # extrasystoles queued but not yet sent
+        self._pending_lock = threading.Lock()
         self._bad_input = RateLimitedWarning(log)
         self._sock: zmq.Socket[Any] = loop.context.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -101,36 +118,82 @@ class HeartbeatSender:
     def interval(self) -> float:
         return self.timing.interval(self.subscribers, self.max_interval_s)
 
-    def extrasystole(self) -> None:
-        """Send an out-of-schedule beat now (thread-safe); used on every state change."""
-        self._loop.call_soon(self._beat, True)
+    def extrasystole(self, snapshot: HeartbeatState | None = None) -> None:
+        """Send an out-of-schedule beat now (thread-safe); used on every state change.
+
+        ``snapshot`` is what to report; by default the current state is read when the beat is
+        sent. Passing the state of the change itself keeps two quick changes (``interrupting``
+        then ``SAFE``) from collapsing into two beats of the later state. Order is kept: no
+        regular beat (which reads the current state) goes out while extrasystoles are queued,
+        and if the last queued snapshot is older than the current state (changes reported by
+        two threads in swapped order), one more extrasystole reports the current state.
+        """
+        with self._pending_lock:
+            now = self._pending == 0 and self._loop.in_loop_thread()
+            self._pending += 1
+        if now:
+            # A command changed the state in the loop thread: beat before its reply goes out.
+            self._send_extrasystole(snapshot)
+        else:
+            self._loop.call_soon(self._send_extrasystole, snapshot)
+
+    def _send_extrasystole(self, snapshot: HeartbeatState | None) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+            last = self._pending == 0
+        self._beat(True, snapshot)
+        if last and snapshot is not None:
+            current = self._current()
+            if current.state != snapshot.state:
+                self._beat(True, current)
+
+    @property
+    def bad_input(self) -> int:
+        """How many unexpected messages arrived on the XPUB socket (and were dropped)."""
+        return self._bad_input.total
 
     def _on_subscription(self) -> None:
-        while True:
+        joined = False
+        for _ in range(_MAX_BATCH):
             try:
-                frame = self._sock.recv(zmq.NOBLOCK)
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
-            if frame[:1] == b"\x01":
+                break
+            # Receivers subscribe to everything: exactly b"\x01" / b"\x00" (PROTOCOLS §4.1).
+            if frames == [_SUBSCRIBE]:
                 self.subscribers += 1
-            elif frame[:1] == b"\x00":
+                joined = True
+            elif frames == [_UNSUBSCRIBE]:
                 self.subscribers = max(0, self.subscribers - 1)
             else:
+                size = sum(len(frame) for frame in frames)
                 self._bad_input(
-                    "unexpected %d-byte message on heartbeat socket dropped", len(frame)
+                    "unexpected %d-frame, %d-byte message on heartbeat socket dropped",
+                    len(frames),
+                    size,
                 )
+        if joined:
+            # A newcomer missed the last status and waits up to an interval for the state:
+            # beat now (once per batch of subscriptions), with the status.
+            self._last_status = None
+            self._beat()
 
-    def _beat(self, extrasystole: bool = False) -> None:
-        now = self._current()
+    def _beat(self, extrasystole: bool = False, snapshot: HeartbeatState | None = None) -> None:
+        if not extrasystole:
+            with self._pending_lock:
+                queued = self._pending > 0
+            if queued:
+                return  # the queued extrasystoles go out at once and reschedule the timer
+        now = snapshot if snapshot is not None else self._current()
         interval = self.interval
-        flags = now.flags | (CHPFlags.IS_EXTRASYSTOLE if extrasystole else 0)
+        flags = (int(now.flags) & 0x7F) | (CHPFlags.IS_EXTRASYSTOLE if extrasystole else 0)
+        text = now.status if isinstance(now.status, str) else str(now.status)
         status: str | None = None
-        if extrasystole or now.status != self._last_status:
-            status = now.status
-            self._last_status = now.status
-        msg = CHP1Message(
-            self._name, now.state, int(flags), min(65535, int(interval * 1000)), status
-        )
+        if extrasystole or text != self._last_status:
+            status = text
+            self._last_status = text
+        interval_ms = max(1, min(65535, int(interval * 1000)))
+        msg = CHP1Message(self._name, int(now.state) & 0xFF, int(flags), interval_ms, status)
         try:
             self._sock.send_multipart(msg.encode(), zmq.NOBLOCK)
         except zmq.Again:
@@ -149,8 +212,31 @@ class HeartbeatSender:
         self._loop.run_sync(shutdown)
 
 
+@dataclass
+class _Subscription:
+    """The SUB socket that follows one peer's heartbeat endpoint."""
+
+    endpoint: str
+    sock: zmq.Socket[Any]
+
+
 class HeartbeatReceiver:
-    """Subscribe to the heartbeats of every discovered peer and track their lives."""
+    """Subscribe to the heartbeats of every discovered peer and track their lives.
+
+    Each peer gets a SUB socket of its own. One socket connected to many publishers would be
+    exposed to a libzmq 4.3 fair-queueing defect: when one publisher's pipe terminates (the
+    peer left or was disconnected) while a two-frame heartbeat of another publisher is half
+    read — ``zmq_poll`` pre-reads the first frame — the second frame is looked up in the wrong
+    pipe and libzmq aborts the process (``Assertion failed: !_more (src/fq.cpp)``). With one
+    pipe per socket a terminated pipe can only cut its own message short; that socket is then
+    replaced. A departed peer's socket is closed, never disconnected. Knowing which peer a
+    socket follows also lets the receiver drop beats of any other sender arriving there (a
+    port reused by another process); only placeholder names (CHIRP hosts whose name is not
+    known yet) accept any sender.
+
+    The tracker lives in the loop thread; other threads read it through :meth:`peer` and
+    :meth:`peers`, which take a lock (``tracker`` stays available for loop-thread callers).
+    """
 
     def __init__(
         self,
@@ -166,14 +252,30 @@ class HeartbeatReceiver:
         self.tracker = HeartbeatTracker(
             lives=self.timing.lives, initial_interval_s=self.timing.initial_interval
         )
-        self._endpoints: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._subs: dict[str, _Subscription] = {}
+        self._departed: set[str] = set()
+        self._closed = False
         self._bad_input = RateLimitedWarning(log)
-        self._sock: zmq.Socket[Any] = loop.context.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_SIZE)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        loop.add_socket(self._sock, self._on_readable)
+        self._deadline_timer: TimerHandle | None = None
+        self._deadline_at = float("inf")
         self._timer = loop.call_every(self.timing.check_period, self._check)
+
+    # thread-safe views --------------------------------------------------------------------------
+    def peer(self, name: str) -> PeerInfo | None:
+        """Snapshot of one peer (case-insensitive), or ``None`` if it never beat or departed."""
+        with self._lock:
+            return self.tracker.get(name)
+
+    def peers(self) -> dict[str, PeerInfo]:
+        """Snapshot of every known peer, dead ones included, keyed by display name."""
+        with self._lock:
+            return dict(self.tracker.peers)
+
+    @property
+    def bad_input(self) -> int:
+        """How many received messages were dropped as malformed."""
+        return self._bad_input.total
 
     # called from discovery threads -------------------------------------------------------------
     def peer_added(self, service: DiscoveredService) -> None:
@@ -184,43 +286,115 @@ class HeartbeatReceiver:
 
     # loop thread ------------------------------------------------------------------------------
     def _connect(self, service: DiscoveredService) -> None:
-        key = service.name.lower()
-        old = self._endpoints.get(key)
-        if old == service.endpoint:
+        if self._closed:
             return
-        if old is not None:
-            self._sock.disconnect(old)
-        self._sock.connect(service.endpoint)
-        self._endpoints[key] = service.endpoint
+        key = service.name.lower()
+        self._departed.discard(key)
+        old = self._subs.get(key)
+        if old is not None and old.endpoint == service.endpoint:
+            return
+        self._drop(key)
+        sock: zmq.Socket[Any] = self._loop.context.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_SIZE)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        try:
+            sock.connect(service.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            log.warning(
+                "cannot connect to heartbeats of %s at %s: %s", service.name, service.endpoint, exc
+            )
+            return
+        self._subs[key] = _Subscription(service.endpoint, sock)
+        self._loop.add_socket(sock, lambda: self._on_readable(key, sock))
+
+    def _drop(self, key: str) -> None:
+        sub = self._subs.pop(key, None)
+        if sub is not None:
+            self._loop.remove_socket(sub.sock)
+            sub.sock.close(linger=0)
 
     def _disconnect(self, service: DiscoveredService, departed: bool) -> None:
-        endpoint = self._endpoints.pop(service.name.lower(), None)
-        if endpoint is not None:
-            with contextlib.suppress(zmq.ZMQError):
-                self._sock.disconnect(endpoint)
+        key = service.name.lower()
+        self._drop(key)
         if departed:
-            self._dispatch(self.tracker.on_departure(service.name, time.monotonic()))
-
-    def _on_readable(self) -> None:
-        while True:
-            try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                msg = CHP1Message.decode(frames)
-            except DecodeError as exc:
-                self._bad_input("malformed heartbeat dropped: %s", exc)
-                continue
-            if msg.sender.lower() == self._own:
-                continue
-            events = self.tracker.on_heartbeat(
-                msg.sender, msg.state, msg.flags, msg.interval_ms, msg.status, time.monotonic()
-            )
+            # Beats of this peer still queued elsewhere must not bring it back.
+            self._departed.add(key)
+            with self._lock:
+                events = self.tracker.on_departure(service.name, time.monotonic())
             self._dispatch(events)
 
+    def _on_readable(self, key: str, sock: zmq.Socket[Any]) -> None:
+        events: list[PeerEvent] = []
+        for _ in range(_MAX_BATCH):
+            try:
+                frames = [sock.recv(zmq.NOBLOCK)]
+            except zmq.Again:
+                break
+            try:
+                while sock.getsockopt(zmq.RCVMORE):
+                    frames.append(sock.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                # The pipe ended inside a message: this socket is unusable from now on.
+                self._bad_input("heartbeat cut short by a lost connection; reconnecting")
+                self._reconnect(key, sock)
+                break
+            events.extend(self._on_message(frames, key))
+        self._schedule_deadline()
+        self._dispatch(events)
+
+    def _reconnect(self, key: str, sock: zmq.Socket[Any]) -> None:
+        sub = self._subs.get(key)
+        if sub is None or sub.sock is not sock:
+            return
+        self._drop(key)
+        name = key  # display spelling is not needed to connect
+        self._connect(DiscoveredService("", name, ServiceId.HEARTBEAT, *_split(sub.endpoint)))
+
+    def _on_message(self, frames: list[bytes], expected: str) -> list[PeerEvent]:
+        """Decode and track one message received on the socket that follows ``expected``."""
+        try:
+            msg = CHP1Message.decode(frames)
+        except DecodeError as exc:
+            self._bad_input("malformed heartbeat dropped: %s", exc)
+            return []
+        sender = msg.sender.lower()
+        if not _SENDER_NAME.match(msg.sender):
+            self._bad_input("heartbeat with invalid sender name %r dropped", msg.sender[:64])
+            return []
+        if sender != expected and _SENDER_NAME.match(expected):
+            self._bad_input("heartbeat of %s on the connection to %s dropped", sender, expected)
+            return []
+        if sender == self._own or sender in self._departed:
+            return []
+        with self._lock:
+            return self.tracker.on_heartbeat(
+                msg.sender, msg.state, msg.flags, msg.interval_ms, msg.status, time.monotonic()
+            )
+
     def _check(self) -> None:
-        self._dispatch(self.tracker.check(time.monotonic()))
+        with self._lock:
+            events = self.tracker.check(time.monotonic())
+        self._schedule_deadline()
+        self._dispatch(events)
+
+    def _on_deadline(self) -> None:
+        self._deadline_timer = None
+        self._deadline_at = float("inf")
+        self._check()
+
+    def _schedule_deadline(self) -> None:
+        """Make sure :meth:`_check` runs when the earliest peer deadline passes."""
+        with self._lock:
+            deadline = self.tracker.next_deadline()
+        if deadline is None or deadline >= self._deadline_at:
+            return  # an earlier (or equal) check is already scheduled; it reschedules itself
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        self._deadline_at = deadline
+        delay = max(0.0, deadline - time.monotonic())
+        self._deadline_timer = self._loop.call_later(delay, self._on_deadline)
 
     def _dispatch(self, events: list[PeerEvent]) -> None:
         if events:
@@ -228,8 +402,17 @@ class HeartbeatReceiver:
 
     def close(self) -> None:
         def shutdown() -> None:
+            self._closed = True
             self._timer.cancel()
-            self._loop.remove_socket(self._sock)
-            self._sock.close(linger=0)
+            if self._deadline_timer is not None:
+                self._deadline_timer.cancel()
+            for key in list(self._subs):
+                self._drop(key)
 
         self._loop.run_sync(shutdown)
+
+
+def _split(endpoint: str) -> tuple[str, int]:
+    """``tcp://host:port`` -> ``(host, port)``."""
+    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+    return host, int(port)

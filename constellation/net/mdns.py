@@ -143,7 +143,9 @@ class MdnsDiscovery(Discovery):
         }
         group, peer = props.get("group", ""), props.get("name", "")
         addresses = info.parsed_addresses(IPVersion.V4Only)
-        if not peer or not addresses:
+        if not peer or not addresses or group.lower() != self.group.lower():
+            # Only instances of our group may be remembered: a goodbye of another group's
+            # satellite of the same name must not remove ours (names are unique per group).
             return
         self._resolved[name] = (peer, service)
         self._service_added(

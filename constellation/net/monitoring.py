@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import zmq
 
@@ -62,13 +62,19 @@ class MonitoringPublisher:
         self.name = own_name
         self._log_topics = log_topics
         self._metric_topics = metric_topics
-        self._subscriptions: dict[bytes, int] = {}
+        self._subscriptions: set[bytes] = set()
         self._snapshot: tuple[bytes, ...] = ()
         self._bad_input = RateLimitedWarning(log)
         self._sock: zmq.Socket[Any] = loop.context.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_SIZE)
         self._sock.setsockopt(zmq.SNDHWM, 10000)
+        # Verbose: every new subscriber's LOG?/STAT? reaches us and gets its notification;
+        # an unsubscription is still only passed on when the last subscriber of a topic left.
+        self._sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        # Only a message's first frame may be an (un)subscription: junk from a raw XSUB peer
+        # cannot subscribe with its later frames.
+        self._sock.setsockopt(zmq.ONLY_FIRST_SUBSCRIBE, 1)
         self.port = bind_in_scope(self._sock, scope, port)
         loop.add_socket(self._sock, self._on_subscription)
 
@@ -85,8 +91,9 @@ class MonitoringPublisher:
     def notify(self, kind: str) -> None:
         """Publish the LOG?/STAT? notification if someone listens for it."""
         if self.wants(f"{kind}?"):
-            topics = self._log_topics() if kind == "LOG" else self._metric_topics()
-            self.publish(CMDP1Notification(self.name, kind, dict(topics)))
+            which: Literal["LOG", "STAT"] = "LOG" if kind == "LOG" else "STAT"
+            topics = self._log_topics() if which == "LOG" else self._metric_topics()
+            self.publish(CMDP1Notification(self.name, which, dict(topics)))
 
     def _send(self, frames: list[bytes]) -> None:
         try:
@@ -97,24 +104,23 @@ class MonitoringPublisher:
     def _on_subscription(self) -> None:
         while True:
             try:
-                frame = self._sock.recv(zmq.NOBLOCK)
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            frame = frames[0]
             kind, topic = frame[:1], frame[1:]
-            if kind == b"\x01":
-                self._subscriptions[topic] = self._subscriptions.get(topic, 0) + 1
+            if len(frames) != 1 or kind not in (b"\x00", b"\x01"):
+                # An XSUB peer may send anything; only 1-frame (un)subscriptions are meaningful.
+                size = sum(len(f) for f in frames)
+                self._bad_input("unexpected %d-byte message on monitoring socket", size)
+            elif kind == b"\x01":
+                self._subscriptions.add(topic)
                 self._snapshot = tuple(self._subscriptions)
                 if topic in (b"LOG?", b"STAT?"):
                     self.notify(topic[:-1].decode())
-            elif kind == b"\x00":
-                count = self._subscriptions.get(topic, 0) - 1
-                if count > 0:
-                    self._subscriptions[topic] = count
-                else:
-                    self._subscriptions.pop(topic, None)
-                self._snapshot = tuple(self._subscriptions)
             else:
-                self._bad_input("unexpected %d-byte message on monitoring socket", len(frame))
+                self._subscriptions.discard(topic)
+                self._snapshot = tuple(self._subscriptions)
 
     def close(self) -> None:
         def shutdown() -> None:

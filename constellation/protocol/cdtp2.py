@@ -5,11 +5,14 @@ array of records ``[uint sequence, map tags, array of bin blocks]``. BOR and EOR
 records without blocks: user tags, then the configuration (BOR) or run metadata (EOR).
 
 :func:`encode_data_frame` and :func:`decode_data_frame` are the fast single-frame entry points;
-:class:`CDTP2Message` wraps them for the multipart interface shared by all codecs.
+:class:`CDTP2Message` wraps them for the multipart interface shared by all codecs. Blocks of
+64 KiB and more are copied into the frame once (joined, not packed); with ``share_blocks`` the
+decoder returns them as views of the received frame instead of copies.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -187,14 +190,62 @@ def encode_data_frame(
 _PACK_ERRORS = (TypeError, ValueError, OverflowError, BufferError)
 
 
+#: Blocks of at least this size are joined into the frame instead of going through the packer.
+_JOIN_MIN_BLOCK = 64 * 1024
+#: Batches of at most this many records are checked for such blocks.
+_JOIN_MAX_RECORDS = 64
+_BIN32 = struct.Struct(">BI")
+
+
 def _pack_frame(sender: str, msg_type: CDTPType, records: Sequence[DataRecord]) -> bytes:
     pk = msgpack.Packer(use_bin_type=True, datetime=True, default=_block_default, autoreset=False)
     pk.pack(Protocol.CDTP2.value)
     pk.pack(sender)
     pk.pack(int(msg_type))
+    if len(records) <= _JOIN_MAX_RECORDS and _has_large_block(records):
+        return _pack_joined(pk, records)
     pk.pack(records)  # DataRecords are tuples: each packs as an array of 3
     frame: bytes = pk.bytes()
     return frame
+
+
+def _has_large_block(records: Sequence[DataRecord]) -> bool:
+    return any(_nbytes(block) >= _JOIN_MIN_BLOCK for record in records for block in record[2])
+
+
+def _nbytes(block: object) -> int:
+    if type(block) is bytes or type(block) is bytearray:
+        return len(block)
+    return memoryview(block).nbytes  # type: ignore[arg-type]
+
+
+def _pack_joined(pk: msgpack.Packer, records: Sequence[DataRecord]) -> bytes:
+    """The same bytes as packing ``records``, with large blocks copied once (by the join).
+
+    The packer copies every block into its growing buffer and ``bytes()`` copies the result
+    again; joining the packed pieces with the raw large blocks copies those only once.
+    """
+    parts: list[Any] = []
+    pk.pack_array_header(len(records))
+    for sequence, tags, blocks in records:
+        pk.pack_array_header(3)
+        pk.pack(sequence)
+        pk.pack(tags)
+        pk.pack_array_header(len(blocks))
+        for block in blocks:
+            view = block if type(block) is bytes else _as_block(block, "block")
+            size = len(view)
+            if size < _JOIN_MIN_BLOCK:
+                pk.pack(view)
+                continue
+            if size > 0xFFFFFFFF:
+                raise ValueError(f"block of {size} bytes is too large")
+            parts.append(pk.bytes())
+            pk.reset()
+            parts.append(_BIN32.pack(0xC6, size))  # bin 32, as msgpack packs >= 64 KiB
+            parts.append(view)
+    parts.append(pk.bytes())
+    return b"".join(parts)
 
 
 def _bad_record(index: int, problem: str) -> DecodeError:
@@ -256,18 +307,154 @@ def _check_decoded(raw: list[Any]) -> None:
                 raise _bad_record(index, f"block of type {type(block).__name__} is not bin")
 
 
-def decode_data_frame(frame: Any) -> CDTP2Message:
-    """Decode one CDTP2 frame; raises only the DecodeError family."""
+def decode_data_frame(frame: Any, *, share_blocks: bool = False) -> CDTP2Message:
+    """Decode one CDTP2 frame; raises only the DecodeError family.
+
+    With ``share_blocks``, blocks of at least 64 KiB in a frame of few large records are
+    returned as read-only memoryviews of ``frame`` instead of ``bytes`` copies (zero copy; the
+    views keep the frame alive). Everything else decodes exactly as without it.
+    """
     (view,) = frames_of((frame,), (1,), "CDTP2 message")
     (_, sender, raw_type), end = unpack_prefix(view, 3, Protocol.CDTP2, "CDTP2 message", 3)
     check_type(sender, str, "CDTP2 sender")
     if type(raw_type) is not int or not 0 <= raw_type <= 2:
         raise DecodeError(f"CDTP2 message type {raw_type!r} is unknown")
+    if share_blocks and len(view) - end >= _JOIN_MIN_BLOCK:
+        shared = _shared_records(view, end)
+        if shared is not None:
+            return CDTP2Message(sender, CDTPType(raw_type), shared)
     try:
         raw = msgpack.unpackb(view[end:], raw=False, timestamp=3, strict_map_key=True)
     except Exception as exc:
         raise DecodeError(f"CDTP2 records: invalid msgpack data ({exc})") from exc
     return CDTP2Message(sender, CDTPType(raw_type), _records_of(raw))
+
+
+_U8, _U16, _U32, _U64 = (struct.Struct(f">{c}") for c in "BHIQ")
+#: msgpack head bytes of fixed-size objects -> their total size.
+_FIXED_SIZES = {
+    0xC0: 1,
+    0xC2: 1,
+    0xC3: 1,
+    0xCA: 5,
+    0xCB: 9,
+    0xCC: 2,
+    0xCD: 3,
+    0xCE: 5,
+    0xCF: 9,
+    0xD0: 2,
+    0xD1: 3,
+    0xD2: 5,
+    0xD3: 9,
+    0xD4: 3,
+    0xD5: 4,
+    0xD6: 6,
+    0xD7: 10,
+    0xD8: 18,
+}
+#: Head bytes of objects with a length field: (length struct, bytes before the data).
+_SIZED = {
+    0xC4: (_U8, 2),
+    0xC5: (_U16, 3),
+    0xC6: (_U32, 5),
+    0xC7: (_U8, 3),
+    0xC8: (_U16, 4),
+    0xC9: (_U32, 6),
+    0xD9: (_U8, 2),
+    0xDA: (_U16, 3),
+    0xDB: (_U32, 5),
+}
+#: Head bytes of arrays and maps with a count field: (count struct, header size, per count).
+_COUNTED = {0xDC: (_U16, 3, 1), 0xDD: (_U32, 5, 1), 0xDE: (_U16, 3, 2), 0xDF: (_U32, 5, 2)}
+_UINT_HEADS = {0xCC: _U8, 0xCD: _U16, 0xCE: _U32, 0xCF: _U64}
+
+
+def _skip(data: memoryview, pos: int) -> int:
+    """Offset after the msgpack object at ``pos`` (IndexError/KeyError/struct.error if bad)."""
+    pending = 1
+    while pending:
+        pending -= 1
+        head = data[pos]
+        if head <= 0x7F or head >= 0xE0:  # fixints
+            pos += 1
+        elif head <= 0x8F:  # fixmap
+            pending += 2 * (head & 0x0F)
+            pos += 1
+        elif head <= 0x9F:  # fixarray
+            pending += head & 0x0F
+            pos += 1
+        elif head <= 0xBF:  # fixstr
+            pos += 1 + (head & 0x1F)
+        elif head in _FIXED_SIZES:
+            pos += _FIXED_SIZES[head]
+        elif head in _SIZED:
+            length, offset = _SIZED[head]
+            pos += offset + length.unpack_from(data, pos + 1)[0]
+        else:
+            count, offset, per = _COUNTED[head]  # KeyError for 0xC1 (never used)
+            pending += per * count.unpack_from(data, pos + 1)[0]
+            pos += offset
+    if pos > len(data):
+        raise IndexError("truncated msgpack object")
+    return pos
+
+
+def _array_header(data: memoryview, pos: int) -> tuple[int, int]:
+    """(element count, offset after the header) of the msgpack array at ``pos``."""
+    head = data[pos]
+    if 0x90 <= head <= 0x9F:
+        return head & 0x0F, pos + 1
+    count, offset, per = _COUNTED[head]
+    if per != 1:
+        raise KeyError(head)
+    return count.unpack_from(data, pos + 1)[0], pos + offset
+
+
+def _shared_records(data: memoryview, pos: int) -> list[DataRecord] | None:
+    """Records with large blocks as views of ``data``; None means "use the standard path".
+
+    Walks the record array by hand. Anything unusual (a frame of many small records, a
+    non-bin block, a signed sequence number, trailing bytes, a malformed frame) returns None,
+    so that the standard decoder produces the result or the error.
+    """
+    try:
+        count, pos = _array_header(data, pos)
+        if count == 0 or (len(data) - pos) // count < _JOIN_MIN_BLOCK:
+            return None
+        records: list[DataRecord] = []
+        for _ in range(count):
+            if data[pos] != 0x93:
+                return None
+            head = data[pos + 1]
+            if head <= 0x7F:
+                sequence, pos = head, pos + 2
+            elif head in _UINT_HEADS:
+                uint = _UINT_HEADS[head]
+                sequence, pos = uint.unpack_from(data, pos + 2)[0], pos + 2 + uint.size
+            else:
+                return None
+            start, pos = pos, _skip(data, pos)
+            tags = msgpack.unpackb(data[start:pos], raw=False, timestamp=3, strict_map_key=True)
+            if type(tags) is not dict:
+                return None
+            check_keys(tags, "CDTP2 record tags")
+            nblocks, pos = _array_header(data, pos)
+            blocks: list[Any] = []
+            for _ in range(nblocks):
+                head = data[pos]
+                if head not in (0xC4, 0xC5, 0xC6):
+                    return None
+                length, offset = _SIZED[head]
+                size = length.unpack_from(data, pos + 1)[0]
+                start, pos = pos + offset, pos + offset + size
+                if pos > len(data):
+                    return None
+                block = data[start:pos]
+                blocks.append(block if size >= _JOIN_MIN_BLOCK else block.tobytes())
+            records.append(DataRecord(sequence, tags, blocks))
+    except Exception:  # malformed: the standard decoder names the problem
+        return None
+    return records if pos == len(data) else None
 
 
 @dataclass(frozen=True)

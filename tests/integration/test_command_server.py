@@ -130,7 +130,7 @@ def _garbage(rng: random.Random) -> list[bytes]:
     if kind == 1:  # wrong protocol identifier
         return [msgpack.packb("CSCP\x02") + valid[0][6:], valid[1]]
     if kind == 2:  # wrong number of frames
-        return valid + [b"\xc1", b"extra"]
+        return [*valid, b"\xc1", b"extra"]
     if kind == 3:  # undecodable payload frame
         return [*valid, b"\xc1\xc1"]
     if kind == 4:  # truncated header

@@ -18,17 +18,21 @@ from controller import Controller
 from tests.helpers import LOOPBACK, REPO, console_script, wait_for
 
 
-def test_controller_steers_two_satellite_processes(processes: Any, group: str,
-                                                   tmp_path: Path) -> None:
+def test_controller_steers_two_satellite_processes(
+    processes: Any, group: str, tmp_path: Path
+) -> None:
     a = processes("SatelliteExample", "a")
     b = processes("SatelliteExample", "b")
     config = tmp_path / "run.toml"
-    config.write_text("[Example._default]\nsample_period = 0.01\n[Example.b]\nsample_period = 0.02\n")
+    config.write_text(
+        "[Example._default]\nsample_period = 0.01\n[Example.b]\nsample_period = 0.02\n"
+    )
     changes: list[tuple[str, str, str]] = []
     lock = threading.Lock()
     with Controller(group, interface=LOOPBACK) as ctl:
-        ctl.on_state_change(lambda n, o, s: (lock.acquire(), changes.append((n, o, s)),
-                                              lock.release()))
+        ctl.on_state_change(
+            lambda n, o, s: (lock.acquire(), changes.append((n, o, s)), lock.release())
+        )
         ctl.await_satellites(["Example.a", "Example.b"], timeout=20)
         replies = ctl.initialize(config)
         assert all(r.ok and r.verb == "transitioning" for r in replies.values())
@@ -75,6 +79,7 @@ def test_satellite_announces_and_withdraws_on_mdns(processes: Any, group: str) -
     gone: set[ServiceId] = set()
     browser = MdnsDiscovery(group, "Test.browser", NetworkScope((LOOPBACK,)))
     try:
+
         def on_event(event: DiscoveryEvent, service: Any) -> None:
             if event is DiscoveryEvent.ADDED:
                 found[service.service] = service
@@ -113,8 +118,12 @@ def test_launcher_flags() -> None:
     assert version.returncode == 0 and "SatelliteExample" in version.stdout
     missing = subprocess.run([exe, "-n", "x"], capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2 and "--group" in missing.stderr
-    bad_name = subprocess.run([exe, "-g", "g", "-n", "bad.name", "-i", LOOPBACK],
-                              capture_output=True, text=True, timeout=30)
+    bad_name = subprocess.run(
+        [exe, "-g", "g", "-n", "bad.name", "-i", LOOPBACK],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert bad_name.returncode == 2 and "bad.name" in bad_name.stderr
 
 
@@ -123,9 +132,19 @@ def test_quick_start_script(processes: Any, group: str) -> None:
     processes("SatelliteExample", "a")
     processes("SatelliteExample", "b")
     result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "my_run.py"), "-g", group, "-i", LOOPBACK,
-         "--seconds", "0.5"],
-        capture_output=True, text=True, timeout=90,
+        [
+            sys.executable,
+            str(REPO / "examples" / "my_run.py"),
+            "-g",
+            group,
+            "-i",
+            LOOPBACK,
+            "--seconds",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert result.returncode == 0, result.stderr
     assert "Example.a" in result.stdout and "-> RUN" in result.stdout

@@ -31,10 +31,23 @@ WRITER = "H5DataWriter.w"
 
 def _config(out: Path, swmr: bool, rate: float = 2000, **writer: Any) -> dict[str, Any]:
     return {
-        "RandomTransmitter": {"tx": {"block_size": 256, "rate": rate, "seed": 3,
-                                     "_conditions": {"require_starting_after": [WRITER]}}},
-        "H5DataWriter": {"w": {"output_directory": str(out), "allow_concurrent_reading": swmr,
-                               "flush_interval": 0.2, "_data": {"receive_from": [TX]}, **writer}},
+        "RandomTransmitter": {
+            "tx": {
+                "block_size": 256,
+                "rate": rate,
+                "seed": 3,
+                "_conditions": {"require_starting_after": [WRITER]},
+            }
+        },
+        "H5DataWriter": {
+            "w": {
+                "output_directory": str(out),
+                "allow_concurrent_reading": swmr,
+                "flush_interval": 0.2,
+                "_data": {"receive_from": [TX]},
+                **writer,
+            }
+        },
     }
 
 
@@ -92,8 +105,12 @@ def test_existing_file_is_never_overwritten(satellites: Any, group: str, tmp_pat
         ctl.launch()
         ctl.await_state("ORBIT", 10)
         ctl.start("dup", targets=[WRITER])
-        wait_for(lambda: ctl.states.get(WRITER) == "ERROR"
-                 or ctl.satellites[WRITER].command("get_state").verb == "ERROR")
+        wait_for(
+            lambda: (
+                ctl.states.get(WRITER) == "ERROR"
+                or ctl.satellites[WRITER].command("get_state").verb == "ERROR"
+            )
+        )
         status = ctl.satellites[WRITER].command("get_status").verb
         assert "data_dup.h5" in status
         assert existing.read_bytes() == b"precious"
@@ -197,8 +214,12 @@ def test_concurrent_reader_sees_records_grow(satellites: Any, group: str, tmp_pa
         _cycle_to_run(ctl, _config(tmp_path, True, rate=500), "live")
         writer = ctl.satellites[WRITER]
         wait_for(lambda: writer.command("get_concurrent_reading_status").payload["swmr_active"])
-        reader = subprocess.run([sys.executable, "-c", READER, str(path), TX, WRITER],
-                                capture_output=True, text=True, timeout=60)
+        reader = subprocess.run(
+            [sys.executable, "-c", READER, str(path), TX, WRITER],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         ctl.stop()
         ctl.await_state("ORBIT", 20)
     counts = [int(line) for line in reader.stdout.split()]
@@ -206,8 +227,9 @@ def test_concurrent_reader_sees_records_grow(satellites: Any, group: str, tmp_pa
     assert len(counts) >= 4 and counts == sorted(counts) and counts[-1] > counts[0]
 
 
-def test_killed_writer_leaves_a_readable_file(processes: Any, satellites: Any, group: str,
-                                              tmp_path: Path) -> None:
+def test_killed_writer_leaves_a_readable_file(
+    processes: Any, satellites: Any, group: str, tmp_path: Path
+) -> None:
     writer = processes("SatelliteH5DataWriter", "w")
     satellites(RandomTransmitter, "tx")
     with Controller(group, interface=LOOPBACK) as ctl:

@@ -1,0 +1,16 @@
+"""Offline reader of H5DataWriter files (SPEC §8) and the ``constellation-h5`` command.
+
+Needs only h5py and numpy (plus ``hdf5plugin`` for compressed files, imported when present)::
+
+    from constellation.reader import open_run
+
+    with open_run("data_run42.h5") as run:
+        for sender in run.senders:
+            print(sender, run.record_count(sender), run.eor(sender))
+            for record in run.records(sender):
+                ...  # record.sequence, record.tags, record.blocks (typed numpy arrays)
+"""
+
+from constellation.reader.h5reader import Record, RunReader, SenderStats, open_run, unflatten
+
+__all__ = ["Record", "RunReader", "SenderStats", "open_run", "unflatten"]

@@ -1,0 +1,504 @@
+"""Controller layer: the interactive console (IPython, or the stdlib ``code`` module as fallback).
+
+The namespace holds ``ctl`` (the :class:`~controller.controller.Controller`), ``cfg`` (the
+loaded configuration, or None), ``constellation`` (the group: ``constellation.<Type>`` and
+``constellation.<Type>.<Name>``, with tab completion of satellites and of each satellite's
+commands as listed by ``get_commands``, and their descriptions as help), ``status()`` and
+``wait(state)``. The prompt shows the group, the number of satellites and the global state.
+Leaving the console only closes the controller; the satellites are not affected.
+"""
+
+from __future__ import annotations
+
+import code
+import inspect
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pprint import pformat
+from typing import Any
+
+from constellation.protocol.common import NO_PAYLOAD
+from controller.config import ControllerConfig, config_warnings, load_config
+from controller.controller import Controller, Reply
+from controller.group import GroupView, colour_state, reply_lines
+
+__all__ = [
+    "ConsoleReply",
+    "GroupProxy",
+    "ReplyMap",
+    "SatelliteProxy",
+    "Session",
+    "TypeProxy",
+    "make_namespace",
+    "prompt_text",
+    "run_console",
+]
+
+#: Commands whose single argument is the whole payload (not a list of arguments).
+_RAW_PAYLOAD = frozenset({"start", "reconfigure"})
+#: Commands offered on a type or the whole group (besides those all members list).
+_ARGS = inspect.Signature([inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL)])
+_ANSI = re.compile(r"(\033\[[0-9;]*m)")
+_GROUP_COMMANDS = {
+    "initialize": "Initialize with a configuration (default: cfg): NEW/INIT/SAFE/ERROR -> INIT.",
+    "launch": "Launch: INIT -> ORBIT.",
+    "land": "Land: ORBIT -> INIT.",
+    "start": "Start run `run_id`: ORBIT -> RUN.",
+    "stop": "Stop the run: RUN -> ORBIT.",
+    "reconfigure": "Apply a partial configuration map in ORBIT.",
+    "shutdown": "Shut the satellites down (NEW, INIT, SAFE, ERROR).",
+    "get_state": "Current state of each satellite.",
+    "get_status": "Current status text of each satellite.",
+    "get_run_id": "Identifier of the current or last run of each satellite.",
+    "get_config": "Effective configuration of each satellite.",
+}
+
+
+@dataclass(frozen=True, repr=False)
+class ConsoleReply(Reply):
+    """A :class:`Reply` shown as ``SUCCESS: verb`` (plus the payload, if any)."""
+
+    @classmethod
+    def of(cls, reply: Reply) -> ConsoleReply:
+        return cls(reply.msg_type, reply.verb, reply.payload, reply.tags)
+
+    def __repr__(self) -> str:
+        text = f"{self.msg_type.name}: {self.verb}"
+        if self.payload is None:
+            return text
+        return f"{text}\n{pformat(self.payload, sort_dicts=False)}"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+class ReplyMap(dict[str, Reply]):
+    """Replies by satellite name, shown one per line."""
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.values())
+
+    def __repr__(self) -> str:
+        return "\n".join(reply_lines(self, payload=True)) or "(no satellites)"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+def _make_command(name: str, doc: str, call: Callable[..., Any], owner: str) -> Callable[..., Any]:
+    """A function named ``name`` with ``doc`` as its help text that forwards to ``call``."""
+
+    def command(*args: Any) -> Any:
+        return call(name, args)
+
+    command.__name__ = command.__qualname__ = name
+    command.__doc__ = doc
+    command.__module__ = owner  # shown by help(): "function set_offset in module Example.a"
+    command.__signature__ = _ARGS  # type: ignore[attr-defined]
+    return command
+
+
+class Session:
+    """What the console objects share: the controller, the view and the namespace."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        view: GroupView,
+        namespace: Mapping[str, Any],
+        out: Callable[[str], None] = print,
+    ) -> None:
+        self.ctl = controller
+        self.view = view
+        self.namespace = namespace
+        self.out = out
+        self._commands: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="console-commands")
+        view.add_listener(self.prefetch)
+        self.prefetch()
+
+    @property
+    def config(self) -> ControllerConfig | None:
+        """The namespace's current ``cfg`` (so ``cfg = load_config(...)`` takes effect)."""
+        cfg = self.namespace.get("cfg")
+        return None if cfg is None else load_config(cfg)
+
+    def prefetch(self) -> None:
+        """Ask new satellites for their commands in the background (for instant completion)."""
+        with self._lock:
+            new = [n for n in self.ctl.satellites if n not in self._commands]
+            new = [n for n in new if n not in self._pending]
+            self._pending.update(new)
+        for name in new:
+            try:
+                self._pool.submit(self._fetch, name)
+            except RuntimeError:  # closed
+                return
+
+    def _fetch(self, name: str) -> None:
+        try:
+            self.commands(name)
+        finally:
+            with self._lock:
+                self._pending.discard(name)
+
+    def commands(self, name: str) -> dict[str, str]:
+        """Command name -> description of satellite ``name`` (asked once, then cached)."""
+        with self._lock:
+            known = self._commands.get(name)
+        if known is not None:
+            return known
+        handle = self.ctl.satellites.get(name)
+        if handle is None:
+            return {}
+        try:
+            reply = handle.command("get_commands", timeout=self.ctl.timeout)
+        except TimeoutError:
+            return {}
+        if not reply.ok or not isinstance(reply.payload, dict):
+            return {}
+        commands = {str(k): str(v) for k, v in reply.payload.items()}
+        with self._lock:
+            self._commands[name] = commands
+        return commands
+
+    def close(self) -> None:
+        """Stop background fetching."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def common_commands(self, names: Iterable[str]) -> dict[str, str]:
+        """Commands every satellite of ``names`` offers, plus the group transitions."""
+        sets = [self.commands(n) for n in names]
+        common = set.intersection(*(set(s) for s in sets)) if sets else set()
+        result = {c: sets[0][c] for c in sorted(common)}
+        result.update({c: d for c, d in _GROUP_COMMANDS.items() if c not in result})
+        return result
+
+    def send(self, verb: str, args: tuple[Any, ...], names: list[str]) -> ReplyMap:
+        """Send ``verb`` with ``args`` to ``names``; initialize uses the configuration."""
+        if not names:
+            return ReplyMap()
+        if verb.lower() == "initialize":
+            return self._wrap(self._initialize(args, names))
+        if verb.lower() in _RAW_PAYLOAD:
+            if len(args) != 1:
+                raise TypeError(f"{verb}() takes exactly one argument ({len(args)} given)")
+            payload = dict(args[0]) if isinstance(args[0], Mapping) else args[0]
+        else:
+            payload = list(args) if args else NO_PAYLOAD
+        return self._wrap(self.ctl.command(verb, payload, targets=names))
+
+    def _wrap(self, replies: Mapping[str, Reply]) -> ReplyMap:
+        return ReplyMap({n: ConsoleReply.of(r) for n, r in replies.items()})
+
+    def _initialize(self, args: tuple[Any, ...], names: list[str]) -> dict[str, Reply]:
+        if len(args) > 1:
+            raise TypeError(f"initialize() takes at most one argument ({len(args)} given)")
+        config = load_config(args[0]) if args else self.config
+        if config is None:
+            raise ValueError("no configuration: pass one, or start the console with -c FILE")
+        if set(names) == set(self.ctl.satellites):
+            for warning in config_warnings(config, names):
+                self.out(f"warning: {warning}")
+        return self.ctl.initialize(config, targets=names)
+
+
+class SatelliteProxy:
+    """One satellite: its commands as methods (``get_state()``, ``set_offset(1.5)``, ...)."""
+
+    def __init__(self, session: Session, name: str) -> None:
+        self._session = session
+        self._name = name
+
+    def _call(self, verb: str, args: tuple[Any, ...]) -> Reply:
+        replies = self._session.send(verb, args, [self._name])
+        if self._name not in replies:
+            raise LookupError(f"{self._name} is no longer in the group")
+        return replies[self._name]
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._session.commands(self._name))
+
+    def __getattr__(self, attr: str) -> Callable[..., Reply]:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        commands = self._session.commands(self._name)
+        lowered = {c.lower(): c for c in commands}
+        if attr.lower() in lowered:
+            name = lowered[attr.lower()]
+            return _make_command(name, commands[name], self._call, self._name)
+        if attr.startswith("_"):  # hidden commands are not listed, but can be sent
+            doc = f"Hidden command '{attr}' of {self._name}."
+            return _make_command(attr, doc, self._call, self._name)
+        raise AttributeError(f"{self._name} has no command '{attr}'")
+
+    def __repr__(self) -> str:
+        state = self._session.ctl.states.get(self._name, "?")
+        return f"<{self._name}: {state}>"
+
+
+class TypeProxy:
+    """All satellites of one type: ``.<Name>`` for one of them, commands for all of them."""
+
+    def __init__(self, session: Session, type_name: str) -> None:
+        self._session = session
+        self._type = type_name
+
+    def _members(self) -> dict[str, str]:
+        """Name part (as spelled) -> canonical name, for the satellites of this type."""
+        return {
+            n.partition(".")[2]: n
+            for n in sorted(self._session.ctl.satellites)
+            if n.partition(".")[0].lower() == self._type.lower()
+        }
+
+    def _call(self, verb: str, args: tuple[Any, ...]) -> ReplyMap:
+        return self._session.send(verb, args, list(self._members().values()))
+
+    def __dir__(self) -> list[str]:
+        members = self._members()
+        return sorted(members) + list(self._session.common_commands(members.values()))
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        members = self._members()
+        for short, name in members.items():
+            if short.lower() == attr.lower():
+                return SatelliteProxy(self._session, name)
+        commands = self._session.common_commands(members.values())
+        lowered = {c.lower(): c for c in commands}
+        if attr.lower() in lowered:
+            name = lowered[attr.lower()]
+            return _make_command(name, commands[name], self._call, self._type)
+        raise AttributeError(f"no satellite or common command '{attr}' of type {self._type}")
+
+    def __getitem__(self, name: str) -> SatelliteProxy:
+        return self.__getattr__(name)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        states = self._session.ctl.states
+        members = ", ".join(f"{n}: {states.get(c, '?')}" for n, c in self._members().items())
+        return f"<{self._type}: {members or 'no satellites'}>"
+
+
+class GroupProxy:
+    """The whole group: ``.<Type>`` for a type, commands for every satellite."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _types(self) -> dict[str, str]:
+        return {
+            n.partition(".")[0].lower(): n.partition(".")[0] for n in self._session.ctl.satellites
+        }
+
+    def _call(self, verb: str, args: tuple[Any, ...]) -> ReplyMap:
+        return self._session.send(verb, args, sorted(self._session.ctl.satellites))
+
+    def __dir__(self) -> list[str]:
+        names = sorted(self._session.ctl.satellites)
+        return sorted(self._types().values()) + list(self._session.common_commands(names))
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        types = self._types()
+        if attr.lower() in types:
+            return TypeProxy(self._session, types[attr.lower()])
+        commands = self._session.common_commands(sorted(self._session.ctl.satellites))
+        lowered = {c.lower(): c for c in commands}
+        if attr.lower() in lowered:
+            name = lowered[attr.lower()]
+            return _make_command(name, commands[name], self._call, self._session.ctl.group)
+        raise AttributeError(f"no satellite type or command '{attr}' in the group")
+
+    def __getitem__(self, name: str) -> Any:
+        """``constellation["Example.a"]`` or ``constellation["Example"]``."""
+        type_name, _, sat = name.partition(".")
+        proxy = self.__getattr__(type_name)
+        return proxy[sat] if sat else proxy
+
+    def __repr__(self) -> str:
+        view = self._session.view
+        count, state = view.summary()
+        return f"<group {self._session.ctl.group}: {count} satellites, {state}>"
+
+
+def prompt_text(view: GroupView) -> tuple[str, int, str, str]:
+    """(group, number of satellites, global state, run id) for the prompt."""
+    count, state = view.summary()
+    return view.ctl.group, count, state, view.current_run() if state == "RUN" else ""
+
+
+def make_namespace(
+    controller: Controller, view: GroupView, config: ControllerConfig | None
+) -> dict[str, Any]:
+    """The console namespace: ``ctl``, ``cfg``, ``constellation``, ``status``, ``wait``..."""
+    from controller.runs import Until
+    from controller.scan import Parameter, Scan
+
+    namespace: dict[str, Any] = {}
+    session = Session(controller, view, namespace)
+
+    def status() -> None:
+        """Print every satellite with its state, role, last heartbeat, run and status."""
+        print(view.table(colour=sys.stdout.isatty()))
+
+    def wait(state: str, timeout: float = 30.0) -> None:
+        """Wait until every satellite is in ``state`` (raises on ERROR or timeout)."""
+        controller.await_state(state, timeout=timeout)
+        if state.upper() == "RUN":
+            view.refresh_run_ids()  # so that the next prompt shows the run
+        print(f"all {len(controller.satellites)} satellites in {state.upper()}")
+
+    namespace.update(
+        ctl=controller,
+        cfg=config,
+        constellation=GroupProxy(session),
+        status=status,
+        wait=wait,
+        load_config=load_config,
+        Scan=Scan,
+        Parameter=Parameter,
+        Until=Until,
+    )
+    return namespace
+
+
+_BANNER = """Constellation controller console, group {group}
+  commands: constellation.launch(), constellation.Example.launch(), constellation.Example.a.launch()
+  status(): table of satellites   wait("ORBIT"): wait for a state   cfg: the configuration
+  Leaving the console does not affect the satellites.
+"""
+
+
+def run_console(
+    controller: Controller,
+    view: GroupView,
+    config: ControllerConfig | None,
+    use_ipython: bool = True,
+) -> None:
+    """Open the interactive console until the user leaves it (the controller stays open)."""
+    namespace = make_namespace(controller, view, config)
+    session: Session = namespace["constellation"]._session  # IPython clears the namespace
+    banner = _BANNER.format(group=controller.group)
+    if use_ipython:
+        try:
+            import IPython  # noqa: F401
+        except ImportError:
+            use_ipython = False
+    try:
+        if use_ipython:
+            _run_ipython(namespace, view, banner)
+        else:
+            _run_code(namespace, view, banner)
+    finally:
+        session.close()
+
+
+def _run_ipython(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
+    from IPython import start_ipython
+    from IPython.terminal.prompts import Prompts
+    from pygments.token import Token
+    from traitlets.config import Config
+
+    state_token = Token.Prompt.State
+    _STATE_TOKENS = {
+        name: getattr(state_token, name)
+        for name in ("NEW", "INIT", "ORBIT", "RUN", "SAFE", "ERROR", "DEAD", "NONE")
+    }
+
+    class GroupPrompts(Prompts):
+        def __init__(self, shell: Any) -> None:
+            super().__init__(shell)
+            view.add_listener(self._refresh)
+
+        def _refresh(self) -> None:
+            app = getattr(self.shell, "pt_app", None)
+            if app is None:
+                return
+            try:
+                from prompt_toolkit.formatted_text import PygmentsTokens
+
+                app.message = PygmentsTokens(self.in_prompt_tokens())
+                app.app.invalidate()
+            except Exception:
+                pass
+
+        def in_prompt_tokens(self) -> list[tuple[Any, str]]:
+            group, count, state, run_id = prompt_text(view)
+            base = state.lstrip("~")
+            tokens = [
+                (Token.Prompt.Group, f"{group} "),
+                (Token.Prompt.Count, f"({count}) "),
+                (_STATE_TOKENS.get(base, state_token.Transitional), state),
+            ]
+            if run_id:
+                tokens.append((Token.Prompt.Run, f" {run_id}"))
+            tokens.append((Token.Prompt, " > "))
+            return tokens
+
+        def continuation_prompt_tokens(self, width: int | None = None, **_: Any) -> list[Any]:
+            width = self._width() if width is None else width  # type: ignore[no-untyped-call]
+            return [(Token.Prompt, " " * max(0, width - 4) + "... ")]
+
+        def out_prompt_tokens(self) -> list[tuple[Any, str]]:
+            return []
+
+    c = Config()
+    c.TerminalIPythonApp.display_banner = True
+    c.TerminalInteractiveShell.banner1 = banner
+    c.TerminalInteractiveShell.banner2 = ""
+    c.TerminalInteractiveShell.prompts_class = GroupPrompts
+    c.TerminalInteractiveShell.confirm_exit = False
+    c.TerminalInteractiveShell.term_title = False
+    c.TerminalInteractiveShell.highlighting_style_overrides = {
+        Token.Prompt.Group: "bold",
+        Token.Prompt.Count: "",
+        Token.Prompt.Run: "#ansigreen",
+        state_token.NEW: "#ansiwhite",
+        state_token.INIT: "#ansicyan",
+        state_token.ORBIT: "#ansiblue bold",
+        state_token.RUN: "#ansigreen bold",
+        state_token.SAFE: "#ansiyellow bold",
+        state_token.ERROR: "#ansired bold",
+        state_token.DEAD: "#ansired",
+        state_token.Transitional: "bold",
+    }
+    c.Completer.use_jedi = False  # completion from dir(), i.e. from get_commands
+    c.Completer.evaluation = "unsafe"  # allow attribute access on the proxies while completing
+    start_ipython(argv=[], user_ns=namespace, config=c)
+
+
+def _run_code(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
+    colour = sys.stdout.isatty()
+
+    class Prompt:
+        def __str__(self) -> str:
+            group, count, state, run_id = prompt_text(view)
+            shown = colour_state(state, colour)
+            if colour:  # readline must know which characters take no space
+                shown = _ANSI.sub("\001\\1\002", shown)
+            return f"{group} ({count}) {shown}{' ' + run_id if run_id else ''} > "
+
+    try:
+        import readline
+        import rlcompleter
+
+        readline.set_completer(rlcompleter.Completer(namespace).complete)
+        readline.parse_and_bind("tab: complete")
+    except ImportError:
+        pass
+    sys.ps1, sys.ps2 = Prompt(), "... "
+    try:
+        code.InteractiveConsole(namespace).interact(banner=banner, exitmsg="")
+    finally:
+        del sys.ps1, sys.ps2

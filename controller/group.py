@@ -1,0 +1,308 @@
+"""Controller layer: a live view of a group for the console and the command-line tools.
+
+:class:`GroupView` sits on top of a :class:`~controller.controller.Controller` (using only its
+public API) and adds what an operator looks at: waiting for discovery to settle, the run
+identifier of every satellite (asked with ``get_run_id``, so a controller started in the middle
+of a run picks it up), the time since each satellite's last heartbeat, and the status table.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from constellation.core.states import State
+from controller.controller import Controller, Reply
+
+__all__ = [
+    "STATE_COLOURS",
+    "GroupView",
+    "SatelliteRow",
+    "colour_state",
+    "format_table",
+    "reply_lines",
+]
+
+#: ANSI colour of each state name on a terminal.
+STATE_COLOURS = {
+    "NEW": "\033[37m",
+    "INIT": "\033[36m",
+    "ORBIT": "\033[34m",
+    "RUN": "\033[32m",
+    "SAFE": "\033[33m",
+    "ERROR": "\033[31m",
+    "DEAD": "\033[2;31m",
+}
+_RESET = "\033[0m"
+
+
+def colour_state(state: str, colour: bool = True) -> str:
+    """``state`` wrapped in its ANSI colour (transitional states in bold)."""
+    if not colour:
+        return state
+    base = state.lstrip("~")
+    code = STATE_COLOURS.get(base)
+    if code is None and base in State.__members__:
+        code = "\033[1m"  # transitional
+    return f"{code}{state}{_RESET}" if code else state
+
+
+@dataclass(frozen=True)
+class SatelliteRow:
+    """One line of the status table."""
+
+    name: str
+    state: str
+    role: str
+    heartbeat_age: float | None
+    run_id: str
+    status: str
+
+
+def format_table(rows: Iterable[SatelliteRow], colour: bool = False) -> str:
+    """The status table as text (one header line, one line per satellite)."""
+    rows = list(rows)
+    header = ("SATELLITE", "STATE", "ROLE", "LAST BEAT", "RUN ID", "STATUS")
+    cells = [
+        (
+            r.name,
+            r.state,
+            r.role,
+            "-" if r.heartbeat_age is None else f"{r.heartbeat_age:.1f} s ago",
+            r.run_id or "-",
+            r.status,
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header[:-1])]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header[:-1], widths, strict=True)) + "  STATUS"]
+    for cell in cells:
+        state = colour_state(cell[1], colour) + " " * (widths[1] - len(cell[1]))
+        parts = [
+            cell[0].ljust(widths[0]),
+            state,
+            *(c.ljust(w) for c, w in zip(cell[2:5], widths[2:], strict=True)),
+        ]
+        lines.append("  ".join(parts) + "  " + cell[5])
+    return "\n".join(lines)
+
+
+class GroupView:
+    """Run identifiers, heartbeat ages, waits and the status table of a controller's group."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.ctl = controller
+        self._lock = threading.Condition()
+        self._run_ids: dict[str, str] = {}
+        self._fetched: dict[str, float] = {}
+        self._changes = 0
+        self._listeners: list[Callable[[], None]] = []
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="group-view")
+        self._closed = False
+        controller.on_state_change(self._on_state_change)
+        controller.on_join(self._on_join)
+        controller.on_leave(self._on_leave)
+        for name in controller.satellites:
+            self._on_join(name)
+
+    # --- events -------------------------------------------------------------------------------
+    def _notify(self) -> None:
+        with self._lock:
+            self._changes += 1
+            self._lock.notify_all()
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:  # a broken display must not stop the controller
+                pass
+
+    def _on_state_change(self, name: str, old: str, new: str) -> None:
+        if new == "RUN" and old != "RUN":
+            self._submit(name)
+        self._notify()
+
+    def _on_join(self, name: str) -> None:
+        self._submit(name)
+        self._notify()
+
+    def _submit(self, name: str) -> None:
+        if not self._closed:
+            try:
+                self._pool.submit(self._fetch_run_id, name)
+            except RuntimeError:  # shut down meanwhile
+                pass
+
+    def _on_leave(self, name: str) -> None:
+        self._notify()
+
+    def _fetch_run_id(self, name: str) -> None:
+        handle = self.ctl.satellites.get(name)
+        if handle is None:
+            return
+        try:
+            reply = handle.command("get_run_id", timeout=self.ctl.timeout)
+        except Exception:
+            return
+        if reply.ok:
+            with self._lock:
+                self._run_ids[name] = reply.verb
+                self._fetched[name] = time.monotonic()
+        self._notify()
+
+    @property
+    def changes(self) -> int:
+        """A counter of the changes seen so far (compare two readings to detect news)."""
+        return self._changes
+
+    def refresh_run_ids(self) -> None:
+        """Ask every satellite for its run identifier now (instead of in the background)."""
+        for name in self.names:
+            self._fetch_run_id(name)
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (from any thread) on every change of states or members."""
+        self._listeners.append(listener)
+
+    # --- queries ------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Canonical names of the satellites present, sorted."""
+        return sorted(self.ctl.satellites)
+
+    def run_id(self, name: str) -> str:
+        """The last run identifier ``name`` reported ('' if unknown)."""
+        with self._lock:
+            return self._run_ids.get(name, "")
+
+    def current_run(self) -> str:
+        """The run identifier of the satellites in RUN (the latest learnt; '' if none)."""
+        states = self.ctl.states
+        with self._lock:
+            running = [
+                (self._fetched.get(n, 0.0), self._run_ids[n])
+                for n in self.names
+                if states.get(n) == "RUN" and self._run_ids.get(n)
+            ]
+        return max(running)[1] if running else ""
+
+    def heartbeat_age(self, name: str) -> float | None:
+        """Seconds since the last heartbeat of ``name`` (None before the first)."""
+        peer = self.ctl.heartbeats.peer(name)
+        return None if peer is None else max(0.0, time.monotonic() - peer.last_seen)
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate()`` holds (re-checked on every change); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(min(remaining, 0.2))
+        return True
+
+    def discover(
+        self,
+        expected: Iterable[str] = (),
+        count: int = 0,
+        timeout: float = 5.0,
+        settle: float = 0.5,
+    ) -> list[str]:
+        """Wait for discovery and return the names present; never raises.
+
+        With ``expected`` names or a ``count``: until they are present. Otherwise until the
+        first satellite appeared and then none for ``settle`` seconds. At most ``timeout`` s.
+        """
+        wanted = {n.lower() for n in expected}
+        deadline = time.monotonic() + timeout
+
+        def present() -> set[str]:
+            return {n.lower() for n in self.ctl.satellites}
+
+        if wanted or count:
+            self.wait(lambda: wanted <= present() and len(present()) >= count, timeout)
+            return self.names
+        seen = present()
+        last_change = time.monotonic()
+
+        def settled() -> bool:
+            nonlocal seen, last_change
+            now = time.monotonic()
+            if present() != seen:
+                seen, last_change = present(), now
+            return now >= deadline or (bool(seen) and now - last_change >= settle)
+
+        self.wait(settled, timeout)
+        return self.names
+
+    def rows(self, timeout: float | None = None) -> list[SatelliteRow]:
+        """Ask every satellite for its state, role, run id and status; one row each."""
+        names = self.names
+        if not names:
+            return []
+        replies = {
+            verb: self._ask(verb, names)
+            for verb in ("get_state", "get_role", "get_run_id", "get_status")
+        }
+        states = self.ctl.states
+        rows = []
+        for name in names:
+
+            def text(verb: str, name: str = name) -> str:
+                reply: Reply | None = replies[verb].get(name)
+                return reply.verb if reply is not None and reply.ok else "?"
+
+            state = text("get_state")
+            rows.append(
+                SatelliteRow(
+                    name,
+                    state if state != "?" else states.get(name, "?"),
+                    text("get_role"),
+                    self.heartbeat_age(name),
+                    "" if text("get_run_id") == "?" else text("get_run_id"),
+                    text("get_status"),
+                )
+            )
+            if text("get_run_id") != "?":
+                with self._lock:
+                    self._run_ids[name] = text("get_run_id")
+        return rows
+
+    def _ask(self, verb: str, names: list[str]) -> dict[str, Reply]:
+        present = [n for n in names if n in self.ctl.satellites]
+        try:
+            return self.ctl.command(verb, targets=present)
+        except KeyError:  # one left in the meantime
+            return {}
+
+    def table(self, colour: bool = False) -> str:
+        """The status table, freshly asked for."""
+        rows = self.rows()
+        if not rows:
+            return f"no satellites in group {self.ctl.group}"
+        return format_table(rows, colour)
+
+    def summary(self) -> tuple[int, str]:
+        """(number of satellites present, global state) without asking anybody."""
+        return len(self.ctl.satellites), self.ctl.global_state()
+
+    def close(self) -> None:
+        """Stop notifying listeners (the controller keeps its callbacks; they become no-ops)."""
+        self._closed = True
+        self._listeners.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def reply_lines(replies: dict[str, Reply], payload: bool = False) -> list[str]:
+    """``name: TYPE verb`` lines for a set of replies (sorted by name)."""
+    lines = []
+    for name in sorted(replies):
+        reply = replies[name]
+        line = f"{name}: {reply.msg_type.name} {reply.verb}"
+        if payload and reply.payload is not None:
+            line += f" {reply.payload!r}"
+        lines.append(line)
+    return lines

@@ -1,0 +1,435 @@
+"""Controller layer: the ``Monitor`` command — logs and metrics of a whole group, live.
+
+``Monitor -g GROUP [-i IFACE] [-l LEVEL] [-t TOPIC] [--metrics [NAME ...]] [-o DIR]`` listens
+with a :class:`~constellation.net.listener.MonitoringListener`, prints every log message
+(coloured by level on a terminal) and every metric value with a rate (integer counters) or a
+running average (floating-point gauges) worked out here, and with ``-o`` appends them to
+``DIR/log.csv`` and ``DIR/metric_<NAME>.csv``, rotated by size. It can be started and stopped
+(Ctrl-C, exit code 0) at any time: the satellites only see subscriptions come and go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from constellation import __version__
+from constellation.errors import DiscoveryError
+from constellation.net.listener import MetricSample, MetricStats, MonitoringListener
+from constellation.protocol.cmdp1 import LOG_LEVELS, CMDP1Log, CMDP1Metric, CMDP1Notification
+from constellation.protocol.common import to_datetime
+
+__all__ = [
+    "LOG_HEADER",
+    "METRIC_HEADER",
+    "CsvRecorder",
+    "Display",
+    "RotatingCsv",
+    "build_parser",
+    "main",
+]
+
+log = logging.getLogger("constellation.monitor")
+
+#: Columns of ``log.csv`` and of every ``metric_<NAME>.csv``.
+LOG_HEADER = ("time", "sender", "level", "topic", "message")
+METRIC_HEADER = ("time", "sender", "value", "unit")
+
+_RESET = "\033[0m"
+_DIM = "\033[2m"
+_BOLD = "\033[1m"
+_LEVEL_COLOURS = {
+    "TRACE": "\033[2m",
+    "DEBUG": "\033[2m",
+    "INFO": "",
+    "WARNING": "\033[33m",
+    "STATUS": "\033[32m",
+    "CRITICAL": "\033[1;31m",
+}
+_METRIC_COLOUR = "\033[36m"
+
+
+# --- CSV files -----------------------------------------------------------------------------------
+class RotatingCsv:
+    """An append-only CSV file with a header row, rotated when it grows past ``max_bytes``.
+
+    ``name.csv`` becomes ``name.csv.1`` (older ones shift to ``.2`` ... ``.<backups>``, the oldest
+    is deleted) and a fresh ``name.csv`` with the header row is started. An existing file is
+    continued, so stopping and restarting the Monitor never loses earlier rows.
+    """
+
+    def __init__(
+        self, path: Path, header: Sequence[str], max_bytes: int = 10 * 2**20, backups: int = 3
+    ) -> None:
+        self.path = path
+        self.header = tuple(header)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._file: TextIO | None = None
+        self._size = 0
+        self._open()
+
+    def _open(self) -> None:
+        self._file = self.path.open("a", encoding="utf-8", newline="")
+        self._size = self.path.stat().st_size
+        if self._size == 0:
+            self._write_line(self.header)
+
+    def _write_line(self, row: Sequence[Any]) -> None:
+        assert self._file is not None
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(row)
+        line = self._buffer.getvalue()
+        self._file.write(line)
+        self._file.flush()
+        self._size += len(line.encode("utf-8"))
+
+    def write(self, row: Sequence[Any]) -> None:
+        """Append one row (flushed at once), rotating first if the file is full."""
+        if self._file is None:
+            return
+        if self._size >= self.max_bytes:
+            self._rotate()
+        self._write_line(row)
+
+    def _rotate(self) -> None:
+        assert self._file is not None
+        self._file.close()
+        if self.backups <= 0:
+            self.path.unlink(missing_ok=True)
+        else:
+            self.path.with_name(f"{self.path.name}.{self.backups}").unlink(missing_ok=True)
+            for index in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{index}")
+                if older.exists():
+                    older.rename(self.path.with_name(f"{self.path.name}.{index + 1}"))
+            self.path.rename(self.path.with_name(f"{self.path.name}.1"))
+        self._open()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class CsvRecorder:
+    """``log.csv`` plus one ``metric_<NAME>.csv`` per metric in ``directory``."""
+
+    def __init__(self, directory: Path, max_bytes: int = 10 * 2**20, backups: int = 3) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.backups = backups
+        directory.mkdir(parents=True, exist_ok=True)
+        self._logs: RotatingCsv | None = None
+        self._metrics: dict[str, RotatingCsv] = {}
+        self._lock = threading.Lock()
+
+    def log(self, message: CMDP1Log) -> None:
+        when = to_datetime(message.time).isoformat()
+        row = (when, message.sender, message.level, message.log_topic, message.message)
+        with self._lock:
+            if self._logs is None:
+                self._logs = self._file("log.csv", LOG_HEADER)
+            self._logs.write(row)
+
+    def metric(self, sample: MetricSample) -> None:
+        row = (sample.time.isoformat(), sample.sender, _csv_value(sample.value), sample.unit)
+        with self._lock:
+            writer = self._metrics.get(sample.name)
+            if writer is None:
+                writer = self._metrics[sample.name] = self._file(
+                    f"metric_{sample.name}.csv", METRIC_HEADER
+                )
+            writer.write(row)
+
+    def _file(self, name: str, header: Sequence[str]) -> RotatingCsv:
+        return RotatingCsv(self.directory / name, header, self.max_bytes, self.backups)
+
+    def close(self) -> None:
+        with self._lock:
+            for writer in [self._logs, *self._metrics.values()]:
+                if writer is not None:
+                    writer.close()
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+# --- terminal output -----------------------------------------------------------------------------
+class Display:
+    """Print log lines, metric lines and peer events, coloured when ``colour`` is true."""
+
+    def __init__(self, stream: TextIO, colour: bool) -> None:
+        self._out = stream
+        self._colour = colour
+        self._width = 16
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.broken = False
+
+    def _paint(self, code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if self._colour and code and text else text
+
+    def _sender(self, name: str) -> str:
+        self._width = max(self._width, len(name))
+        return self._paint(_BOLD, name.ljust(self._width))
+
+    def _emit(self, text: str) -> None:
+        with self._lock:
+            if self.broken:
+                return
+            try:
+                self._out.write(text + "\n")
+                self._out.flush()
+            except (OSError, ValueError):
+                self.broken = True  # e.g. the pipe reader went away
+
+    def log(self, message: CMDP1Log) -> None:
+        colour = _LEVEL_COLOURS.get(message.level, "")
+        clock = _clock(to_datetime(message.time))
+        topic = self._paint(_DIM, f"[{message.log_topic}]") if message.log_topic else ""
+        text = message.message
+        if message.level in ("WARNING", "STATUS", "CRITICAL"):
+            text = self._paint(colour, text)
+        lines = [
+            f"{clock} {self._paint(colour, message.level.ljust(8))} "
+            f"{self._sender(message.sender)} {topic} {text}".rstrip()
+        ]
+        traceback = message.tags.get("traceback")
+        if isinstance(traceback, str) and traceback:
+            lines.extend(self._paint(_DIM, "    " + line) for line in traceback.splitlines())
+        self._emit("\n".join(lines))
+
+    def metric(self, sample: MetricSample) -> None:
+        value = _display_value(sample.value)
+        unit = f" {sample.unit}" if sample.unit else ""
+        extra = ""
+        if sample.rate is not None:
+            extra = f"  ({_number(sample.rate)} {sample.rate_unit})"
+        elif sample.average is not None:
+            extra = f"  (avg {_number(sample.average)}{unit})"
+        self._emit(
+            f"{_clock(sample.time)} {self._paint(_METRIC_COLOUR, 'METRIC  ')} "
+            f"{self._sender(sample.sender)} {sample.name} = {value}{unit}{self._paint(_DIM, extra)}"
+        )
+
+    def notification(self, message: CMDP1Notification) -> None:
+        """Show what a sender offers, once per change (other listeners cause repeats)."""
+        key = (message.sender, message.kind)
+        topics = tuple(sorted(message.topics))
+        with self._lock:
+            if self._seen.get(key) == topics:
+                return
+            self._seen[key] = topics
+        what = "log topics" if message.kind == "LOG" else "metrics"
+        now = _clock(to_datetime(message.time))
+        line = f"{now} {'-' * 8} {self._sender(message.sender)} {what}: {', '.join(topics)}"
+        self._emit(self._paint(_DIM, line))
+
+    def peer(self, name: str, connected: bool) -> None:
+        if not connected:
+            with self._lock:
+                for kind in ("LOG", "STAT"):
+                    self._seen.pop((name, kind), None)
+        state = "connected" if connected else "left"
+        now = _clock(datetime.now().astimezone())
+        self._emit(self._paint(_DIM, f"{now} {'-' * 8} {self._sender(name)} {state}"))
+
+    def info(self, text: str) -> None:
+        self._emit(self._paint(_DIM, text))
+
+
+def _clock(when: datetime) -> str:
+    return when.astimezone().strftime("%H:%M:%S.%f")[:-3]
+
+
+def _number(value: float) -> str:
+    """Six significant digits, without switching to exponents for large values."""
+    return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.0f}"
+
+
+def _display_value(value: Any) -> str:
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+# --- command line --------------------------------------------------------------------------------
+def _level(text: str) -> str:
+    choices = (*LOG_LEVELS, "OFF")
+    if text.upper() not in choices:
+        raise argparse.ArgumentTypeError(f"level must be one of {', '.join(choices)}")
+    return text.upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``Monitor`` command."""
+    parser = argparse.ArgumentParser(
+        prog="Monitor",
+        description="Show (and record) the logs and metrics of every satellite of a group.",
+    )
+    parser.add_argument("-g", "--group", required=True, help="constellation group")
+    parser.add_argument(
+        "-i",
+        "--interface",
+        action="append",
+        default=None,
+        help="interface name or IPv4 address to use (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "-l",
+        "--level",
+        type=_level,
+        default="INFO",
+        help="lowest log level shown: TRACE, DEBUG, INFO (default), WARNING, STATUS, CRITICAL, OFF",
+    )
+    parser.add_argument(
+        "-t",
+        "--topic",
+        action="append",
+        default=None,
+        help="only these log topics, e.g. FSM (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="*",
+        metavar="NAME",
+        default=None,
+        help="show metrics: all of them, or only the NAMEs given",
+    )
+    parser.add_argument("-o", "--output", type=Path, help="write log.csv and metric CSVs here")
+    parser.add_argument(
+        "--max-size",
+        type=float,
+        default=10.0,
+        metavar="MB",
+        help="rotate a CSV file at this size (default: 10 MB)",
+    )
+    parser.add_argument(
+        "--backups", type=int, default=3, help="rotated CSV files kept per file (default: 3)"
+    )
+    parser.add_argument(
+        "--colour",
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="coloured output (default: auto, when stdout is a terminal)",
+    )
+    parser.add_argument(
+        "--discovery",
+        choices=["mdns", "chirp", "both"],
+        default="mdns",
+        help="discovery backend (default: mdns)",
+    )
+    parser.add_argument("--version", action="version", version=f"Monitor {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``Monitor`` command: 0 when stopped by Ctrl-C, 2 on bad arguments."""
+    args = build_parser().parse_args(argv)
+    if args.max_size <= 0 or args.backups < 0:
+        print("error: --max-size must be positive and --backups not negative", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _SIGNALS}
+    try:
+        return _monitor(args, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
+    colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
+    display = Display(sys.stdout, colour)
+    recorder: CsvRecorder | None = None
+    if args.output is not None:
+        try:
+            recorder = CsvRecorder(args.output, int(args.max_size * 2**20), args.backups)
+        except OSError as exc:
+            print(f"error: cannot write to {args.output}: {exc}", file=sys.stderr)
+            return 2
+    stats = MetricStats()
+
+    def on_log(message: CMDP1Log) -> None:
+        display.log(message)
+        if recorder is not None:
+            recorder.log(message)
+
+    def on_metric(message: CMDP1Metric) -> None:
+        sample = stats.add(message)
+        display.metric(sample)
+        if recorder is not None:
+            recorder.metric(sample)
+
+    def on_peer(name: str, connected: bool) -> None:
+        display.peer(name, connected)
+        if not connected:
+            stats.forget(name)
+
+    try:
+        listener = MonitoringListener(
+            args.group,
+            args.interface,
+            discovery=args.discovery,
+            level=args.level,
+            log_topics=args.topic,
+            metrics=args.metrics,
+            on_log=on_log,
+            on_metric=on_metric,
+            on_notification=display.notification,
+            on_peer=on_peer,
+        )
+    except (DiscoveryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if recorder is not None:
+            recorder.close()
+        return 2
+    logs = "off" if args.level == "OFF" else f">= {args.level}"
+    if args.topic:
+        logs += f" ({', '.join(args.topic).upper()})"
+    metrics = "none" if args.metrics is None else (", ".join(args.metrics).upper() or "all")
+    where = f", writing to {args.output}" if args.output is not None else ""
+    display.info(
+        f"Monitoring group '{args.group}': logs {logs}, metrics: {metrics}{where}. Ctrl-C to stop."
+    )
+    try:
+        while not stop.wait(0.2) and not display.broken:
+            pass
+    finally:
+        listener.close()
+        if recorder is not None:
+            recorder.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

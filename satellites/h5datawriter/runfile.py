@@ -1,0 +1,391 @@
+"""H5DataWriter file-format layer: one HDF5 file for one run, in the normal or the SWMR layout.
+
+:class:`RunFile` owns the file ``<directory>/data_<run_id>.h5`` (SPEC §7) and knows nothing
+about networking: the satellite feeds it BORs, batches of records and EORs. Layout::
+
+    /<writer canonical name>            attrs constellation_version, date_utc, swmr_mode
+        /<Type.Name>                    one group per sender
+            BOR/user_tags, BOR/configuration          groups holding attributes
+            EOR/user_tags, EOR/run_metadata           attributes (normal) | uint8 JSON (SWMR)
+            data_<seq 9 digits>/block_<2 digits>      normal layout (see normal_layout)
+            data, data_idx, meta, meta_idx            SWMR layout (see swmr_layout)
+
+In SWMR mode the file switches to single-writer/multiple-reader once every expected sender sent
+its BOR; from then on no object can be created. Every HDF5 or OS failure surfaces as
+:class:`~constellation.errors.OutputFileError` naming the file and the cause; afterwards the
+file accepts no more records, but :meth:`RunFile.close` still closes it with everything written
+(and, in SWMR mode, flushed) before the error intact. Not thread-safe: use it from one thread.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from constellation import __version__
+from constellation.errors import ConfigError, OutputFileError, OutputFileExistsError
+from satellites.h5datawriter.attrs import to_attr_items
+from satellites.h5datawriter.compression import compression_kwargs
+from satellites.h5datawriter.normal_layout import NormalLayout, RecordLike
+from satellites.h5datawriter.space import DiskReserve
+from satellites.h5datawriter.swmr_layout import SwmrSender, record_nbytes
+
+__all__ = ["FILE_CONFLICTS", "LIBVER_NORMAL", "LIBVER_SWMR", "RunFile", "output_path"]
+
+#: Accepted values of ``file_conflict``: fail on an existing file, or add a ``_<n>`` suffix.
+FILE_CONFLICTS = ("error", "rename")
+
+_RUN_ID = re.compile(r"^[\w-]+$")
+#: Object format bounds. SWMR needs the HDF5 1.10 format, whose superblock marks a file "open for
+#: writing" until it is closed; normal mode keeps the 1.8 format (same speed), so a file whose
+#: writer died (or could not close on a full disk) still opens, with everything flushed before.
+LIBVER_NORMAL = ("v108", "latest")
+LIBVER_SWMR = ("v110", "latest")
+_CHUNK_CACHE = 4 * 1024 * 1024
+_MAX_RENAME = 10_000
+_META_PER_RECORD = 4096  # generous upper bound of HDF5 metadata bytes per record
+_H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError)
+
+
+def output_path(directory: str | os.PathLike[str], run_id: str, file_conflict: str) -> Path:
+    """``data_<run_id>.h5`` in ``directory``; in rename mode the first free ``_<n>`` suffix."""
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"invalid run identifier {run_id!r} (must match {_RUN_ID.pattern})")
+    if file_conflict not in FILE_CONFLICTS:
+        raise ConfigError("file_conflict", f"must be 'error' or 'rename', not {file_conflict!r}")
+    base = Path(directory) / f"data_{run_id}.h5"
+    if file_conflict == "error" or not base.exists():
+        return base
+    for suffix in range(1, _MAX_RENAME):
+        candidate = base.with_name(f"data_{run_id}_{suffix}.h5")
+        if not candidate.exists():
+            return candidate
+    raise OutputFileError(base, f"no free file name up to suffix _{_MAX_RENAME - 1}")
+
+
+class RunFile:
+    """One run's HDF5 file. Create with :meth:`RunFile.create`; always :meth:`close` it."""
+
+    def __init__(
+        self,
+        h5file: h5py.File,
+        path: Path,
+        writer_name: str,
+        swmr: bool,
+        expected_senders: Sequence[str] | None,
+        compression: Mapping[str, Any],
+        reserve: DiskReserve,
+    ) -> None:
+        self._file: h5py.File | None = h5file
+        self._reserve = reserve
+        self._path = path
+        self._root = h5file.require_group(writer_name)
+        self._swmr = swmr
+        self._expected = {name.casefold(): name for name in expected_senders or ()}
+        self._compression = dict(compression)
+        self._normal = NormalLayout(self._compression, h5file.libver)
+        self._groups: dict[str, h5py.Group] = {}
+        self._swmr_senders: dict[str, SwmrSender] = {}
+        self._ended: set[str] = set()
+        self._failure: OutputFileError | None = None
+        self._records = 0
+        self._bytes = 0
+
+    # --- construction -----------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        directory: str | os.PathLike[str],
+        run_id: str,
+        writer_name: str,
+        *,
+        swmr: bool = False,
+        expected_senders: Sequence[str] | None = None,
+        compression: str | None = None,
+        file_conflict: str = "error",
+        version: str = __version__,
+    ) -> RunFile:
+        """Create the run's file (and ``directory`` if missing); never overwrites a file.
+
+        Raises :class:`~constellation.errors.OutputFileExistsError` when the file exists in
+        ``"error"`` mode, :class:`~constellation.errors.ConfigError` for SWMR mode without
+        expected senders or an unknown compression, and
+        :class:`~constellation.errors.OutputFileError` when the file cannot be created.
+        """
+        _check_name(writer_name, "writer")
+        if swmr and not expected_senders:
+            raise ConfigError(
+                "_data.receive_from",
+                "allow_concurrent_reading = true needs the list of transmitters to wait for",
+            )
+        filters = compression_kwargs(compression)
+        output_path(directory, run_id, file_conflict)  # validate before creating anything
+        path = output_path(_make_dir(directory), run_id, file_conflict)
+        h5file = _open_new(path, LIBVER_SWMR if swmr else LIBVER_NORMAL)
+        reserve: DiskReserve | None = None
+        try:
+            reserve = DiskReserve(path)
+            reserve.ensure(_end_of_allocation(h5file), 0)
+            _write_header(h5file.require_group(writer_name), version, swmr)
+            return cls(h5file, path, writer_name, swmr, expected_senders, filters, reserve)
+        except _H5_ERRORS as exc:
+            if reserve is not None:
+                reserve.abandon()
+            _attempt(h5file.close)
+            _attempt(lambda: path.unlink(missing_ok=True))  # our own empty file: do not block
+            raise OutputFileError(path, f"cannot set up the file: {_describe(exc)}") from exc
+
+    # --- properties -------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        """Path of the file."""
+        return self._path
+
+    @property
+    def records_written(self) -> int:
+        """Records written so far (all senders)."""
+        return self._records
+
+    @property
+    def bytes_written(self) -> int:
+        """Block bytes written so far (all senders)."""
+        return self._bytes
+
+    @property
+    def swmr_active(self) -> bool:
+        """True once the file is in SWMR mode (readers may open it while it is written)."""
+        return self._file is not None and self._swmr and bool(self._file.swmr_mode)
+
+    @property
+    def senders(self) -> tuple[str, ...]:
+        """Senders that have a group in the file, in BOR order."""
+        return tuple(self._groups)
+
+    @property
+    def waiting_for(self) -> tuple[str, ...]:
+        """Expected senders whose BOR has not arrived yet (SWMR mode)."""
+        seen = {name.casefold() for name in self._groups}
+        return tuple(name for key, name in self._expected.items() if key not in seen)
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    # --- run events -------------------------------------------------------------------------
+    def begin_sender(
+        self, sender: str, user_tags: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> None:
+        """Create the sender's group with its BOR (and, in SWMR mode, its datasets)."""
+        _check_name(sender, "sender")
+        with self._guard(f"writing the BOR of {sender}"):
+            if sender in self._groups:
+                raise OutputFileError(self._path, f"second BOR from sender '{sender}'")
+            if self.swmr_active:
+                raise OutputFileError(
+                    self._path,
+                    f"BOR from unexpected sender '{sender}' after SWMR mode started "
+                    f"(expected: {', '.join(self._expected.values())})",
+                )
+            group = self._root.create_group(sender)
+            bor = group.create_group("BOR")
+            _write_attr_group(bor, "user_tags", user_tags)
+            _write_attr_group(bor, "configuration", config)
+            if self._swmr:
+                self._swmr_senders[sender] = SwmrSender(group, self._compression)
+            self._groups[sender] = group
+            self._maybe_start_swmr()
+
+    def write_records(self, sender: str, records: Sequence[RecordLike]) -> None:
+        """Write a batch of records of ``sender`` (objects with sequence, tags and blocks)."""
+        if not records:
+            return
+        with self._guard(f"writing {len(records)} records of {sender}", fatal=True):
+            group = self._sender_group(sender)
+            self._reserve_space(records)
+            if self._swmr:
+                count, nbytes = self._swmr_senders[sender].append(records)
+            else:
+                count, nbytes = self._normal.write(group, records)
+            self._records += count
+            self._bytes += nbytes
+
+    def end_sender(
+        self, sender: str, user_tags: Mapping[str, Any], run_metadata: Mapping[str, Any]
+    ) -> None:
+        """Write the sender's EOR (attributes in normal mode, JSON datasets in SWMR mode)."""
+        _check_name(sender, "sender")
+        with self._guard(f"writing the EOR of {sender}"):
+            if sender in self._ended:
+                raise OutputFileError(self._path, f"second EOR from sender '{sender}'")
+            if self._swmr:
+                self._swmr_sender_for_eor(sender).write_eor(user_tags, run_metadata)
+            else:
+                group = self._groups.get(sender) or self._new_group(sender)
+                eor = group.create_group("EOR")
+                _write_attr_group(eor, "user_tags", user_tags)
+                _write_attr_group(eor, "run_metadata", run_metadata)
+            self._ended.add(sender)
+
+    def flush(self) -> None:
+        """Flush everything to disk; in SWMR mode data first, then the indices."""
+        if self._file is None:
+            return
+        with self._guard("flushing", fatal=True):
+            self._flush_datasets()
+            self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file. Idempotent; the file stays valid even after an error."""
+        h5file, self._file = self._file, None
+        if h5file is None:
+            return
+        error = _attempt(self._flush_datasets) or _attempt(h5file.flush)
+        end = 0 if error else _end_of_allocation(h5file)
+        self._normal.close()
+        self._swmr_senders.clear()
+        self._groups.clear()
+        error = _attempt(h5file.close) or error
+        if error is None:
+            error = _attempt(lambda: self._reserve.release(end))  # cut the unused reservation
+        self._reserve.abandon()
+        if error is not None:
+            raise OutputFileError(self._path, f"closing failed: {_describe(error)}") from error
+
+    def _flush_datasets(self) -> None:
+        for swmr_sender in self._swmr_senders.values():
+            swmr_sender.flush()
+
+    def __enter__(self) -> RunFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- helpers ----------------------------------------------------------------------------
+    @contextmanager
+    def _guard(self, action: str, fatal: bool = False) -> Iterator[None]:
+        """Turn h5py/OS errors into OutputFileError; after a fatal one refuse further writes."""
+        if self._file is None:
+            raise OutputFileError(self._path, f"{action}: the file is closed")
+        if self._failure is not None:
+            raise OutputFileError(
+                self._path, f"{action}: refused after an earlier error ({self._failure.reason})"
+            )
+        try:
+            yield
+        except OutputFileError:
+            raise
+        except _H5_ERRORS as exc:
+            error = OutputFileError(self._path, f"{action} failed: {_describe(exc)}")
+            if fatal:
+                self._failure = error
+            raise error from exc
+
+    def _reserve_space(self, records: Sequence[RecordLike]) -> None:
+        """Make sure the batch (and closing afterwards) cannot hit a full disk inside HDF5."""
+        assert self._file is not None
+        upcoming = 2 * sum(map(record_nbytes, records)) + _META_PER_RECORD * len(records)
+        try:
+            self._reserve.ensure(_end_of_allocation(self._file), upcoming)
+        except OSError as exc:
+            reason = f"no disk space for the next {len(records)} records: {_describe(exc)}"
+            raise OutputFileError(self._path, reason) from exc
+
+    def _sender_group(self, sender: str) -> h5py.Group:
+        group = self._groups.get(sender)
+        if group is None:
+            raise OutputFileError(self._path, f"records from sender '{sender}' before its BOR")
+        return group
+
+    def _new_group(self, sender: str) -> h5py.Group:
+        group = self._root.create_group(sender)
+        self._groups[sender] = group
+        return group
+
+    def _swmr_sender_for_eor(self, sender: str) -> SwmrSender:
+        swmr_sender = self._swmr_senders.get(sender)
+        if swmr_sender is None:
+            raise OutputFileError(
+                self._path, f"EOR from sender '{sender}' without BOR cannot be stored in SWMR mode"
+            )
+        return swmr_sender
+
+    def _maybe_start_swmr(self) -> None:
+        if self._swmr and self._file is not None and not self.waiting_for:
+            self._file.flush()
+            self._file.swmr_mode = True
+
+
+def _attempt(action: Callable[[], object]) -> BaseException | None:
+    """Run ``action``; return the h5py/OS error it raised, if any."""
+    try:
+        action()
+    except _H5_ERRORS as exc:
+        return exc
+    return None
+
+
+def _end_of_allocation(h5file: h5py.File) -> int:
+    """HDF5's end of allocated space (what ``get_filesize`` reports while the file is open)."""
+    try:
+        return int(h5file.id.get_filesize())
+    except _H5_ERRORS:
+        return 0
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"invalid {what} name {name!r} for an HDF5 group")
+
+
+def _make_dir(directory: str | os.PathLike[str]) -> Path:
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"cannot create the output directory: {_describe(exc)}"
+        raise OutputFileError(path, reason) from exc
+    return path
+
+
+def _open_new(path: Path, libver: tuple[str, str]) -> h5py.File:
+    """Create ``path`` exclusively (an existing file is never overwritten)."""
+    if path.exists():
+        raise OutputFileExistsError(path)
+    try:
+        return h5py.File(
+            path, "x", libver=libver, rdcc_nbytes=_CHUNK_CACHE, rdcc_w0=1.0, track_order=False
+        )
+    except OSError as exc:
+        if path.exists():
+            raise OutputFileExistsError(path) from exc
+        raise OutputFileError(path, f"cannot create the file: {_describe(exc)}") from exc
+
+
+def _write_header(root: h5py.Group, version: str, swmr: bool) -> None:
+    root.attrs["constellation_version"] = version
+    root.attrs["date_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+    root.attrs["swmr_mode"] = np.bool_(swmr)
+
+
+def _write_attr_group(parent: h5py.Group, name: str, mapping: Mapping[str, Any]) -> None:
+    group = parent.create_group(name)
+    for key, value in to_attr_items(mapping).items():
+        group.attrs.create(key, value)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    errno = getattr(exc, "errno", None)
+    strerror = getattr(exc, "strerror", None)
+    if errno and strerror and strerror not in text:
+        text = f"{text} ({strerror})"
+    return text

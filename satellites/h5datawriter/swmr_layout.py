@@ -1,0 +1,222 @@
+"""H5DataWriter file-format layer: records in the SWMR layout (SPEC §7), appended in batches.
+
+Per sender four resizable 1-D datasets are created at its BOR: ``data`` (uint8, all blocks
+back to back), ``data_idx`` (uint64, end offset in ``data`` of each record), ``meta`` (uint8,
+each record's tags as compact UTF-8 JSON plus ``block_lengths`` and ``sequence`` — the record's
+sequence number, which the layout would otherwise lose; these two names are reserved and
+override tags of the same name) and ``meta_idx`` (uint64, end offset in ``meta``). Capacity
+grows geometrically and is zero-filled, so index entries past the last record read 0 — the
+end-of-data marker. A batch costs at most one resize and one slice write per dataset.
+``EOR/user_tags`` and ``EOR/run_metadata`` are pre-created as empty resizable uint8 datasets
+(no object may be created once SWMR is on) and filled at the EOR.
+
+Flush order is ``data``, ``meta``, ``meta_idx``, ``data_idx``: a reader that refreshes the
+indices first never sees an index entry pointing at data that is not yet on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import h5py
+import numpy as np
+
+from satellites.h5datawriter.attrs import to_json_bytes
+from satellites.h5datawriter.normal_layout import RecordLike
+
+__all__ = [
+    "DATA_CHUNK",
+    "INDEX_CHUNK",
+    "META_CHUNK",
+    "Appender",
+    "MetaEncoder",
+    "SwmrSender",
+    "encode_meta",
+    "record_nbytes",
+]
+
+#: Chunk sizes (elements) of the data, meta and index datasets; also their initial capacity.
+DATA_CHUNK = 256 * 1024
+META_CHUNK = 64 * 1024
+INDEX_CHUNK = 8 * 1024
+_EOR_CHUNK = 1024
+_RESERVED = ("block_lengths", "sequence")
+
+
+class Appender:
+    """A resizable 1-D dataset with a fill position; grows by doubling, chunk aligned."""
+
+    def __init__(self, dset: h5py.Dataset, size: int = 0) -> None:
+        self.dset = dset
+        self.size = size
+        self.capacity = int(dset.shape[0])
+        self._chunk = int(dset.chunks[0]) if dset.chunks else 1
+
+    def append(self, values: np.ndarray) -> None:
+        """Append ``values`` with at most one resize and one slice write."""
+        count = int(values.shape[0])
+        if count == 0:
+            return
+        end = self.size + count
+        if end > self.capacity:
+            self._grow(end)
+        _write_slice(self.dset, self.size, values)
+        self.size = end
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, 2 * self.capacity)
+        capacity = -(-capacity // self._chunk) * self._chunk
+        self.dset.resize((capacity,))
+        self.capacity = capacity
+
+    def flush(self) -> None:
+        self.dset.flush()
+
+
+def encode_meta(tags: Mapping[str, Any], lengths: list[int], sequence: int) -> bytes:
+    """Compact UTF-8 JSON of a record's tags plus ``block_lengths`` and ``sequence``."""
+    prefix = _tags_prefix(tags)
+    if prefix is None:
+        return to_json_bytes({**tags, "block_lengths": lengths, "sequence": sequence})
+    return prefix + _meta_tail(lengths, sequence)
+
+
+def _meta_tail(lengths: list[int], sequence: int) -> bytes:
+    joined = ",".join(map(str, lengths)).encode()
+    return b'"block_lengths":[%s],"sequence":%d}' % (joined, sequence)
+
+
+def _tags_prefix(tags: Mapping[str, Any]) -> bytes | None:
+    """The tags' JSON without its closing brace (None if they use a reserved key)."""
+    if not tags:
+        return b"{"
+    if any(key in tags for key in _RESERVED):
+        return None
+    return to_json_bytes(tags)[:-1] + b","
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _same_tags(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True if ``new`` encodes like ``old``: same keys, same scalar values of the same types."""
+    if len(old) != len(new) or old.keys() != new.keys():
+        return False
+    for key, value in new.items():
+        previous = old[key]
+        if previous is value:
+            continue
+        if type(previous) is not type(value) or not isinstance(value, _SCALARS):
+            return False
+        if previous != value:
+            return False
+    return True
+
+
+class MetaEncoder:
+    """:func:`encode_meta` that reuses the tag JSON while consecutive records repeat their tags."""
+
+    def __init__(self) -> None:
+        self._tags: dict[str, Any] | None = None
+        self._prefix: bytes | None = None
+
+    def __call__(self, tags: Mapping[str, Any], lengths: list[int], sequence: int) -> bytes:
+        if self._tags is None or not _same_tags(self._tags, tags):
+            self._tags = dict(tags)
+            self._prefix = _tags_prefix(tags)
+        if self._prefix is None:
+            return encode_meta(tags, lengths, sequence)
+        return self._prefix + _meta_tail(lengths, sequence)
+
+
+class SwmrSender:
+    """The four append datasets (and the EOR datasets) of one sender group."""
+
+    def __init__(self, group: h5py.Group, compression: Mapping[str, Any]) -> None:
+        self.group = group
+        data = _create(group, "data", np.uint8, DATA_CHUNK, "DETECTOR_DATA", compression)
+        self.data = Appender(data)
+        self.data_idx = Appender(_create(group, "data_idx", np.uint64, INDEX_CHUNK, "INDEX"))
+        self.meta = Appender(_create(group, "meta", np.uint8, META_CHUNK, "META_DATA"))
+        self.meta_idx = Appender(_create(group, "meta_idx", np.uint64, INDEX_CHUNK, "INDEX"))
+        eor = group.create_group("EOR")
+        self.eor = {
+            name: eor.create_dataset(
+                name, shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(_EOR_CHUNK,)
+            )
+            for name in ("user_tags", "run_metadata")
+        }
+        self.eor_written = False
+        self._encode_meta = MetaEncoder()
+
+    def append(self, records: Sequence[RecordLike]) -> tuple[int, int]:
+        """Append a batch; returns (records, block bytes). Index datasets are written last."""
+        blocks: list[Any] = []
+        record_bytes = np.empty(len(records), dtype=np.uint64)
+        metas: list[bytes] = []
+        for index, record in enumerate(records):
+            lengths = [_nbytes(block) for block in record.blocks]
+            blocks.extend(record.blocks)
+            record_bytes[index] = sum(lengths)
+            metas.append(self._encode_meta(record.tags, lengths, record.sequence))
+        meta_lengths = np.fromiter(map(len, metas), dtype=np.uint64, count=len(metas))
+        data_ends = np.cumsum(record_bytes, dtype=np.uint64) + np.uint64(self.data.size)
+        meta_ends = np.cumsum(meta_lengths, dtype=np.uint64) + np.uint64(self.meta.size)
+        self.data.append(np.frombuffer(b"".join(blocks), dtype=np.uint8))
+        self.meta.append(np.frombuffer(b"".join(metas), dtype=np.uint8))
+        self.meta_idx.append(meta_ends)
+        self.data_idx.append(data_ends)
+        return len(records), int(record_bytes.sum())
+
+    def write_eor(self, user_tags: Mapping[str, Any], run_metadata: Mapping[str, Any]) -> None:
+        """Fill the pre-created EOR datasets with compact JSON."""
+        for name, value in (("user_tags", user_tags), ("run_metadata", run_metadata)):
+            payload = np.frombuffer(to_json_bytes(dict(value)), dtype=np.uint8)
+            dset = self.eor[name]
+            dset.resize((payload.shape[0],))
+            _write_slice(dset, 0, payload)
+        self.eor_written = True
+
+    def flush(self) -> None:
+        """Flush data before indices so readers never see an index ahead of its data."""
+        for appender in (self.data, self.meta, self.meta_idx, self.data_idx):
+            appender.flush()
+        for dset in self.eor.values():
+            dset.flush()
+
+
+def _create(
+    group: h5py.Group,
+    name: str,
+    dtype: Any,
+    chunk: int,
+    cls: str,
+    compression: Mapping[str, Any] | None = None,
+) -> h5py.Dataset:
+    dset = group.create_dataset(
+        name,
+        shape=(chunk,),
+        maxshape=(None,),
+        dtype=dtype,
+        chunks=(chunk,),
+        fillvalue=0,
+        **(compression or {}),
+    )
+    dset.attrs["CLASS"] = cls
+    return dset
+
+
+def _nbytes(block: Any) -> int:
+    nbytes = getattr(block, "nbytes", None)
+    return len(block) if nbytes is None else int(nbytes)
+
+
+def record_nbytes(record: RecordLike) -> int:
+    """Total bytes of a record's blocks."""
+    return sum(map(_nbytes, record.blocks))
+
+
+def _write_slice(dset: h5py.Dataset, start: int, values: np.ndarray) -> None:
+    """Write ``values`` at ``start`` (single patch point for tests)."""
+    dset[start : start + values.shape[0]] = values
