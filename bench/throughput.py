@@ -16,8 +16,11 @@ With ``--throttle 0.5`` each size is measured once more with the receiver proces
 (SIGSTOP/SIGCONT) half of the time, so that the transmitter meets back-pressure; its RSS is
 reported once per second and must stay flat.
 
+The rates vary from run to run on a shared host: ``--repeat 3`` measures everything three times
+(interleaved) and reports the median run of each.
+
     python bench/throughput.py [--seconds 3] [--sizes 64 1024 65536 1048576] [--json]
-                               [--throttle 0.5]
+                               [--repeat 3] [--throttle 0.5]
 """
 
 from __future__ import annotations
@@ -281,13 +284,28 @@ def run_raw(block_size: int, seconds: float, zero_copy: bool = False) -> dict[st
     return {prefix + key: value for key, value in row.items()}
 
 
-def measure(block_size: int, seconds: float) -> dict[str, Any]:
-    """One row: ours and both raw variants for ``block_size``, with the bytes/s ratios."""
-    ours = run_ours(block_size, seconds)
-    raw = run_raw(block_size, seconds)
-    raw_zc = run_raw(block_size, seconds, zero_copy=True)
+def _median(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The run with the median ``key`` (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda run: run[key])[(len(runs) - 1) // 2]
+
+
+def measure(block_size: int, seconds: float, repeat: int = 1) -> dict[str, Any]:
+    """One row: ours and both raw variants for ``block_size``, with the bytes/s ratios.
+
+    With ``repeat`` > 1 the three measurements are repeated, interleaved, and for each the run
+    with the median bytes/s is reported.
+    """
+    ours_runs, raw_runs, zc_runs = [], [], []
+    for _ in range(repeat):
+        ours_runs.append(run_ours(block_size, seconds))
+        raw_runs.append(run_raw(block_size, seconds))
+        zc_runs.append(run_raw(block_size, seconds, zero_copy=True))
+    ours = _median(ours_runs, "mb_per_s")
+    raw = _median(raw_runs, "raw_mb_per_s")
+    raw_zc = _median(zc_runs, "raw_zc_mb_per_s")
     return {
         "block_size": block_size,
+        "runs": repeat,
         **ours,
         **raw,
         "ratio": round(ours["mb_per_s"] / raw["raw_mb_per_s"], 3),
@@ -338,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="block sizes")
     parser.add_argument("--json", action="store_true", help="one JSON line per block size")
     parser.add_argument(
+        "--repeat", type=int, default=1, help="measure N times, report the median (default 1)"
+    )
+    parser.add_argument(
         "--throttle",
         type=float,
         default=0.0,
@@ -349,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json:
         _print_header()
     for size in args.sizes:
-        row = measure(size, args.seconds)
+        row = measure(size, args.seconds, args.repeat)
         if args.json:
             print(json.dumps(row), flush=True)
         else:

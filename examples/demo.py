@@ -1,8 +1,8 @@
 """End-to-end demo: satellites as separate processes, steered by a controller script.
 
-Starts (on loopback, in a fresh group) two Example satellites, a RandomTransmitter and a
-receiver, runs initialize -> launch -> start -> stop -> land with the controller API while
-printing every state change, shows what the receiver got, and shuts everything down.
+Starts (on loopback, in a fresh group) two Example satellites, a RandomTransmitter and an
+H5DataWriter, runs initialize -> launch -> start -> stop -> land with the controller API while
+printing every state change, shuts everything down and decodes the HDF5 file it wrote.
 Exit code 0 means the whole session worked.
 """
 
@@ -53,13 +53,14 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     run_id = time.strftime("demo_%Y%m%d_%H%M%S")
     print(f"group {group}, logs and data in {out}")
+    written = ""
     procs = [
         start("SatelliteExample", "a", group, out),
         start("SatelliteExample", "b", group, out),
         start("SatelliteRandomTransmitter", "t1", group, out),
-        start("SatelliteDevNullReceiver", "r1", group, out),
+        start("SatelliteH5DataWriter", "w1", group, out),
     ]
-    names = ["Example.a", "Example.b", "RandomTransmitter.t1", "DevNullReceiver.r1"]
+    names = ["Example.a", "Example.b", "RandomTransmitter.t1", "H5DataWriter.w1"]
     config = {
         "_default": {"_autonomy": {"max_heartbeat_interval": 5}},
         "Example": {"_default": {"sample_period": 0.05}},
@@ -67,10 +68,17 @@ def main() -> int:
             "t1": {
                 "block_size": 1024,
                 "rate": 20000,
-                "_conditions": {"require_starting_after": ["DevNullReceiver.r1"]},
+                "_conditions": {"require_starting_after": ["H5DataWriter.w1"]},
             }
         },
-        "DevNullReceiver": {"r1": {"_data": {"receive_from": ["RandomTransmitter.t1"]}}},
+        "H5DataWriter": {
+            "w1": {
+                "output_directory": str(out),
+                "allow_concurrent_reading": True,
+                "flush_interval": 1.0,
+                "_data": {"receive_from": ["RandomTransmitter.t1"]},
+            }
+        },
     }
     try:
         with Controller(group, interface=LOOPBACK) as ctl:
@@ -89,8 +97,7 @@ def main() -> int:
             print("-> stop")
             ctl.stop()
             ctl.await_state("ORBIT", timeout=60)
-            rate = ctl.satellites["DevNullReceiver.r1"].command("get_data_rate")
-            print(f"receiver: {rate.verb} ({rate.payload['records']} records)")
+            written = ctl.satellites["H5DataWriter.w1"].command("get_current_filename").verb
             print("-> land")
             ctl.land()
             ctl.await_state("INIT", timeout=30)
@@ -101,7 +108,10 @@ def main() -> int:
         stop_all(procs)
     codes = [p.returncode for p in procs]
     print(f"satellites exited with {codes}")
-    return 0 if all(c == 0 for c in codes) else 1
+    print(f"-> decoding {written}")
+    summary = subprocess.run([str(BIN / "constellation-h5"), "summary", written], check=False)
+    ok = all(c == 0 for c in codes) and summary.returncode == 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -2,16 +2,18 @@
 
 The sender publishes state, role flags and the interval to the next beat; it counts its
 subscribers to scale the interval and sends an extra beat ("extrasystole") on every state
-change. The receiver connects to every discovered heartbeat service of the group, decodes beats
-and feeds the pure :class:`~constellation.core.heartbeat_tracker.HeartbeatTracker`; the events it
-returns are handed to a callback in the loop thread. The tracker is checked exactly when the
-next peer deadline passes (plus a slow safety tick), so a silent peer is declared dead within a
-few milliseconds of its last life running out.
+change (and one to every new subscriber). The receiver follows every discovered heartbeat
+service of the group through a SUB socket of its own, decodes beats and feeds the pure
+:class:`~constellation.core.heartbeat_tracker.HeartbeatTracker`; the events it returns are
+handed to a callback in the loop thread. The tracker is checked exactly when the next peer
+deadline passes (plus a safety tick), so a silent peer is declared dead within milliseconds of
+its last life running out.
 
 Neither side trusts its input: anything on the sender's XPUB socket other than a plain
-subscribe/unsubscribe, and any received heartbeat that does not decode or names an invalid
-sender, is dropped with a rate-limited warning and never reaches the tracker or the state
-machine. Beats of a peer that departed are ignored until discovery announces it again.
+subscribe/unsubscribe, and any received heartbeat that does not decode, names an invalid sender
+or comes from another sender than the peer its socket follows, is dropped with a rate-limited
+warning and never reaches the tracker or the state machine. Beats of a peer that departed are
+ignored until discovery announces it again.
 """
 
 from __future__ import annotations
