@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from constellation import CODENAME, __version__
@@ -22,7 +22,15 @@ from constellation.core.states import State
 from constellation.net.monitoring import STATUS, TRACE
 from constellation.satellite import Satellite
 
-__all__ = ["LEVELS", "build_parser", "default_name", "run_satellite", "setup_logging"]
+__all__ = [
+    "LEVELS",
+    "add_network_arguments",
+    "build_parser",
+    "default_name",
+    "level_type",
+    "run_satellite",
+    "setup_logging",
+]
 
 LEVELS = {
     "TRACE": TRACE,
@@ -73,19 +81,21 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _level(text: str) -> str:
-    if text.upper() not in LEVELS:
-        raise argparse.ArgumentTypeError(f"level must be one of {', '.join(LEVELS)}")
-    return text.upper()
+def level_type(*extra: str) -> Callable[[str], str]:
+    """An argparse type accepting a log level name (TRACE ... CRITICAL, plus ``extra``)."""
+    choices = (*LEVELS, *extra)
+
+    def parse(text: str) -> str:
+        if text.upper() not in choices:
+            raise argparse.ArgumentTypeError(f"level must be one of {', '.join(choices)}")
+        return text.upper()
+
+    return parse
 
 
-def build_parser(type_name: str, data_port: bool = False) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"Satellite{type_name}", description=f"Run a {type_name} satellite."
-    )
-    parser.add_argument("-g", "--group", required=True, help="constellation group to join")
-    parser.add_argument("-n", "--name", default=default_name(), help="satellite name")
-    parser.add_argument("-l", "--level", type=_level, default="INFO", help="console log level")
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every command shares: ``-g/--group``, ``-i/--interface``, ``--discovery``."""
+    parser.add_argument("-g", "--group", required=True, help="constellation group")
     parser.add_argument(
         "-i",
         "--interface",
@@ -93,17 +103,28 @@ def build_parser(type_name: str, data_port: bool = False) -> argparse.ArgumentPa
         default=None,
         help="interface name or IPv4 address to use (repeatable; default: all)",
     )
-    parser.add_argument("--cmd-port", "--command-port", type=int, default=0)
-    parser.add_argument("--hb-port", "--heartbeat-port", type=int, default=0)
-    parser.add_argument("--mon-port", "--monitoring-port", type=int, default=0)
-    if data_port:
-        parser.add_argument("--data-port", "--cdtp-port", type=int, default=0)
     parser.add_argument(
         "--discovery",
         choices=["mdns", "chirp", "both"],
         default="mdns",
         help="discovery backend (default: mdns)",
     )
+
+
+def build_parser(type_name: str, data_port: bool = False) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"Satellite{type_name}", description=f"Run a {type_name} satellite."
+    )
+    add_network_arguments(parser)
+    parser.add_argument("-n", "--name", default=default_name(), help="satellite name")
+    parser.add_argument(
+        "-l", "--level", type=level_type(), default="INFO", help="console log level"
+    )
+    parser.add_argument("--cmd-port", "--command-port", type=int, default=0)
+    parser.add_argument("--hb-port", "--heartbeat-port", type=int, default=0)
+    parser.add_argument("--mon-port", "--monitoring-port", type=int, default=0)
+    if data_port:
+        parser.add_argument("--data-port", "--cdtp-port", type=int, default=0)
     parser.add_argument(
         "--version",
         action="version",

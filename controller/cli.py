@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from constellation import __version__
-from constellation.cli import LEVELS, default_name, setup_logging
+from constellation.cli import add_network_arguments, default_name, level_type, setup_logging
 from constellation.errors import ConfigError
 from constellation.protocol.common import validate_run_id
 from controller.config import ControllerConfig, config_warnings, load_config
@@ -37,29 +37,17 @@ EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 
 
-def _level(text: str) -> str:
-    if text.upper() not in LEVELS:
-        raise argparse.ArgumentTypeError(f"level must be one of {', '.join(LEVELS)}")
-    return text.upper()
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``Controller`` command."""
     parser = argparse.ArgumentParser(
         prog="Controller",
         description="Steer a constellation: interactive console (no command), status, run, scan.",
     )
-    parser.add_argument("-g", "--group", required=True, help="constellation group")
+    add_network_arguments(parser)
     parser.add_argument("-c", "--config", help="configuration file (TOML or YAML)")
     parser.add_argument(
-        "-i",
-        "--interface",
-        action="append",
-        default=None,
-        help="interface name or IPv4 address to use (repeatable; default: all)",
+        "-l", "--level", type=level_type(), default="WARNING", help="console log level"
     )
-    parser.add_argument("-l", "--level", type=_level, default="WARNING", help="console log level")
-    parser.add_argument("--discovery", choices=["mdns", "chirp", "both"], default="mdns")
     parser.add_argument("--name", help="controller name (default: Controller.<host>_<pid>)")
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds allowed per transition (default 30)"

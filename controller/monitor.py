@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from constellation import __version__
+from constellation.cli import add_network_arguments, level_type
 from constellation.errors import DiscoveryError
 from constellation.net.listener import MetricSample, MetricStats, MonitoringListener
-from constellation.protocol.cmdp1 import LOG_LEVELS, CMDP1Log, CMDP1Metric, CMDP1Notification
+from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
 from constellation.protocol.common import to_datetime
 
 __all__ = [
@@ -276,31 +277,17 @@ def _display_value(value: Any) -> str:
 
 
 # --- command line --------------------------------------------------------------------------------
-def _level(text: str) -> str:
-    choices = (*LOG_LEVELS, "OFF")
-    if text.upper() not in choices:
-        raise argparse.ArgumentTypeError(f"level must be one of {', '.join(choices)}")
-    return text.upper()
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``Monitor`` command."""
     parser = argparse.ArgumentParser(
         prog="Monitor",
         description="Show (and record) the logs and metrics of every satellite of a group.",
     )
-    parser.add_argument("-g", "--group", required=True, help="constellation group")
-    parser.add_argument(
-        "-i",
-        "--interface",
-        action="append",
-        default=None,
-        help="interface name or IPv4 address to use (repeatable; default: all)",
-    )
+    add_network_arguments(parser)
     parser.add_argument(
         "-l",
         "--level",
-        type=_level,
+        type=level_type("OFF"),
         default="INFO",
         help="lowest log level shown: TRACE, DEBUG, INFO (default), WARNING, STATUS, CRITICAL, OFF",
     )
@@ -335,12 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "always", "never"],
         default="auto",
         help="coloured output (default: auto, when stdout is a terminal)",
-    )
-    parser.add_argument(
-        "--discovery",
-        choices=["mdns", "chirp", "both"],
-        default="mdns",
-        help="discovery backend (default: mdns)",
     )
     parser.add_argument("--version", action="version", version=f"Monitor {__version__}")
     return parser
