@@ -59,6 +59,7 @@ class MdnsDiscovery(Discovery):
         self._browsers: dict[ServiceId, ServiceBrowser] = {}
         self._resolved: dict[str, tuple[str, ServiceId]] = {}
         self._closed = False
+        self._closing = False
 
     # --- announcing ------------------------------------------------------------------------
     def announce(self, service: ServiceId, port: int) -> None:
@@ -95,6 +96,7 @@ class MdnsDiscovery(Discovery):
     def close(self) -> None:
         if self._closed:
             return
+        self._closing = True  # queued browser callbacks return at once from now on
         for browser in list(self._browsers.values()):
             browser.cancel()
         with self._lock:
@@ -126,7 +128,7 @@ class MdnsDiscovery(Discovery):
         state_change: ServiceStateChange,
     ) -> None:
         service = _TYPE_TO_SERVICE.get(service_type)
-        if service is None:
+        if service is None or self._closing:
             return
         if state_change is ServiceStateChange.Removed:
             found = self._resolved.pop(name, None)
