@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from constellation.protocol.cmdp1 import CMDP1Metric
 if TYPE_CHECKING:
     from constellation.satellite import Satellite
 
-__all__ = ["DEFAULT_METRIC_STATES", "Metric", "MetricRegistry", "RateProbe"]
+__all__ = ["DEFAULT_METRIC_STATES", "Metric", "MetricRegistry"]
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -182,17 +181,3 @@ def _cpu_load() -> float:
 
 def _mem_avail() -> float:
     return round(float(psutil.virtual_memory().available) / 2**20, 1)
-
-
-class RateProbe:
-    """Turns a growing counter into a rate (per second) between two samples."""
-
-    def __init__(self) -> None:
-        self._last: tuple[float, int] | None = None
-
-    def rate(self, count: int) -> float | None:
-        now = time.monotonic()
-        last, self._last = self._last, (now, count)
-        if last is None or now <= last[0] or count < last[1]:
-            return None
-        return round((count - last[1]) / (now - last[0]), 1)

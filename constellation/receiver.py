@@ -24,7 +24,6 @@ import zmq
 from constellation.core.run_tracker import RunCondition, RunTracker, describe_condition
 from constellation.core.states import State
 from constellation.errors import DataProtocolError, DecodeError, TransitionError
-from constellation.metrics import RateProbe
 from constellation.net.data import DataReceiver, gc_relief
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent, ServiceId
 from constellation.net.ratelimit import RateLimitedWarning
@@ -65,22 +64,10 @@ class ReceiverSatellite(Satellite):
         self._register_metrics()
 
     def _register_metrics(self) -> None:
-        records_rate, bytes_rate = RateProbe(), RateProbe()
+        # Counters only: listeners (Monitor, Controller) compute the rates.
         for name, unit, doc, poll in (
             ("RX_RECORDS", "", "Records received in this run", lambda: self.rx_records),
             ("RX_BYTES", "B", "Bytes of DATA messages received in this run", lambda: self.rx_bytes),
-            (
-                "RX_RATE",
-                "Hz",
-                "Records received per second",
-                lambda: records_rate.rate(self.rx_records),
-            ),
-            (
-                "RX_BYTE_RATE",
-                "B/s",
-                "Bytes received per second",
-                lambda: bytes_rate.rate(self.rx_bytes),
-            ),
         ):
             self.metrics.register(name, unit, doc, poll, 5.0, _RUN_METRIC_STATES)
 

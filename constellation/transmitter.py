@@ -21,7 +21,6 @@ from constellation.core.config import Configuration
 from constellation.core.run_tracker import RunCondition, make_run_metadata
 from constellation.core.states import State
 from constellation.errors import DataTimeoutError
-from constellation.metrics import RateProbe
 from constellation.net.data import DataSender
 from constellation.net.discovery import Discovery, ServiceId
 from constellation.protocol.cdtp2 import make_bor, make_eor
@@ -91,22 +90,10 @@ class TransmitterSatellite(Satellite):
         self._register_metrics()
 
     def _register_metrics(self) -> None:
-        records_rate, bytes_rate = RateProbe(), RateProbe()
+        # Counters only: listeners (Monitor, Controller) compute the rates.
         for name, unit, doc, poll in (
             ("TX_RECORDS", "", "Records sent in this run", self._tx_records),
             ("TX_BYTES", "B", "Bytes of DATA messages sent in this run", self._tx_bytes),
-            (
-                "TX_RATE",
-                "Hz",
-                "Records sent per second",
-                lambda: records_rate.rate(self._tx_records()),
-            ),
-            (
-                "TX_BYTE_RATE",
-                "B/s",
-                "Bytes sent per second",
-                lambda: bytes_rate.rate(self._tx_bytes()),
-            ),
         ):
             self.metrics.register(name, unit, doc, poll, 5.0, _RUN_METRIC_STATES)
 

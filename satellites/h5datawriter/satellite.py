@@ -19,7 +19,6 @@ from constellation.cli import run_satellite
 from constellation.core.commands import CommandResult
 from constellation.core.config import Configuration
 from constellation.errors import ConfigError
-from constellation.metrics import RateProbe
 from constellation.net.loop import TimerHandle
 from constellation.protocol.cdtp2 import DataRecord
 from constellation.receiver import ReceiverSatellite
@@ -55,7 +54,6 @@ class H5DataWriter(ReceiverSatellite):
         self._last_path: Path | None = None
         self._file_lock = threading.RLock()
         self._flush_timer: TimerHandle | None = None
-        self._write_rate = RateProbe()
         self._low_space_warned = False
         self._disk_timer: TimerHandle | None = None
         self.metrics.register(
@@ -63,13 +61,6 @@ class H5DataWriter(ReceiverSatellite):
         )
         self.metrics.register(
             "BYTES_WRITTEN", "B", "Block bytes written in this run", self._bytes_written, 5.0
-        )
-        self.metrics.register(
-            "WRITE_RATE",
-            "Hz",
-            "Records written per second",
-            lambda: self._write_rate.rate(self._records_written()),
-            5.0,
         )
         self.metrics.register(
             "OUTPUT_FILE", "", "File being written", lambda: str(self._last_path or ""), 10.0
