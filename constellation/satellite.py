@@ -47,7 +47,7 @@ from constellation.net.discovery import Discovery, DiscoveryEvent, ServiceId, ma
 from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop, TimerHandle
-from constellation.net.monitoring import STATUS, CMDPLogHandler, MonitoringPublisher
+from constellation.net.monitoring import STATUS, TRACE, CMDPLogHandler, MonitoringPublisher
 from constellation.protocol.common import validate_name, validate_run_id
 from constellation.protocol.cscp1 import CSCP1Message
 
@@ -263,7 +263,9 @@ class Satellite:
         )
         self._log_handler = CMDPLogHandler(self.monitoring, self.log.name, self.type_name)
         self.log.addHandler(self._log_handler)
-        self.log.setLevel(logging.DEBUG if self.log.level == logging.NOTSET else self.log.level)
+        # Everything down to TRACE reaches the handlers: the CMDP handler sends only what
+        # somebody subscribed to, the console handler filters by its own level.
+        self.log.setLevel(TRACE if self.log.level == logging.NOTSET else self.log.level)
         self._heartbeat = HeartbeatSender(
             self.loop,
             self.scope,
@@ -687,6 +689,7 @@ class Satellite:
             "FSM": "state changes",
             "AUTONOMY": "heartbeat and role reactions",
             "DATA": "data transmission",
+            "MONITORING": "metric sampling problems",
         }
 
     def wait_for_state(self, state: State, timeout: float) -> bool:
