@@ -355,6 +355,7 @@ class ChirpDiscovery(Discovery):
             offers = {s: self._offers[s] for s in due if s in self._offers}
         for service, port in offers.items():
             self._send(ChirpType.OFFER, service, port)
+            log.debug("CHIRP: answered a REQUEST with an OFFER of %s (port %d)", service.name, port)
         return min(_RECV_TIMEOUT, wait)
 
     # --- receiving -------------------------------------------------------------------------
@@ -395,9 +396,14 @@ class ChirpDiscovery(Discovery):
 
     def _on_request(self, service: ServiceId) -> None:
         with self._lock:
-            if service in self._offers and all(s != service for _, s in self._replies):
+            offered = service in self._offers
+            queued = any(s == service for _, s in self._replies)
+            if offered and not queued:
                 due = time.monotonic() + random.uniform(0.0, REPLY_MAX_DELAY)
                 heapq.heappush(self._replies, (due, service))
+        log.debug(
+            "CHIRP REQUEST for %s (offered %s, reply queued %s)", service.name, offered, queued
+        )
 
     def _on_offer(self, host: bytes, service: ServiceId, address: str, port: int) -> None:
         actions: list[_Action] = []

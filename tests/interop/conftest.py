@@ -1,0 +1,182 @@
+"""Interop fixtures: a cached venv with Constellation's own ``constellationdaq`` package.
+
+Their import package is also called ``constellation``, so their code only ever runs with that
+venv's python, in subprocesses started in a scratch directory with ``-I`` semantics (no
+PYTHONPATH, no current directory on ``sys.path``). Console scripts are started as
+``<venv python> <venv bin/script>`` so that a moved cache still works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import REPO
+
+THEIR_VERSION = "1.0.2"
+VENV_ROOT = REPO / ".cache" / "interop-venv"
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+_MARKER = ".interop-ok"
+#: pip output that means "the package index could not be reached" (skip, do not fail).
+_OFFLINE_HINTS = (
+    "No matching distribution found",
+    "Could not find a version that satisfies",
+    "NewConnectionError",
+    "Network is unreachable",
+    "Temporary failure in name resolution",
+    "Failed to establish a new connection",
+    "ConnectionError",
+    "Max retries exceeded",
+    "ProxyError",
+)
+
+
+def _their_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSTELLATION_")}
+    env.pop("PYTHONPATH", None)
+    env.pop("PYTHONHOME", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONSAFEPATH"] = "1"  # never put the script dir / cwd (maybe our repo) on sys.path
+    return env
+
+
+def _create_venv(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = shutil.which("python3") or sys.executable
+    made = subprocess.run([base, "-m", "venv", str(path)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.fail(f"python3 -m venv failed: {made.stderr[-2000:]}")
+    pip = subprocess.run(
+        [
+            str(path / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            f"constellationdaq[hdf5]=={THEIR_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_their_env(),
+    )
+    if pip.returncode != 0:
+        out = pip.stdout + pip.stderr
+        shutil.rmtree(path, ignore_errors=True)
+        if any(hint in out for hint in _OFFLINE_HINTS):
+            pytest.skip(
+                f"cannot install constellationdaq=={THEIR_VERSION}: package index not "
+                f"reachable ({out.strip().splitlines()[-1] if out.strip() else 'no output'})"
+            )
+        pytest.fail(f"pip install constellationdaq=={THEIR_VERSION} failed:\n{out[-3000:]}")
+    (path / _MARKER).write_text(THEIR_VERSION)
+
+
+class TheirVenv:
+    """The cached venv with ``constellationdaq``; runs their code in subprocesses only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.python = str(path / "bin" / "python")
+
+    def script(self, name: str) -> str:
+        return str(self.path / "bin" / name)
+
+    def run_script(
+        self, script: str, args: dict[str, Any], cwd: Path, timeout: float = 90.0
+    ) -> dict[str, Any]:
+        """Run ``tests/interop/scripts/<script>`` with their python; returns its JSON result."""
+        proc = subprocess.run(
+            [self.python, "-I", str(SCRIPTS / script), json.dumps(args)],
+            cwd=cwd,
+            env=_their_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise AssertionError(
+                f"{script} failed (rc {proc.returncode}):\nstdout:\n{proc.stdout[-4000:]}"
+                f"\nstderr:\n{proc.stderr[-4000:]}"
+            )
+        result: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
+        return result
+
+
+@pytest.fixture(scope="session")
+def their_venv() -> TheirVenv:
+    path = VENV_ROOT / THEIR_VERSION
+    if not (path / _MARKER).exists():
+        _create_venv(path)
+    return TheirVenv(path)
+
+
+class TheirProcess:
+    """One of their satellites (or Monitor) started from its console script on ``lo``."""
+
+    def __init__(
+        self, venv: TheirVenv, script: str, args: Sequence[str], cwd: Path, log_path: Path
+    ) -> None:
+        self.script = script
+        self.log_path = log_path
+        self._out = open(log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [venv.python, venv.script(script), *args],
+            cwd=cwd,
+            env=_their_env(),
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._out.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def theirs(their_venv: TheirVenv, group: str, tmp_path: Path) -> Iterator[Any]:
+    """Factory for their satellites: ``theirs("SatellitePyRandomTransmitter", "tx")``."""
+    started: list[TheirProcess] = []
+    workdir = tmp_path / "theirs"
+    workdir.mkdir(exist_ok=True)
+
+    def start(script: str, name: str | None = None, *extra: str) -> TheirProcess:
+        args = ["-g", group, "-i", "lo", "-l", "DEBUG", *extra]
+        if name is not None:
+            args += ["-n", name]
+        proc = TheirProcess(
+            their_venv, script, args, workdir, tmp_path / f"their.{script}.{name}.log"
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
