@@ -22,6 +22,7 @@ __all__ = [
     "InvalidStateError",
     "OutputFileError",
     "OutputFileExistsError",
+    "SendingStoppedError",
     "TransitionError",
     "UnexpectedProtocolError",
     "UnknownCommandError",
@@ -90,6 +91,10 @@ class DiscoveryError(ConstellationError):
 
 class DataTimeoutError(ConstellationError):
     """Sending data blocked longer than the configured timeout (receiver did not keep up)."""
+
+
+class SendingStoppedError(DataTimeoutError):
+    """A record was offered after an interrupt stopped the run's data sending (not a failure)."""
 
 
 # --- data runs --------------------------------------------------------------------------------

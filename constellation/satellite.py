@@ -39,6 +39,7 @@ from constellation.errors import (
     ConfigError,
     IncompleteCommandError,
     InvalidStateError,
+    SendingStoppedError,
     TransitionError,
 )
 from constellation.metrics import MetricRegistry
@@ -584,6 +585,8 @@ class Satellite:
         try:
             status = self._hook("do_run", self.run_id)
         except Exception as exc:
+            if isinstance(_original(exc), SendingStoppedError):
+                return  # an interrupt stopped the data sending while do_run waited for room
             if self.state is not State.ERROR:  # else a consequence of the failure: keep its status
                 self.fail(_reason(exc), exc)
             return
@@ -619,6 +622,10 @@ class Satellite:
             self._begin(Command.interrupt, self._job_interrupt)
         except InvalidStateError:
             return False
+        try:
+            self._framework_interrupting()
+        except Exception:
+            self.log.exception("framework reaction to the interrupt failed")
         self.log.warning("interrupting: %s", reason)
         return True
 
@@ -656,6 +663,9 @@ class Satellite:
 
     def _framework_start(self, run_id: str) -> None:
         """Framework work after ``do_starting``, before entering RUN (e.g. send the BOR)."""
+
+    def _framework_interrupting(self) -> None:
+        """Called by the interrupting thread once ``interrupting`` began (e.g. unblock sends)."""
 
     def _framework_stop(self) -> None:
         """Framework work after ``do_run`` returned, before ``do_stopping``."""

@@ -6,6 +6,11 @@ before ``do_run``, drains the send queue when ``do_run`` returns, and sends the 
 (``eor_tags`` + run metadata) after ``do_stopping``. A receiver that does not keep up blocks
 ``send_record`` up to ``_data.data_timeout`` and then fails the run to ERROR; records are never
 dropped silently.
+
+An interrupt (a peer failed) must reach SAFE even when the receiver is the peer that died: a
+blocked ``send_record`` raises ``SendingStoppedError`` at once (ending ``do_run``), the queue
+is drained for at most :data:`INTERRUPT_DRAIN_S`, what could not be sent is counted in a
+warning, and an EOR that no receiver takes is logged instead of failing the transition.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ from constellation.net.discovery import Discovery, ServiceId
 from constellation.protocol.cdtp2 import make_bor, make_eor
 from constellation.satellite import Satellite
 
-__all__ = ["TransmitterSatellite"]
+__all__ = ["INTERRUPT_DRAIN_S", "TransmitterSatellite"]
+
+#: Longest time an interrupt spends sending queued records (and, separately, the EOR).
+INTERRUPT_DRAIN_S = 2.0
 
 _RUN_METRIC_STATES = frozenset({State.RUN, State.stopping})
 #: Shared tag map of records sent without tags (never modified).
@@ -105,7 +113,9 @@ class TransmitterSatellite(Satellite):
         arrays. Blocks are sent as they are, without a copy: do not modify them afterwards. The
         dtype of a numpy array is recorded in the ``dtype`` tag (unless ``tags`` sets it).
         Blocks while the send queue is full, up to ``_data.data_timeout``, then raises
-        :class:`~constellation.errors.DataTimeoutError` (the run fails to ERROR). Returns 0,
+        :class:`~constellation.errors.DataTimeoutError` (the run fails to ERROR); an interrupt
+        makes a waiting call raise :class:`~constellation.errors.SendingStoppedError`, which
+        ends ``do_run`` without a failure. Returns 0,
         sending nothing, when ``_data.disable_transmission`` is set.
         """
         sender = self._sender
@@ -169,16 +179,38 @@ class TransmitterSatellite(Satellite):
         self.data.begin_run()
         self._sender = self.data
 
+    def _framework_interrupting(self) -> None:
+        if self.data is not None and self._sender is not None:
+            self.data.interrupt()  # a send_record blocked on a dead receiver returns now
+
     def _framework_stop(self) -> None:
         self._sender = None
-        if self.data is not None and self._bor_sent:
+        if self.data is None or not self._bor_sent:
+            return
+        if self.state is not State.interrupting:
             self.data.end_run()  # everything queued goes out before the EOR
+            return
+        drain = min(self.framework.data.data_timeout, INTERRUPT_DRAIN_S)
+        unsent = self.data.end_run_within(drain)
+        if unsent:
+            self.log.getChild("data").warning(
+                "interrupted: %d queued records not sent (no receiver took them within %g s)",
+                unsent,
+                drain,
+            )
 
     def _framework_stopped(self, condition: RunCondition) -> None:
         self.metrics.publish_now("TX_RECORDS", self._tx_records())
         self.metrics.publish_now("TX_BYTES", self._tx_bytes())
-        if self._bor_sent and not self._eor_sent:
+        if not self._bor_sent or self._eor_sent:
+            return
+        if self.state is not State.interrupting:
             self._send_eor(condition, self.framework.data.eor_timeout)
+            return
+        try:
+            self._send_eor(condition, min(self.framework.data.eor_timeout, INTERRUPT_DRAIN_S))
+        except DataTimeoutError as exc:
+            self.log.getChild("data").warning("interrupted: end-of-run not delivered: %s", exc)
 
     def _send_eor(self, condition: RunCondition, timeout: float) -> None:
         """Send the EOR once (the worker thread and the abort thread may both try)."""

@@ -215,10 +215,23 @@ class Controller:
             log.info("satellite %s left", name)
 
     def _refresh_state(self, name: str) -> None:
+        """Ask a satellite that (re)joined for its state.
+
+        The answer fills the view when no heartbeat did yet, and replaces ``DEAD`` when a
+        satellite restarted under the same name (its old instance was declared dead or left).
+        """
         handle = self._handles.get(name)
         if handle is None:
             return
-        self._poll_state(name)
+        version = self._view_version(name)
+        try:
+            reply = handle.command("get_state", timeout=self.timeout)
+        except TimeoutError:
+            return
+        if not reply.ok:
+            return
+        if self.heartbeats.peer(name) is None or self.states.get(name) == "DEAD":
+            self._set_state(name, reply.verb, version=version)
 
     def _view_version(self, name: str) -> int:
         with self._lock:

@@ -9,6 +9,7 @@ hooks run here; the satellite runs its ``do_*`` hooks between the two calls.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from enum import Enum
@@ -19,6 +20,9 @@ from statemachine.exceptions import TransitionNotAllowed
 
 from constellation.core.states import State
 from constellation.errors import InvalidStateError
+
+# python-statemachine logs every macro/micro step at DEBUG; our own "state A -> B" lines say it.
+logging.getLogger("statemachine").setLevel(logging.INFO)
 
 __all__ = [
     "ALLOWED_COMMANDS",

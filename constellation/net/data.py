@@ -33,7 +33,7 @@ from typing import Any, cast
 
 import zmq
 
-from constellation.errors import DataTimeoutError, DecodeError
+from constellation.errors import DataTimeoutError, DecodeError, SendingStoppedError
 from constellation.net.discovery import DiscoveredService
 from constellation.net.interfaces import NetworkScope
 from constellation.net.ratelimit import RateLimitedWarning
@@ -203,6 +203,7 @@ class DataSender:
         self._ready: deque[tuple[list[_Record], int]] = deque()
         self._stopping = False
         self._cancel = False
+        self._quiet = False  # after interrupt(): send errors are kept in `error`, not reported
         self.error: BaseException | None = None
 
     def configure(self, payload_threshold_kib: int, queue_size: int, data_timeout: float) -> None:
@@ -305,6 +306,8 @@ class DataSender:
         deadline = _monotonic() + self.data_timeout
         with self._cv:
             while True:
+                if self._quiet:
+                    raise SendingStoppedError("data sending was stopped by an interrupt")
                 if self.error is not None:
                     raise DataTimeoutError(str(self.error))
                 if not self.active or not self.running:
@@ -401,7 +404,7 @@ class DataSender:
 
     def _fail(self, exc: BaseException) -> None:
         self.active = False
-        if self.on_error is not None:  # first, so a waiting producer wakes up to a failed run
+        if self.on_error is not None and not self._quiet:  # first: a waiting producer wakes up
             try:
                 self.on_error(exc)
             except Exception:
@@ -428,6 +431,29 @@ class DataSender:
         self._thread = None
         if self.error is not None:
             raise DataTimeoutError(f"data sending failed: {self.error}")
+
+    def interrupt(self) -> None:
+        """Stop taking records now (any thread): a producer waiting for room gets
+        :class:`SendingStoppedError`; later send errors are kept in :attr:`error`, not reported.
+        """
+        with self._cv:
+            self._quiet = True
+            self.active = False
+            self._cv.notify_all()
+
+    def end_run_within(self, timeout: float) -> int:
+        """After :meth:`interrupt`: send what is queued for at most ``timeout`` s, abandon the
+        rest and stop the sender thread. Never raises; returns the number of records not sent.
+        """
+        self.interrupt()
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, timeout))
+        self._stop_thread()
+        return self.pending_records
 
     def abort(self) -> None:
         """Stop sending at once, abandoning the queue (after a failure)."""

@@ -241,6 +241,7 @@ class RunFile:
         with self._guard("flushing", fatal=True):
             self._flush_datasets()
             self._file.flush()
+            self._reserve_space(())  # a flush may have cut the reservation off
 
     def close(self) -> None:
         """Flush and close the file. Idempotent; the file stays valid even after an error."""
@@ -296,7 +297,8 @@ class RunFile:
         try:
             self._reserve.ensure(_end_of_allocation(self._file), upcoming)
         except OSError as exc:
-            reason = f"no disk space for the next {len(records)} records: {_describe(exc)}"
+            what = f"the next {len(records)} records" if records else "further writing"
+            reason = f"no disk space for {what}: {_describe(exc)}"
             raise OutputFileError(self._path, reason) from exc
 
     def _sender_group(self, sender: str) -> h5py.Group:
@@ -322,6 +324,7 @@ class RunFile:
         if self._swmr and self._file is not None and not self.waiting_for:
             self._file.flush()
             self._file.swmr_mode = True
+            self._reserve_space(())  # starting SWMR truncates the file to its allocated end
 
 
 def _attempt(action: Callable[[], object]) -> BaseException | None:

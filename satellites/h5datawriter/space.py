@@ -3,7 +3,8 @@
 HDF5 is not journaled: when the disk fills up in the middle of a metadata flush, some metadata
 blocks are rewritten and others are not, and the file can become unreadable. :class:`DiskReserve`
 keeps free space allocated (``posix_fallocate``) past HDF5's end of allocation, at least
-``HEADROOM`` bytes plus the next batch. When that reservation cannot grow, the writer stops with
+``HEADROOM`` bytes plus the next batch, and takes it again after HDF5 truncated the file to its
+end of allocation (which a flush may do). When that reservation cannot grow, the writer stops with
 an error *before* handing the batch to HDF5, and closing the file only writes into space that
 is already allocated. After the file is closed, the unused reservation is cut off again.
 
@@ -14,6 +15,7 @@ it get no reservation; writing still works, without this protection.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from pathlib import Path
 
@@ -24,6 +26,7 @@ HEADROOM = 32 * 1024 * 1024
 #: Extra bytes reserved at each growth (fewer fallocate calls).
 STEP = 64 * 1024 * 1024
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.ENOTSUP}
+log = logging.getLogger(__name__)
 
 
 class DiskReserve:
@@ -46,6 +49,9 @@ class DiskReserve:
         if self._fd is None:
             return
         needed = end_of_allocation + upcoming + HEADROOM
+        # HDF5 cuts the file to its end of allocation when it flushes (e.g. when SWMR starts):
+        # the space past the cut is free again and must be taken anew.
+        self._reserved = min(self._reserved, os.fstat(self._fd).st_size)
         if needed <= self._reserved:
             return
         for target in (needed + STEP, needed):
@@ -53,12 +59,14 @@ class DiskReserve:
                 os.posix_fallocate(self._fd, self._reserved, target - self._reserved)
             except OSError as exc:
                 if exc.errno in _UNSUPPORTED:
+                    log.warning("no disk space reservation for %s: %s", self._path, exc)
                     self._stop()
                     return
                 if target == needed:
                     raise
                 continue
             self._reserved = target
+            log.debug("reserved %d bytes in %s", target, self._path.name)
             return
 
     def release(self, end_of_allocation: int) -> None:

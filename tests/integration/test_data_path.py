@@ -298,6 +298,32 @@ def test_slow_receiver_blocks_then_fails_the_transmitter(satellites: Any, ctl: C
     assert tx.data is not None and tx.data.pending_records > 0  # failed, not dropped silently
 
 
+def test_interrupt_unblocks_a_transmitter_waiting_for_room(
+    satellites: Any, ctl: Controller, caplog: pytest.LogCaptureFixture
+) -> None:
+    tx = satellites(Source, "tx")
+    rx = satellites(Collector, "rx")
+    rx.slow = 0.5
+    ctl.await_satellites([TX, RX])
+    tx_data = {"data_timeout": 30, "queue_size": 20, "payload_threshold": 64}
+    _to_run(ctl, _config({"mode": "flood", "_autonomy": {"role": "NONE"}, "_data": tx_data}))
+    wait_for(lambda: tx.blocked.is_set(), what="send_record waiting for room")
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        assert ctl.satellites[TX].command("_interrupt").ok
+        wait_for(lambda: tx.state in (State.SAFE, State.ERROR), timeout=15, what="SAFE")
+    took = time.monotonic() - started
+    assert tx.state is State.SAFE, tx.status
+    assert tx.status.startswith("Interrupted in RUN"), tx.status
+    assert took < 10, f"the interrupt waited {took:.1f} s (data_timeout is 30 s)"
+    assert tx.data is not None
+    unsent = tx.data.sequence - tx.data.records_sent
+    if unsent:  # what the slow receiver could not take is reported, not dropped silently
+        assert f"{unsent} queued records not sent" in caplog.text
+    _stop(ctl, [RX])
+    assert rx.records[-1].sequence == len(rx.records) == tx.data.records_sent
+
+
 # --- transmitters that vanish --------------------------------------------------------------------
 def test_killed_transmitter_gets_a_substitute_eor(
     processes: Any, satellites: Any, ctl: Controller

@@ -183,3 +183,20 @@ def test_real_file_size_limit(tmp_path: Path, mode: str) -> None:
         sequences = [record.sequence for record in reader.records("T.t")]
     assert written > 100
     assert sequences == list(range(1, written + 1)), "every record before the error is intact"
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="no posix_fallocate here")
+def test_disk_reserve_is_taken_again_after_a_truncation(tmp_path: Path) -> None:
+    from satellites.h5datawriter.space import HEADROOM, DiskReserve
+
+    path = tmp_path / "f.h5"
+    path.write_bytes(b"x" * 100)
+    reserve = DiskReserve(path)
+    reserve.ensure(100, 0)
+    assert path.stat().st_size >= 100 + HEADROOM
+    os.truncate(path, 100)  # what an HDF5 flush does to the space past its end of allocation
+    reserve.ensure(100, 10)
+    assert path.stat().st_size >= 110 + HEADROOM
+    assert os.stat(path).st_blocks * 512 >= 110 + HEADROOM  # allocated, not a hole
+    reserve.release(100)
+    assert path.stat().st_size == 100

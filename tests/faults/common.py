@@ -1,0 +1,105 @@
+"""Shared pieces of the fault-injection tests: configuration, run cycling and file checks."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from constellation.reader import open_run
+from controller import Controller
+from tests.helpers import wait_for
+
+TX = "RandomTransmitter.tx"
+WRITER = "H5DataWriter.w"
+#: Steady states a satellite may end in after a fault (docs/state-machine.md).
+DOCUMENTED_END_STATES = {"SAFE", "ERROR", "ORBIT"}
+
+
+def config(out: Path, swmr: bool = True, rate: float = 1000, **writer: Any) -> dict[str, Any]:
+    """Transmitter + writer of one run; roles default to DYNAMIC (a failure interrupts)."""
+    return {
+        "RandomTransmitter": {
+            "tx": {
+                "block_size": 128,
+                "rate": rate,
+                "seed": 5,
+                "_conditions": {"require_starting_after": [WRITER]},
+            }
+        },
+        "H5DataWriter": {
+            "w": {
+                "output_directory": str(out),
+                "allow_concurrent_reading": swmr,
+                "flush_interval": 0.2,
+                "_data": {"receive_from": [TX], "eor_timeout": 2},
+                **writer,
+            }
+        },
+    }
+
+
+def to_run(
+    ctl: Controller, cfg: dict[str, Any], run_id: str, names: list[str] | None = None
+) -> None:
+    names = names or [TX, WRITER]
+    ctl.await_satellites(names, timeout=20)
+    if all(state_of(ctl, n) == "ORBIT" for n in names):
+        ctl.land()
+        ctl.await_state("INIT", 15)
+    ctl.initialize(cfg)
+    ctl.await_state("INIT", 15)
+    ctl.launch()
+    ctl.await_state("ORBIT", 15)
+    ctl.start(run_id)
+    ctl.await_state("RUN", 15)
+
+
+def random_delay(seed: int, low: float = 0.3, high: float = 1.2) -> float:
+    """A reproducible random moment inside RUN."""
+    return random.Random(seed).uniform(low, high)
+
+
+def state_of(ctl: Controller, name: str) -> str:
+    try:
+        return ctl.satellites[name].command("get_state", timeout=2).verb
+    except (TimeoutError, KeyError):
+        return "?"
+
+
+def status_of(ctl: Controller, name: str) -> str:
+    return ctl.satellites[name].command("get_status", timeout=2).verb
+
+
+def wait_state(ctl: Controller, name: str, states: set[str], timeout: float = 15) -> str:
+    return wait_for(
+        lambda: s if (s := state_of(ctl, name)) in states else None,
+        timeout,
+        what=f"{name} in {sorted(states)}",
+    )
+
+
+def check_contiguous(path: Path, sender: str = TX) -> tuple[int, dict[str, Any] | None]:
+    """The file opens, the sender's records are 1..n without a gap; returns (n, EOR)."""
+    with open_run(path) as run:
+        count = run.record_count(sender)
+        sequences = [r.sequence for r in run.records(sender)]
+        eor = run.eor(sender)
+    assert sequences == list(range(1, count + 1)), "records missing or out of order"
+    return count, eor
+
+
+def clean_second_run(ctl: Controller, cfg: dict[str, Any], out: Path, run_id: str) -> int:
+    """A fresh initialize brings the group back: full run, file GOOD and complete."""
+    to_run(ctl, cfg, run_id)
+    writer = ctl.satellites[WRITER]
+    wait_for(lambda: writer.command("get_current_filename").verb.endswith(f"data_{run_id}.h5"))
+    time.sleep(0.6)
+    ctl.stop()
+    ctl.await_state("ORBIT", 20)
+    count, eor = check_contiguous(out / f"data_{run_id}.h5")
+    assert eor is not None
+    assert eor["run_metadata"]["condition"] == "GOOD", eor
+    assert count == eor["run_metadata"]["data_records"] > 0
+    return count

@@ -1,0 +1,115 @@
+"""Disk faults with real file systems: a tiny tmpfs that fills up, and a read-only mount.
+
+Needs root (mount); skipped with the reason otherwise. Mounts are always undone.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from constellation.errors import TransitionError
+from controller import Controller
+from tests.faults.common import (
+    TX,
+    WRITER,
+    check_contiguous,
+    config,
+    status_of,
+    to_run,
+    wait_state,
+)
+from tests.helpers import LOOPBACK
+
+
+@contextmanager
+def tmpfs(directory: Path, options: str) -> Iterator[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}): {result.stderr.strip() or 'not root?'}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], capture_output=True)
+
+
+# 2 MiB: the writer's disk reserve (32 MiB headroom, satellites/h5datawriter/space.py) cannot be
+# taken at the first batch. 40 MiB: several MiB of records are written before the disk is full.
+@pytest.mark.parametrize("size", ["2m", "40m"])
+def test_full_disk_stops_writer_and_keeps_records(
+    processes: Any, group: str, tmp_path: Path, fast_timing: Any, size: str
+) -> None:
+    processes("SatelliteH5DataWriter", "w")
+    processes("SatelliteRandomTransmitter", "tx")
+    # paced at 12 MB/s: the disk fills within seconds
+    cfg = config(tmp_path / "disk", swmr=True, rate=3000)
+    cfg["RandomTransmitter"]["tx"]["block_size"] = 4096
+    cfg["RandomTransmitter"]["tx"]["_data"] = {"data_timeout": 4}
+    with (
+        tmpfs(tmp_path / "disk", f"size={size}") as disk,
+        Controller(group, interface=LOOPBACK) as ctl,
+    ):
+        if size == "2m":  # the file cannot even be set up: ERROR in starting, not a crash
+            with pytest.raises(TransitionError, match="No space"):
+                to_run(ctl, cfg, "full")
+        else:
+            to_run(ctl, cfg, "full")
+        assert wait_state(ctl, WRITER, {"ERROR"}, 30) == "ERROR"
+        status = status_of(ctl, WRITER)
+        assert "data_full.h5" in status and "No space" in status, status
+        # the transmitter waits in `starting` for the writer when it fails at once (2m): the
+        # conditional transition then fails to ERROR; when the writer fails in RUN (40m) the
+        # transmitter is interrupted to SAFE (DYNAMIC role)
+        expected = "ERROR" if size == "2m" else "SAFE"
+        assert wait_state(ctl, TX, {"SAFE", "ERROR", "ORBIT"}, 30) == expected, status_of(ctl, TX)
+        assert WRITER in status_of(ctl, TX)
+        copy = tmp_path / "copy.h5"
+        if (disk / "data_full.h5").exists():
+            shutil.copy(disk / "data_full.h5", copy)
+    if size != "2m":
+        count, _ = check_contiguous(copy)
+        assert count > 100
+    # a fresh initialize, writing elsewhere, gives a clean run
+    with Controller(group, interface=LOOPBACK) as ctl:
+        good = config(tmp_path / "good", swmr=True)
+        to_run(ctl, good, "good")
+        time.sleep(0.6)  # a short run
+        ctl.stop()
+        ctl.await_state("ORBIT", 20)
+    count, eor = check_contiguous(tmp_path / "good" / "data_good.h5")
+    assert eor is not None and eor["run_metadata"]["condition"] == "GOOD"
+    assert count == eor["run_metadata"]["data_records"] > 0
+
+
+def test_read_only_mount_fails_at_start(
+    processes: Any, group: str, tmp_path: Path, fast_timing: Any
+) -> None:
+    processes("SatelliteH5DataWriter", "w")
+    processes("SatelliteRandomTransmitter", "tx")
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as ro, Controller(group, interface=LOOPBACK) as ctl:
+        cfg = config(ro, swmr=False)
+        ctl.await_satellites([TX, WRITER], timeout=20)
+        ctl.initialize(cfg)
+        ctl.await_state("INIT", 15)
+        ctl.launch()
+        ctl.await_state("ORBIT", 15)
+        ctl.start("ro", targets=[WRITER])
+        assert wait_state(ctl, WRITER, {"ERROR"}, 15) == "ERROR"
+        status = status_of(ctl, WRITER)
+        assert "data_ro.h5" in status and "Read-only" in status, status
+        assert not (ro / "data_ro.h5").exists()
+        # not a crash: the writer still answers and can be initialized again
+        ctl.initialize(config(tmp_path / "rw", swmr=False), targets=[WRITER])
+        assert wait_state(ctl, WRITER, {"INIT"}, 15) == "INIT"
