@@ -352,6 +352,7 @@ class Controller:
             lambda: wanted <= {n.lower() for n in self._handles},
             timeout,
             lambda: f"satellites not found: {sorted(wanted - {n.lower() for n in self._handles})}",
+            self._ask_again,
         )
 
     def await_n_satellites(self, n: int, timeout: float = 20.0) -> None:
@@ -360,15 +361,33 @@ class Controller:
             lambda: len(self._handles) >= n,
             timeout,
             lambda: f"only {len(self._handles)} of {n} satellites found",
+            self._ask_again,
         )
 
-    def _wait(self, predicate: Callable[[], bool], timeout: float, why: Callable[[], str]) -> None:
+    def _ask_again(self) -> None:
+        """While waiting for satellites: ask peers to announce again (CHIRP beacons can be lost;
+        a no-op with mDNS, which repeats its queries itself)."""
+        for service in (ServiceId.CONTROL, ServiceId.HEARTBEAT):
+            self.discovery.request(service)
+
+    def _wait(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float,
+        why: Callable[[], str],
+        every_second: Callable[[], None] | None = None,
+    ) -> None:
         deadline = time.monotonic() + timeout
+        next_tick = time.monotonic() + 1.0
         with self._changed:
             while not predicate():
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     raise TimeoutError(why())
+                if every_second is not None and now >= next_tick:
+                    next_tick = now + 1.0
+                    every_second()
                 self._changed.wait(min(remaining, 0.5))
 
     # --- commands --------------------------------------------------------------------------------

@@ -35,6 +35,16 @@ def wait_for(
         time.sleep(interval)
 
 
+def cycle_to_run(ctl: Any, config: Any, run_id: str, timeout: float = 15.0) -> None:
+    """initialize, launch and start every satellite of ``ctl``, waiting for each state."""
+    ctl.initialize(config)
+    ctl.await_state("INIT", timeout)
+    ctl.launch()
+    ctl.await_state("ORBIT", timeout)
+    ctl.start(run_id)
+    ctl.await_state("RUN", timeout)
+
+
 def unique_group(prefix: str = "t") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 

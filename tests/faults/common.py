@@ -9,7 +9,7 @@ from typing import Any
 
 from constellation.reader import open_run
 from controller import Controller
-from tests.helpers import wait_for
+from tests.helpers import cycle_to_run, wait_for
 
 TX = "RandomTransmitter.tx"
 WRITER = "H5DataWriter.w"
@@ -48,12 +48,7 @@ def to_run(
     if all(state_of(ctl, n) == "ORBIT" for n in names):
         ctl.land()
         ctl.await_state("INIT", 15)
-    ctl.initialize(cfg)
-    ctl.await_state("INIT", 15)
-    ctl.launch()
-    ctl.await_state("ORBIT", 15)
-    ctl.start(run_id)
-    ctl.await_state("RUN", 15)
+    cycle_to_run(ctl, cfg, run_id)
 
 
 def random_delay(seed: int, low: float = 0.3, high: float = 1.2) -> float:

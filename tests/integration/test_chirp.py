@@ -651,3 +651,25 @@ def test_satellite_process_with_discovery_flag(processes: Any, group: str) -> No
         ctl.on_leave(lambda name: name == "Example.p" and left.set())
         proc.stop()
         assert left.wait(10), "controller did not see the DEPART of the stopped process"
+
+
+def test_controller_repeats_requests_while_waiting(raw: RawReceiver, group: str) -> None:
+    """A lost OFFER is not repeated by its sender: a waiting controller asks again each second."""
+    from controller import Controller
+
+    request = expected_beacon(1, group, "Controller", ServiceId.CONTROL.value, 0)
+    ctl = Controller(group, interface=LOOPBACK, discovery="chirp")
+    try:
+        raw.expect(lambda d: d == request)  # the first REQUEST, when browsing starts
+
+        def wait_in_vain() -> None:
+            with contextlib.suppress(TimeoutError):
+                ctl.await_satellites(["Nobody.here"], timeout=3.5)
+
+        waiter = threading.Thread(target=wait_in_vain)
+        waiter.start()
+        raw.expect(lambda d: d == request, timeout=2.0)  # asked again while waiting
+        raw.expect(lambda d: d == request, timeout=2.0)
+        waiter.join(10)
+    finally:
+        ctl.close()

@@ -28,7 +28,7 @@ from constellation.protocol.cdtp2 import CDTPType, DataRecord, encode_data_frame
 from constellation.receiver import ReceiverSatellite
 from constellation.transmitter import TransmitterSatellite
 from controller import Controller
-from tests.helpers import LOOPBACK, wait_for
+from tests.helpers import LOOPBACK, cycle_to_run, wait_for
 
 __all__: list[str] = []
 
@@ -149,12 +149,7 @@ def _config(
 
 
 def _to_run(ctl: Controller, config: dict[str, Any], run_id: str = "run_1") -> None:
-    ctl.initialize(config)
-    ctl.await_state("INIT", 10)
-    ctl.launch()
-    ctl.await_state("ORBIT", 10)
-    ctl.start(run_id)
-    ctl.await_state("RUN", 15)
+    cycle_to_run(ctl, config, run_id)
 
 
 def _stop(ctl: Controller, targets: list[str] | None = None) -> None:

@@ -23,7 +23,7 @@ from controller import Controller
 from satellites.h5datawriter import swmr_layout
 from satellites.h5datawriter.satellite import H5DataWriter
 from satellites.random_transmitter import RandomTransmitter
-from tests.helpers import LOOPBACK, wait_for
+from tests.helpers import LOOPBACK, cycle_to_run, wait_for
 
 TX = "RandomTransmitter.tx"
 WRITER = "H5DataWriter.w"
@@ -53,12 +53,7 @@ def _config(out: Path, swmr: bool, rate: float = 2000, **writer: Any) -> dict[st
 
 def _cycle_to_run(ctl: Controller, config: dict[str, Any], run_id: str) -> None:
     ctl.await_satellites([TX, WRITER], timeout=20)
-    ctl.initialize(config)
-    ctl.await_state("INIT", 10)
-    ctl.launch()
-    ctl.await_state("ORBIT", 10)
-    ctl.start(run_id)
-    ctl.await_state("RUN", 15)
+    cycle_to_run(ctl, config, run_id)
 
 
 @pytest.mark.parametrize("swmr", [False, True], ids=["normal", "swmr"])
