@@ -24,6 +24,7 @@ from zeroconf import (
 )
 
 from constellation import __version__
+from constellation.errors import DiscoveryError
 from constellation.net.discovery import DiscoveredService, Discovery, ServiceId
 from constellation.net.interfaces import NetworkScope, choose_address
 
@@ -79,8 +80,11 @@ class MdnsDiscovery(Discovery):
         if old is not None:
             self._zc.unregister_service(old)
         # Names are unique per group by construction, so probing is skipped (saves ~1.5 s).
+        loop = self._zc.loop
+        if loop is None:
+            raise DiscoveryError(f"cannot announce {service.name}: mDNS is not running")
         future = asyncio.run_coroutine_threadsafe(
-            self._zc.async_register_service(info, cooperating_responders=True), self._zc.loop
+            self._zc.async_register_service(info, cooperating_responders=True), loop
         )
         future.result(timeout=10)
         with self._lock:
