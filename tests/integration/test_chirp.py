@@ -373,6 +373,42 @@ def test_request_is_answered(
     raw.expect(lambda d: d == offer)  # the answer, after 0-200 ms
 
 
+def test_requests_answered_by_all_next_to_a_stalled_socket(
+    chirp: Callable[..., ChirpDiscovery], raw: RawReceiver, inject: LoopbackInjector, group: str
+) -> None:
+    """Every instance answers every REQUEST, also while another socket on the port overflows.
+
+    The stalled socket is set up as constellationdaq 1.0.2 does on Linux (SO_REUSEADDR only,
+    group joined on 127.0.0.1) and is never read, like a hung peer process; the kernel drops
+    datagrams for that socket alone (docs/interop.md, "Open issues").
+    """
+    stalled = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the minimum: a few beacons
+        stalled.bind(("0.0.0.0", PORT))
+        membership = socket.inet_aton(GROUP_ADDRESS) + socket.inet_aton(LOOPBACK)
+        stalled.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+        names = [f"Test.r{i}" for i in range(3)]
+        for i, name in enumerate(names):
+            chirp(name).announce(ServiceId.HEARTBEAT, 41000 + i)
+        offers = {expected_beacon(2, group, n, 2, 41000 + i) for i, n in enumerate(names)}
+        for round_ in range(11):  # round 0: the announcements; then one REQUEST per round
+            if round_:
+                inject.beacon(ChirpType.REQUEST, group, "Test.asker", ServiceId.HEARTBEAT)
+            missing = set(offers)
+            while missing:
+                data, _ = raw.expect(missing.__contains__)
+                missing.discard(data)
+        udp = Path("/proc/net/udp")
+        if udp.exists():  # Linux: the kernel did drop datagrams for the stalled socket
+            inode = str(os.fstat(stalled.fileno()).st_ino)
+            rows = [ln.split() for ln in udp.read_text().splitlines()[1:]]
+            assert next(int(r[-1]) for r in rows if r[9] == inode) > 0
+    finally:
+        stalled.close()
+
+
 def test_request_via_api(
     chirp: Callable[..., ChirpDiscovery],
     raw: RawReceiver,
