@@ -171,6 +171,7 @@ def test_simple_console_fallback(satellites: Any, group: str, tmp_path: Path) ->
         child.expect("ame")  # rlcompleter adds "(" after a callable
         child.send(")\r")
         child.expect("SUCCESS: Example.solo")
+        child.expect(prompt(group, 1, "NEW"))  # Ctrl-D only once the console reads again
         child.sendeof()
         child.expect(pexpect.EOF)
         child.close()
