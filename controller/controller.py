@@ -198,7 +198,7 @@ class Controller:
             if old is not None:
                 old.close()
             log.info("satellite %s found at %s", name, service.endpoint)
-            self._pool.submit(self._refresh_state, name)
+            self._pool.submit(self._poll_state, name, True)
             return
         with self._lock:
             old = self._handles.pop(name, None)
@@ -213,25 +213,6 @@ class Controller:
         if old is not None:
             old.close()
             log.info("satellite %s left", name)
-
-    def _refresh_state(self, name: str) -> None:
-        """Ask a satellite that (re)joined for its state.
-
-        The answer fills the view when no heartbeat did yet, and replaces ``DEAD`` when a
-        satellite restarted under the same name (its old instance was declared dead or left).
-        """
-        handle = self._handles.get(name)
-        if handle is None:
-            return
-        version = self._view_version(name)
-        try:
-            reply = handle.command("get_state", timeout=self.timeout)
-        except TimeoutError:
-            return
-        if not reply.ok:
-            return
-        if self.heartbeats.peer(name) is None or self.states.get(name) == "DEAD":
-            self._set_state(name, reply.verb, version=version)
 
     def _view_version(self, name: str) -> int:
         with self._lock:
@@ -525,10 +506,14 @@ class Controller:
         for name in lagging:
             self._set_state(name, state)
 
-    def _poll_state(self, name: str) -> str:
-        """Ask ``name`` for its state; the answer enters the view unless it changed meanwhile."""
+    def _poll_state(self, name: str, joined: bool = False) -> str:
+        """Ask ``name`` for its state; the answer enters the view unless it changed meanwhile.
+
+        It fills the view when no heartbeat did yet, and replaces ``DEAD`` once a satellite
+        ``joined`` (again: restarted under the same name after it was declared dead or left).
+        """
         handle = self._handles.get(name)
-        if handle is None or self.states.get(name) == "DEAD":
+        if handle is None or (not joined and self.states.get(name) == "DEAD"):
             return "DEAD"  # departed, or silent: do not wait for a command timeout
         version = self._view_version(name)
         try:
@@ -536,9 +521,8 @@ class Controller:
         except TimeoutError:
             return self.states.get(name, "?")
         if reply.ok:
-            if self.heartbeats.peer(name) is None:
-                # No heartbeat yet: the answer fills the view (unless one arrived meanwhile).
-                self._set_state(name, reply.verb, version=version)
+            if self.heartbeats.peer(name) is None or self.states.get(name) == "DEAD":
+                self._set_state(name, reply.verb, version=version)  # unless the view changed
             return reply.verb
         return self.states.get(name, "?")
 

@@ -35,6 +35,43 @@ def wait_for(
         time.sleep(interval)
 
 
+#: The transmitter and writer of :func:`writer_run_config`.
+TX = "RandomTransmitter.tx"
+WRITER = "H5DataWriter.w"
+
+
+def writer_run_config(
+    out: Path,
+    swmr: bool,
+    *,
+    rate: float,
+    block_size: int,
+    seed: int,
+    writer_data: dict[str, Any] | None = None,
+    **writer: Any,
+) -> dict[str, Any]:
+    """RandomTransmitter ``tx`` feeding H5DataWriter ``w`` (which starts first) into ``out``."""
+    return {
+        "RandomTransmitter": {
+            "tx": {
+                "block_size": block_size,
+                "rate": rate,
+                "seed": seed,
+                "_conditions": {"require_starting_after": [WRITER]},
+            }
+        },
+        "H5DataWriter": {
+            "w": {
+                "output_directory": str(out),
+                "allow_concurrent_reading": swmr,
+                "flush_interval": 0.2,
+                "_data": {"receive_from": [TX], **(writer_data or {})},
+                **writer,
+            }
+        },
+    }
+
+
 def cycle_to_run(ctl: Any, config: Any, run_id: str, timeout: float = 15.0) -> None:
     """initialize, launch and start every satellite of ``ctl``, waiting for each state."""
     ctl.initialize(config)

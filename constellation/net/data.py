@@ -422,15 +422,19 @@ class DataSender:
         (now or earlier in the run).
         """
         self.active = False
+        self._drain(None)
+        self._thread = None
+        if self.error is not None:
+            raise DataTimeoutError(f"data sending failed: {self.error}")
+
+    def _drain(self, timeout: float | None) -> None:
+        """Let the sender thread send what is queued and end; wait up to ``timeout`` s."""
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        self._thread = None
-        if self.error is not None:
-            raise DataTimeoutError(f"data sending failed: {self.error}")
+            thread.join(timeout)
 
     def interrupt(self) -> None:
         """Stop taking records now (any thread): a producer waiting for room gets
@@ -446,12 +450,7 @@ class DataSender:
         rest and stop the sender thread. Never raises; returns the number of records not sent.
         """
         self.interrupt()
-        with self._cv:
-            self._stopping = True
-            self._cv.notify_all()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, timeout))
+        self._drain(max(0.0, timeout))
         self._stop_thread()
         return self.pending_records
 

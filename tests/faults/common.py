@@ -9,35 +9,17 @@ from typing import Any
 
 from constellation.reader import open_run
 from controller import Controller
-from tests.helpers import cycle_to_run, wait_for
+from tests.helpers import TX, WRITER, cycle_to_run, wait_for, writer_run_config
 
-TX = "RandomTransmitter.tx"
-WRITER = "H5DataWriter.w"
 #: Steady states a satellite may end in after a fault (docs/state-machine.md).
 DOCUMENTED_END_STATES = {"SAFE", "ERROR", "ORBIT"}
 
 
 def config(out: Path, swmr: bool = True, rate: float = 1000, **writer: Any) -> dict[str, Any]:
     """Transmitter + writer of one run; roles default to DYNAMIC (a failure interrupts)."""
-    return {
-        "RandomTransmitter": {
-            "tx": {
-                "block_size": 128,
-                "rate": rate,
-                "seed": 5,
-                "_conditions": {"require_starting_after": [WRITER]},
-            }
-        },
-        "H5DataWriter": {
-            "w": {
-                "output_directory": str(out),
-                "allow_concurrent_reading": swmr,
-                "flush_interval": 0.2,
-                "_data": {"receive_from": [TX], "eor_timeout": 2},
-                **writer,
-            }
-        },
-    }
+    return writer_run_config(
+        out, swmr, rate=rate, block_size=128, seed=5, writer_data={"eor_timeout": 2}, **writer
+    )
 
 
 def to_run(

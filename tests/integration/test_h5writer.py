@@ -23,32 +23,11 @@ from controller import Controller
 from satellites.h5datawriter import swmr_layout
 from satellites.h5datawriter.satellite import H5DataWriter
 from satellites.random_transmitter import RandomTransmitter
-from tests.helpers import LOOPBACK, cycle_to_run, wait_for
-
-TX = "RandomTransmitter.tx"
-WRITER = "H5DataWriter.w"
+from tests.helpers import LOOPBACK, TX, WRITER, cycle_to_run, wait_for, writer_run_config
 
 
 def _config(out: Path, swmr: bool, rate: float = 2000, **writer: Any) -> dict[str, Any]:
-    return {
-        "RandomTransmitter": {
-            "tx": {
-                "block_size": 256,
-                "rate": rate,
-                "seed": 3,
-                "_conditions": {"require_starting_after": [WRITER]},
-            }
-        },
-        "H5DataWriter": {
-            "w": {
-                "output_directory": str(out),
-                "allow_concurrent_reading": swmr,
-                "flush_interval": 0.2,
-                "_data": {"receive_from": [TX]},
-                **writer,
-            }
-        },
-    }
+    return writer_run_config(out, swmr, rate=rate, block_size=256, seed=3, **writer)
 
 
 def _cycle_to_run(ctl: Controller, config: dict[str, Any], run_id: str) -> None:
