@@ -43,7 +43,7 @@ READER = textwrap.dedent(
     while True:
         try:
             f = h5py.File(path, "r", libver="latest", swmr=True)
-            idx = f[writer][sender]["data_idx"]
+            idx = f[sender]["data_idx"]  # sender groups sit at the file root
             break
         except (OSError, KeyError):
             time.sleep(0.1)

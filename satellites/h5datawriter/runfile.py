@@ -1,14 +1,15 @@
 """H5DataWriter file-format layer: one HDF5 file for one run, in the normal or the SWMR layout.
 
-:class:`RunFile` owns the file ``<directory>/data_<run_id>.h5`` (SPEC §7) and knows nothing
-about networking: the satellite feeds it BORs, batches of records and EORs. Layout::
+:class:`RunFile` owns the file ``<directory>/data_<run_id>.h5`` (docs/file-format.md) and knows
+nothing about networking: the satellite feeds it BORs, batches of records and EORs. Every group
+sits at the file root, side by side, as Constellation's own H5DataWriter lays it out::
 
     /<writer canonical name>            attrs constellation_version, date_utc, swmr_mode
-        /<Type.Name>                    one group per sender
-            BOR/user_tags, BOR/configuration          groups holding attributes
-            EOR/user_tags, EOR/run_metadata           attributes (normal) | uint8 JSON (SWMR)
-            data_<seq 9 digits>/block_<2 digits>      normal layout (see normal_layout)
-            data, data_idx, meta, meta_idx            SWMR layout (see swmr_layout)
+    /<Type.Name>                        one group per sender
+        BOR/user_tags, BOR/configuration          groups holding attributes
+        EOR/user_tags, EOR/run_metadata           attributes (normal) | uint8 JSON (SWMR)
+        data_<seq 9 digits>/block_<2 digits>      normal layout (see normal_layout)
+        data, data_idx, meta, meta_idx            SWMR layout (see swmr_layout)
 
 In SWMR mode the file switches to single-writer/multiple-reader once every expected sender sent
 its BOR; from then on no object can be created. Every HDF5 or OS failure surfaces as
@@ -87,7 +88,8 @@ class RunFile:
         self._file: h5py.File | None = h5file
         self._reserve = reserve
         self._path = path
-        self._root = h5file.require_group(writer_name)
+        self._senders_parent: h5py.Group = h5file  # sender groups sit at the file root
+        self._writer_name = writer_name
         self._swmr = swmr
         self._expected = {name.casefold(): name for name in expected_senders or ()}
         self._compression = dict(compression)
@@ -194,13 +196,12 @@ class RunFile:
                     f"BOR from unexpected sender '{sender}' after SWMR mode started "
                     f"(expected: {', '.join(self._expected.values())})",
                 )
-            group = self._root.create_group(sender)
+            group = self._new_group(sender)
             bor = group.create_group("BOR")
             _write_attr_group(bor, "user_tags", user_tags)
             _write_attr_group(bor, "configuration", config)
             if self._swmr:
                 self._swmr_senders[sender] = SwmrSender(group, self._compression)
-            self._groups[sender] = group
             self._maybe_start_swmr()
 
     def write_records(self, sender: str, records: Sequence[RecordLike]) -> None:
@@ -308,7 +309,11 @@ class RunFile:
         return group
 
     def _new_group(self, sender: str) -> h5py.Group:
-        group = self._root.create_group(sender)
+        if sender.casefold() == self._writer_name.casefold():
+            raise OutputFileError(
+                self._path, f"sender '{sender}' has the name of this writer's group"
+            )
+        group = self._senders_parent.create_group(sender)
         self._groups[sender] = group
         return group
 

@@ -71,7 +71,7 @@ def test_sigkill_transmitter(
 def _flushed_swmr_records(path: Path) -> int:
     """Decode every flushed record of a SWMR file with plain h5py (as a live reader would)."""
     with h5py.File(path, "r", libver="latest", swmr=True) as f:
-        group = f[WRITER][TX]
+        group = f[TX]
         idx = group["data_idx"][:]
         meta_idx = group["meta_idx"][:]
         count = int(np.argmax(idx == 0)) if (idx == 0).any() else len(idx)

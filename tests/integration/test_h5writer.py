@@ -165,7 +165,7 @@ READER = textwrap.dedent(
             time.sleep(0.05)
     counts = []
     while time.monotonic() < deadline:
-        group = f[sys.argv[3]][sender]
+        group = f[sender]
         idx = group["data_idx"]
         idx.refresh()
         values = idx[:]
@@ -189,7 +189,7 @@ def test_concurrent_reader_sees_records_grow(satellites: Any, group: str, tmp_pa
         writer = ctl.satellites[WRITER]
         wait_for(lambda: writer.command("get_concurrent_reading_status").payload["swmr_active"])
         reader = subprocess.run(
-            [sys.executable, "-c", READER, str(path), TX, WRITER],
+            [sys.executable, "-c", READER, str(path), TX],
             capture_output=True,
             text=True,
             timeout=60,
@@ -216,11 +216,11 @@ def test_killed_writer_leaves_a_readable_file(
         writer.proc.wait(10)
     path = tmp_path / "data_killed.h5"
     with h5py.File(path, "r", libver="latest", swmr=True) as f:
-        idx = f[WRITER][TX]["data_idx"][:]
-        meta_idx = f[WRITER][TX]["meta_idx"][:]
+        idx = f[TX]["data_idx"][:]
+        meta_idx = f[TX]["meta_idx"][:]
         count = int(np.argmax(idx == 0)) if (idx == 0).any() else len(idx)
         assert count > 100
-        meta = f[WRITER][TX]["meta"][: int(meta_idx[count - 1])].tobytes()
+        meta = f[TX]["meta"][: int(meta_idx[count - 1])].tobytes()
     tags = json.loads(meta[: int(meta_idx[0])])
     assert tags["block_lengths"] == [256]
     with open_run(path) as run:

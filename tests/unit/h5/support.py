@@ -1,8 +1,8 @@
-"""Helpers of the HDF5 tests: record factories and a plain-h5py reader written from SPEC §7.
+"""Helpers of the HDF5 tests: record factories, a plain-h5py reader, an old-layout converter.
 
-``spec_read_swmr`` deliberately does not use ``constellation.reader``: it follows only the
-SPEC text (datasets ``data``/``data_idx``/``meta``/``meta_idx``, index entries past the last
-record are 0) so that it checks the file format, not our reader.
+``spec_read_swmr`` deliberately does not use ``constellation.reader``: it follows only
+docs/file-format.md (datasets ``data``/``data_idx``/``meta``/``meta_idx``, index entries past
+the last record are 0) so that it checks the file format, not our reader.
 """
 
 from __future__ import annotations
@@ -47,6 +47,19 @@ def new_run(directory: Path, swmr: bool, senders: list[str], **kwargs: Any) -> R
         expected_senders=senders if swmr else None,
         **kwargs,
     )
+
+
+def nest_senders(path: Path, writer: str = WRITER) -> list[str]:
+    """Turn a file into the old layout of this project: sender groups inside the writer group.
+
+    Earlier versions wrote ``/<writer>/<Type.Name>/...``; moving the root sender groups (a
+    link operation, the objects stay as written) gives exactly such a file. Returns the moved.
+    """
+    with h5py.File(path, "r+") as h5file:
+        senders = [name for name in h5file if name != writer]
+        for name in senders:
+            h5file.move(name, f"{writer}/{name}")
+    return senders
 
 
 def spec_read_swmr(group: h5py.Group) -> list[tuple[dict[str, Any], list[bytes]]]:

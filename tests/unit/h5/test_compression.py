@@ -42,7 +42,7 @@ def test_compressed_round_trip(tmp_path: Path, name: str, swmr: bool) -> None:
     run.write_records("T.t", records[3:])
     run.close()
     with h5py.File(run.path, "r") as h5file:  # plain h5py (hdf5plugin imported above)
-        sender = h5file[WRITER]["T.t"]
+        sender = h5file["T.t"]
         if swmr:
             assert _filters(sender["data"]) == [FILTER_IDS[name]]
             assert _filters(sender["data_idx"]) == [] == _filters(sender["meta"])

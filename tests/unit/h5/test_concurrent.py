@@ -123,7 +123,7 @@ def swmr_run(tmp_path: Path) -> Iterator[tuple[RunFile, Path]]:
 
 def test_separate_process_sees_records_grow(swmr_run: tuple[RunFile, Path]) -> None:
     run, tmp_path = swmr_run
-    reader = _Reader(run.path, f"{WRITER}/T.t", tmp_path, _PLAIN_READER)
+    reader = _Reader(run.path, "T.t", tmp_path, _PLAIN_READER)
     try:
         assert reader.poll() == (0, True)
         seen = []

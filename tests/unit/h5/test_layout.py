@@ -1,4 +1,4 @@
-"""Both file layouts checked key by key against SPEC §7 with plain h5py (no framework reader)."""
+"""Both file layouts checked key by key against docs/file-format.md with plain h5py only."""
 
 from __future__ import annotations
 
@@ -39,14 +39,17 @@ def _write_run(tmp_path: Path, swmr: bool) -> Path:
 
 
 def _writer_group_checks(h5file: h5py.File, swmr: bool) -> h5py.Group:
-    assert list(h5file) == [WRITER]
+    """The writer group and the sender group side by side at the file root; returns the sender."""
+    assert sorted(h5file) == sorted([WRITER, SENDER])
+    assert not dict(h5file.attrs)
     root = h5file[WRITER]
+    assert list(root) == [], "nothing is nested inside the writer's group"
     assert set(root.attrs) == {"constellation_version", "date_utc", "swmr_mode"}
     assert root.attrs["constellation_version"] == "0.1.0"
     stamp = dt.datetime.fromisoformat(root.attrs["date_utc"])
     assert stamp.utcoffset() == dt.timedelta(0)
     assert bool(root.attrs["swmr_mode"]) is swmr
-    return root
+    return h5file[SENDER]
 
 
 def _bor_checks(sender: h5py.Group) -> None:
@@ -65,9 +68,7 @@ def test_normal_layout_matches_spec(tmp_path: Path) -> None:
     path = _write_run(tmp_path, swmr=False)
     assert path.name == "data_run1.h5"
     with h5py.File(path, "r") as h5file:
-        root = _writer_group_checks(h5file, swmr=False)
-        assert list(root) == [SENDER]
-        sender = root[SENDER]
+        sender = _writer_group_checks(h5file, swmr=False)
         assert set(sender) == {"BOR", "EOR", "data_000000001", "data_000000002", "data_000000003"}
         _bor_checks(sender)
         eor = sender["EOR"]
@@ -101,7 +102,7 @@ def test_normal_blocks_typed_by_dtype_tag(tmp_path: Path) -> None:
     )
     run.close()
     with h5py.File(run.path, "r") as h5file:
-        sender = h5file[WRITER][SENDER]
+        sender = h5file[SENDER]
         np.testing.assert_array_equal(sender["data_000000007/block_00"][()], values)
         assert sender["data_000000007/block_00"].dtype == np.dtype(">f8")
         assert sender["data_000000007/block_01"].shape == (0,)
@@ -113,8 +114,7 @@ def test_normal_blocks_typed_by_dtype_tag(tmp_path: Path) -> None:
 def test_swmr_layout_matches_spec(tmp_path: Path) -> None:
     path = _write_run(tmp_path, swmr=True)
     with h5py.File(path, "r") as h5file:
-        root = _writer_group_checks(h5file, swmr=True)
-        sender = root[SENDER]
+        sender = _writer_group_checks(h5file, swmr=True)
         assert set(sender) == {"BOR", "EOR", "data", "data_idx", "meta", "meta_idx"}
         _bor_checks(sender)
         classes = {"data": "DETECTOR_DATA", "data_idx": "INDEX", "meta": "META_DATA"}
@@ -152,7 +152,7 @@ def test_meta_json_is_compact(tmp_path: Path) -> None:
     run.write_records(SENDER, [Rec(1, {"a": [1, 2]}, [b"xy", b"z"])])
     run.close()
     with h5py.File(run.path, "r") as h5file:
-        sender = h5file[WRITER][SENDER]
+        sender = h5file[SENDER]
         meta = sender["meta"][: int(sender["meta_idx"][0])].tobytes()
     assert meta == b'{"a":[1,2],"block_lengths":[2,1],"sequence":1}'
 
@@ -170,8 +170,8 @@ def test_swmr_switches_after_every_expected_bor(tmp_path: Path) -> None:
     run.write_records("A.one", make_records(6, 5))
     run.close()
     with h5py.File(run.path, "r") as h5file:
-        assert len(spec_read_swmr(h5file[WRITER]["A.one"])) == 10
-        assert "C.three" not in h5file[WRITER]
+        assert len(spec_read_swmr(h5file["A.one"])) == 10
+        assert sorted(h5file) == sorted(["A.one", "b.TWO", WRITER])
 
 
 def test_swmr_needs_expected_senders(tmp_path: Path) -> None:
@@ -205,3 +205,17 @@ def test_duplicate_sequence_is_named(tmp_path: Path) -> None:
     with pytest.raises(OutputFileError, match="duplicate sequence number 2"):
         run.write_records(SENDER, make_records(2, 1))
     run.close()
+
+
+@pytest.mark.parametrize("swmr", [False, True])
+def test_sender_named_like_the_writer_is_refused(tmp_path: Path, swmr: bool) -> None:
+    """Sender and writer groups share the file root: a clash is an error naming both."""
+    run = new_run(tmp_path, swmr, [WRITER.lower(), SENDER])
+    with pytest.raises(OutputFileError, match=r"sender 'h5datawriter\.writer' has the name"):
+        run.begin_sender(WRITER.lower(), {}, {})
+    run.begin_sender(SENDER, {}, {})  # the file is still usable
+    run.write_records(SENDER, make_records(1, 2))
+    run.close()
+    with h5py.File(run.path, "r") as h5file:
+        assert sorted(h5file) == sorted([WRITER, SENDER])
+        assert set(h5file[WRITER].attrs) == {"constellation_version", "date_utc", "swmr_mode"}

@@ -106,7 +106,7 @@ def test_swmr_write_error_keeps_flushed_records(
     run.close()
     run.close()  # idempotent
     with h5py.File(run.path, "r") as h5file:
-        records = spec_read_swmr(h5file[WRITER]["T.t"])
+        records = spec_read_swmr(h5file["T.t"])
     assert [tags["sequence"] for tags, _ in records] == list(range(1, 51))
 
 
