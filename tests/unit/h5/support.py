@@ -63,7 +63,7 @@ def nest_senders(path: Path, writer: str = WRITER) -> list[str]:
 
 
 def spec_read_swmr(group: h5py.Group) -> list[tuple[dict[str, Any], list[bytes]]]:
-    """Decode every record of a SWMR sender group with plain h5py + numpy (SPEC §7 only)."""
+    """Decode every record of a SWMR sender group with plain h5py + numpy (file-format doc)."""
     data_idx = group["data_idx"][:]
     meta_idx = group["meta_idx"][:]
     count = int(np.argmax(data_idx == 0)) if (data_idx == 0).any() else data_idx.shape[0]

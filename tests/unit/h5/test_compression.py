@@ -13,7 +13,7 @@ from h5py import h5z
 from constellation.errors import ConfigError
 from constellation.reader import open_run
 from satellites.h5datawriter.compression import COMPRESSION_NAMES, compression_kwargs
-from tests.unit.h5.support import WRITER, Rec, new_run, spec_read_swmr
+from tests.unit.h5.support import Rec, new_run, spec_read_swmr
 
 FILTER_IDS = {
     "blosc2-lz4": hdf5plugin.Blosc2.filter_id,

@@ -16,11 +16,11 @@ from constellation.errors import InputFileError
 from constellation.reader import open_run
 from satellites.h5datawriter.runfile import RunFile
 from tests.helpers import REPO
-from tests.unit.h5.support import WRITER, make_records, new_run
+from tests.unit.h5.support import make_records, new_run
 
-# Plain h5py + numpy, following SPEC §7 only: on each "poll" line, refresh the indices and
-# print how many records are complete (index entries before the first 0) and whether the
-# last one decodes to its sequence number.
+# Plain h5py + numpy, following docs/file-format.md only: on each "poll" line, refresh the
+# indices and print how many records are complete (index entries before the first 0) and
+# whether the last one decodes to its sequence number.
 _PLAIN_READER = """
 import json, sys
 import h5py, hdf5plugin, numpy as np

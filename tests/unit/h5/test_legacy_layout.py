@@ -28,6 +28,10 @@ def _write(tmp_path: Path, swmr: bool) -> Path:
     return run.path
 
 
+def _records(run: Any, sender: str) -> list[tuple[int, dict[str, Any], list[list[Any]]]]:
+    return [(r.sequence, r.tags, [b.tolist() for b in r.blocks]) for r in run.records(sender)]
+
+
 def _contents(path: Path) -> dict[str, Any]:
     with open_run(path) as run:
         return {
@@ -40,7 +44,7 @@ def _contents(path: Path) -> dict[str, Any]:
                     run.bor(sender),
                     run.eor(sender),
                     run.stats(sender),
-                    [(r.sequence, r.tags, [b.tolist() for b in r.blocks]) for r in run.records(sender)],
+                    _records(run, sender),
                 )
                 for sender in run.senders
             },

@@ -22,7 +22,7 @@ from constellation.reader import open_run
 from satellites.h5datawriter import normal_layout, swmr_layout
 from satellites.h5datawriter.runfile import RunFile
 from tests.helpers import REPO
-from tests.unit.h5.support import WRITER, make_records, new_run, spec_read_swmr
+from tests.unit.h5.support import make_records, new_run, spec_read_swmr
 
 
 def test_creates_directory_and_names_file(tmp_path: Path) -> None:
