@@ -95,3 +95,34 @@ def test_not_a_writer_file(tmp_path: Path) -> None:
         open_run(path)
     with pytest.raises(FileNotFoundError):
         open_run(tmp_path / "missing.h5")
+
+
+def _padded(text: bytes, size: int = 1000) -> np.ndarray:
+    return np.frombuffer(text.ljust(size, b"\0"), np.uint8)
+
+
+def test_nul_padded_swmr_eor(tmp_path: Path) -> None:
+    """Constellation pre-sizes the SWMR EOR datasets (1000 bytes): JSON, then NULs."""
+    path = tmp_path / "padded.h5"
+    with h5py.File(path, "w") as h5file:
+        h5file.create_group("H5DataWriter.w").attrs["swmr_mode"] = True
+        sender = h5file.create_group("PyRandomTransmitter.t")
+        sender.create_group("BOR/user_tags")
+        _swmr_like(sender, [({"block_lengths": [1]}, [b"x"])], spare=2)
+        eor = sender.create_group("EOR")
+        eor["user_tags"] = _padded(b"{}")
+        eor["run_metadata"] = _padded(b'{"run_id":"r9","data_records":1}')
+    with open_run(path) as reader:
+        assert reader.eor("PyRandomTransmitter.t") == {
+            "user_tags": {},
+            "run_metadata": {"run_id": "r9", "data_records": 1},
+        }
+        assert reader.run_id == "r9"
+    with h5py.File(path, "r+") as h5file:  # an EOR dataset that is not JSON is named
+        eor = h5file["PyRandomTransmitter.t/EOR"]
+        del eor["run_metadata"]
+        eor["run_metadata"] = _padded(b"[1, 2")
+    with open_run(path) as reader, pytest.raises(InputFileError) as info:
+        reader.eor("PyRandomTransmitter.t")
+    assert "/PyRandomTransmitter.t/EOR/run_metadata" in str(info.value)
+    assert str(path) in str(info.value)
