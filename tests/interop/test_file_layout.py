@@ -95,7 +95,12 @@ def test_our_file_tree_is_theirs(theirs: Any, processes: Any, group: str, tmp_pa
 def _our_reader_reads(path: Path, sender: str, mode: str) -> None:
     """constellation.reader decodes their file completely: EOR, BOR and every record."""
     from constellation.reader import open_run
+    from tests.integration.test_file_format_doc import doc_example
 
+    doc: dict[str, Any] = {}  # the plain-h5py decoder of docs/file-format.md, on their file
+    exec(compile(doc_example(), "docs/file-format.md", "exec"), doc)
+    [(name, (doc_count, doc_meta))] = doc["summary"](path).items()
+    assert name == sender and doc_meta["run_id"] == f"layout_{mode}"
     expected = random_records(24, 2, 5)
     with open_run(path) as run:
         assert run.senders == [sender] and run.mode == mode
@@ -105,7 +110,7 @@ def _our_reader_reads(path: Path, sender: str, mode: str) -> None:
         eor = run.eor(sender)
         assert eor is not None and eor["run_metadata"]["run_id"] == f"layout_{mode}"
         count = run.record_count(sender)
-        assert count == eor["run_metadata"]["data_records"] > 50
+        assert count == eor["run_metadata"]["data_records"] == doc_count > 50
         for position, record in enumerate(run.records(sender)):
             assert record.sequence == position + 1
             want = expected[position % len(expected)]
