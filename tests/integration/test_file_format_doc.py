@@ -41,7 +41,7 @@ def doc_example() -> str:
     """The ```python block of the "Decoding with plain h5py" section of docs/file-format.md."""
     text = (REPO / "docs" / "file-format.md").read_text()
     section = text.split("## Decoding with plain h5py", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert len(blocks) == 1, "the section must hold exactly one python block"
     return blocks[0]
 
@@ -130,7 +130,8 @@ def test_doc_decoder_reads_a_swmr_file_during_and_after_the_run(
         bor_tags = doc["attribute_map"](h5file[TX]["BOR/user_tags"])
     with open_run(path) as run:
         count = run.record_count(TX)
-        assert summary == {TX: (count, run.eor(TX)["run_metadata"])}
+        eor = run.eor(TX)
+        assert eor is not None and summary == {TX: (count, eor["run_metadata"])}
         assert summary[TX][1]["data_records"] == count > len(seen["records"])
         for (tags, blocks), record in zip(decoded, run.records(TX), strict=True):
             assert tags["sequence"] == record.sequence

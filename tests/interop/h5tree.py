@@ -40,7 +40,7 @@ def shape_kind(dset: h5py.Dataset) -> str:
     return f"{len(dset.shape)}-D {'resizable' if resizable else 'fixed'}"
 
 
-def _normalise(path: str, names: Mapping[str, str]) -> str:
+def _normalise(path: list[str], names: Mapping[str, str]) -> str:
     parts = [names.get(part, "data_<seq>" if _RECORD.match(part) else part) for part in path]
     return "/" + "/".join(parts)
 
