@@ -196,12 +196,13 @@ class RunFile:
                     f"BOR from unexpected sender '{sender}' after SWMR mode started "
                     f"(expected: {', '.join(self._expected.values())})",
                 )
-            group = self._new_group(sender)
+            group = self._create_group(sender)
             bor = group.create_group("BOR")
             _write_attr_group(bor, "user_tags", user_tags)
             _write_attr_group(bor, "configuration", config)
             if self._swmr:
                 self._swmr_senders[sender] = SwmrSender(group, self._compression)
+            self._groups[sender] = group
             self._maybe_start_swmr()
 
     def write_records(self, sender: str, records: Sequence[RecordLike]) -> None:
@@ -308,12 +309,14 @@ class RunFile:
             raise OutputFileError(self._path, f"records from sender '{sender}' before its BOR")
         return group
 
-    def _new_group(self, sender: str) -> h5py.Group:
+    def _create_group(self, sender: str) -> h5py.Group:
+        """The sender's group at the file root, next to (never inside) the writer's group."""
         if sender.casefold() == self._writer_name.casefold():
-            raise OutputFileError(
-                self._path, f"sender '{sender}' has the name of this writer's group"
-            )
-        group = self._senders_parent.create_group(sender)
+            raise OutputFileError(self._path, f"sender '{sender}' is named like this writer")
+        return self._senders_parent.create_group(sender)
+
+    def _new_group(self, sender: str) -> h5py.Group:
+        group = self._create_group(sender)
         self._groups[sender] = group
         return group
 

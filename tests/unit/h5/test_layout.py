@@ -209,9 +209,9 @@ def test_duplicate_sequence_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("swmr", [False, True])
 def test_sender_named_like_the_writer_is_refused(tmp_path: Path, swmr: bool) -> None:
-    """Sender and writer groups share the file root: a clash is an error naming both."""
+    """Sender and writer groups share the file root: a clash is an error naming it."""
     run = new_run(tmp_path, swmr, [WRITER.lower(), SENDER])
-    with pytest.raises(OutputFileError, match=r"sender 'h5datawriter\.writer' has the name"):
+    with pytest.raises(OutputFileError, match=r"sender 'h5datawriter\.writer' is named like"):
         run.begin_sender(WRITER.lower(), {}, {})
     run.begin_sender(SENDER, {}, {})  # the file is still usable
     run.write_records(SENDER, make_records(1, 2))
