@@ -3,10 +3,10 @@
 Used to compare a file of Constellation's H5DataWriter with one of ours. Values are left out
 (runs differ in length and time); what is compared is the tree: every object path with the
 canonical names replaced by placeholders and the record groups ``data_<9 digits>`` folded
-into one ``data_<seq>``, each object's kind (group, or dataset with its dtype and shape kind)
-and its attribute names. The JSON held by uint8 datasets (SWMR ``meta`` records and EOR maps)
-is part of the format too: its keys appear as a pseudo-object ``<path>:json`` whose "attribute
-names" are the union of the keys of every JSON object stored there.
+into one ``data_<seq>``, each object's kind (group, or dataset with its dtype and shape kind),
+its attribute names and their stored dtypes. The JSON held by uint8 datasets (SWMR ``meta``
+records and EOR maps) is part of the format too: its keys appear as a pseudo-object
+``<path>:json`` whose "attribute names" are the union of the keys of every JSON object there.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ _RECORD = re.compile(r"^data_\d{9}$")
 
 
 class Node(NamedTuple):
-    """One normalised path: the kinds seen there and the union of their attribute names."""
+    """One normalised path: the kinds seen there, the attribute names and their dtypes."""
 
     kinds: frozenset[str]
     attrs: frozenset[str]
+    attr_types: frozenset[tuple[str, str]] = frozenset()
 
 
 def shape_kind(dset: h5py.Dataset) -> str:
@@ -49,6 +50,7 @@ def describe(path: Path, names: Mapping[str, str]) -> dict[str, Node]:
     """The tree of ``path``; ``names`` maps canonical names to placeholders."""
     kinds: dict[str, set[str]] = {}
     attrs: dict[str, set[str]] = {}
+    types: dict[str, set[tuple[str, str]]] = {}
 
     def add(name: str, obj: h5py.Group | h5py.Dataset) -> None:
         key = _normalise(name.split("/") if name else [], names)
@@ -58,6 +60,8 @@ def describe(path: Path, names: Mapping[str, str]) -> dict[str, Node]:
             kind = "group"
         kinds.setdefault(key, set()).add(kind)
         attrs.setdefault(key, set()).update(obj.attrs)
+        stored = ((a, obj.attrs.get_id(a).dtype.str) for a in obj.attrs)
+        types.setdefault(key, set()).update(stored)
         if isinstance(obj, h5py.Dataset) and _holds_json(obj):
             objects = list(json_objects(obj))
             if objects:
@@ -67,7 +71,10 @@ def describe(path: Path, names: Mapping[str, str]) -> dict[str, Node]:
     with h5py.File(path, "r") as h5file:
         add("", h5file)
         h5file.visititems(add)
-    return {key: Node(frozenset(kinds[key]), frozenset(attrs[key])) for key in sorted(kinds)}
+    return {
+        key: Node(frozenset(kinds[key]), frozenset(attrs[key]), frozenset(types.get(key, ())))
+        for key in sorted(kinds)
+    }
 
 
 def _holds_json(dset: h5py.Dataset) -> bool:
@@ -94,7 +101,10 @@ def json_objects(dset: h5py.Dataset) -> Iterator[dict[str, object]]:
 
 
 def compare(theirs: Mapping[str, Node], ours: Mapping[str, Node]) -> list[str]:
-    """Every difference as a line: ``+ path`` only ours, ``- path`` only theirs, ``~`` changed."""
+    """Every difference as a line: ``+ path`` only ours, ``- path`` only theirs, ``~`` changed.
+
+    ``@name`` is an attribute (or a JSON key of a ``:json`` pseudo-object).
+    """
     lines = [f"- {key}" for key in theirs if key not in ours]
     lines += [f"+ {key}" for key in ours if key not in theirs]
     for key in theirs.keys() & ours.keys():
@@ -105,4 +115,9 @@ def compare(theirs: Mapping[str, Node], ours: Mapping[str, Node]) -> list[str]:
             lines.append(f"+ {key} @{attr}")
         for attr in sorted(other.attrs - mine.attrs):
             lines.append(f"- {key} @{attr}")
+        for attr in sorted(mine.attrs & other.attrs):
+            mine_types = sorted(t for a, t in mine.attr_types if a == attr)
+            their_types = sorted(t for a, t in other.attr_types if a == attr)
+            if mine_types != their_types:
+                lines.append(f"~ {key} @{attr}: dtype {their_types} -> {mine_types}")
     return sorted(lines)

@@ -124,3 +124,23 @@ def test_additions_are_documented() -> None:
     documented = set(re.findall(r"`([+~-] [^`]+)`", section))
     listed = {line for lines in OUR_ADDITIONS.values() for line in lines}
     assert listed <= documented, sorted(listed - documented)
+
+
+def test_comparison_sees_the_old_nested_layout(tmp_path: Path) -> None:
+    """The tree comparison fails on what issue 12 was about: senders inside the writer group."""
+    from tests.unit.h5.support import WRITER, make_records, nest_senders, new_run
+
+    paths = []
+    for name in ("root", "nested"):
+        run = new_run(tmp_path / name, True, ["T.t"])
+        run.begin_sender("T.t", {"a": 1}, {})
+        run.write_records("T.t", make_records(1, 3))
+        run.end_sender("T.t", {}, {"run_id": "r"})
+        run.close()
+        paths.append(run.path)
+    nest_senders(paths[1])
+    names = {WRITER: "<writer>", "T.t": "<sender>"}
+    root, nested = (describe(path, names) for path in paths)
+    assert compare(root, root) == []
+    diff = compare(root, nested)
+    assert "- /<sender>/data_idx" in diff and "+ /<writer>/<sender>/data_idx" in diff
