@@ -15,8 +15,8 @@ page is rendered):
   own writes out and uses (e.g. ``power.py`` of docs/writing-a-satellite.md).
 
 Quoted messages are the inline code spans of the prose that read like a message (at least three
-words, not code, not a command line) and the ``error:`` lines of unmarked output blocks; see
-:func:`quoted_messages`.
+words, not code, not a command line) and the error and warning lines of unmarked output blocks;
+see :func:`quoted_messages`.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def is_message(text: str) -> bool:
     words = _DOC_WILDCARD.sub("X", text).split()
     if len(words) < 3:
         return False
-    if words[0] in _COMMANDS | _script_names() or words[0].startswith(("-", "$", "[")):
+    if words[0] in _COMMANDS | _script_names() or words[0].startswith(("-", "$", "[", "Satellite")):
         return False
     if re.fullmatch(r"[0-9a-f]{2}( [0-9a-f]{2})+", text):  # bytes in hex
         return False
@@ -210,6 +210,25 @@ def quoted_messages(path: Path) -> list[Quote]:
     for block in blocks(path):
         if block.kind is None and block.lang == "":
             for offset, line in enumerate(block.text.splitlines(), 1):
-                if line.startswith("error: "):
-                    quotes.append(Quote(f"{path.name}:{block.line + offset}", line))
+                message = _output_message(line)
+                if message:
+                    quotes.append(Quote(f"{path.name}:{block.line + offset}", message))
     return quotes
+
+
+#: Messages in quoted program output: ``error: ...`` lines, what follows the last ``WARNING:``,
+#: ``ERROR:``, ``FAILED:`` or ``rejected:``, and the text of a WARNING or CRITICAL line of the
+#: Monitor (``<time> WARNING <sender> [<topic>] <message>``).
+_OUTPUT_MESSAGES = (
+    re.compile(r"^(error: .*)$"),
+    re.compile(r"^.*\b(?:WARNING|CRITICAL|ERROR|FAILED|rejected): (.*)$"),
+    re.compile(r"^\S+ +(?:WARNING|CRITICAL) +\S+ +\[\w+\] (.*)$"),
+)
+
+
+def _output_message(line: str) -> str | None:
+    for pattern in _OUTPUT_MESSAGES:
+        match = pattern.match(line)
+        if match:
+            return match.group(1).strip()
+    return None

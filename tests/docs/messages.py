@@ -2,10 +2,11 @@
 
 Every string literal, f-string, ``%``-format and ``str.format`` template of the framework's
 source (``constellation/``, ``controller/``, ``satellites/``) becomes a pattern whose fields match
-any text. A quoted message is *explained* when one pattern matches all of it and every field
-that took three words or more is itself explained (messages are built from smaller ones, e.g.
-``key '{key}': {reason}``): so a quote whose inner text the code no longer prints does not pass
-on the strength of an outer wrapper alone.
+any text. A quoted message is *explained* when one pattern matches all of it, every field that took
+prose (:func:`is_prose`) is itself explained (messages are built from smaller ones, e.g.
+``key '{key}': {reason}``), and the template's own text (with the explained fields) makes up at
+least :data:`MIN_COVERAGE` of the quote: so a quote whose inner text the code no longer prints
+does not pass on the strength of an outer wrapper alone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ _FIELD = "\x00"  # stands for a formatted field while a template is assembled
 _PERCENT = re.compile(r"%(?:\([\w]+\))?[-#0 +]*(?:\d+|\*)?(?:\.\d+)?[sdrifgexXc]")
 _BRACES = re.compile(r"\{[^{}]*\}")
 _DOC_WILDCARD = re.compile(r"<[^<>]+>|\.\.\.|…")
+#: Share of a quote that must be the template's own text (not field values): a template that is
+#: mostly fields, like ``{a} failed: {b}``, explains nothing on its own.
+MIN_COVERAGE = 0.3
 
 
 def _pieces(node: ast.AST) -> str | None:
@@ -75,7 +79,7 @@ class Template:
     def contains(self, text: str) -> bool:
         """Whether ``text`` is a piece of some message made from this template.
 
-        Fields inside the piece may only take short values (fewer than three words).
+        Fields inside the piece may only take values, not prose.
         """
         parts = self.parts
         if any(text in part for part in parts):
@@ -89,8 +93,10 @@ class Template:
                 tail = _any_of(parts[last][:i] for i in range(len(parts[last]) + 1))
                 inner = f"(.+?){middle}(.+?)" if last > first + 1 else "(.+?)"
                 match = re.fullmatch(f"{head}{inner}{tail}", text, re.DOTALL)
-                if match and all(len(group.split()) < 3 for group in match.groups()):
-                    return True
+                if match and not any(map(is_prose, match.groups())):
+                    fields = sum(len(group) for group in match.groups())
+                    if len(text) - fields >= MIN_COVERAGE * len(text):
+                        return True
         return False
 
 
@@ -109,6 +115,16 @@ def templates() -> tuple[Template, ...]:
     return tuple(Template.of(t) for t in ordered if t.replace(_FIELD, "").strip())
 
 
+def is_prose(text: str) -> bool:
+    """Whether a field value reads as words (three or more lower-case words), not as a value.
+
+    Values — names, numbers, lists of names, paths — may fill a field; prose must itself be
+    explained by a template.
+    """
+    words = [word.strip(",;:.()'\"") for word in text.split()]
+    return sum(1 for word in words if re.fullmatch(r"[a-z]+", word)) >= 3
+
+
 def _normalise(text: str) -> str:
     return " ".join(_DOC_WILDCARD.sub("X", text).split())
 
@@ -124,8 +140,16 @@ def explained(text: str, depth: int = 0) -> bool:
         match = template.pattern.fullmatch(text)
         if match is None:
             continue
-        if all(len(group.split()) < 3 or explained(group, depth + 1) for group in match.groups()):
-            return True
+        covered = len(text)
+        for group in match.groups():
+            if explained(group, depth + 1):
+                continue  # a message of its own
+            if is_prose(group):
+                break
+            covered -= len(group)  # a value: not the template's text
+        else:
+            if covered >= MIN_COVERAGE * len(text):
+                return True
     return False
 
 

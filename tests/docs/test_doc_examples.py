@@ -148,7 +148,7 @@ def test_message_check_rejects_drifted_text() -> None:
     """The check itself: a real message passes, the same message with changed words does not."""
     assert explained("key '_data.bor_timeout': expected a value >= 1, got 0")
     assert explained("key '<key>': expected a value >= <low>, got <value>")
-    assert not explained("key '_data.bor_timeout': expected a number ≥ 1, got 0")
+    assert not explained("key '_data.bor_timeout': must be at least 1, but is 0")
     assert not explained("this sentence is in no source file at all")
     assert explained_piece("... receiver did not keep up ...")
     assert explained_piece("reply queued True")
