@@ -7,12 +7,14 @@ not exist fails here, so the docs cannot drift from the code unnoticed.
 
 from __future__ import annotations
 
+import ast
 import doctest
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -299,3 +301,23 @@ def test_power_supply_example_runs_as_a_file(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_quickstart_controller_script_steers_two_satellites(
+    processes: Any, group: str, tmp_path: Path
+) -> None:
+    """The controller block of docs/quickstart.md, against ``Example.a`` and ``Example.b``."""
+    text = _file_block("quickstart.md", "controller_api.py").text
+    assert text.count('group="lab"') == 1, 'the block must name its group once, as group="lab"'
+    script = tmp_path / "controller_api.py"
+    script.write_text(text.replace('group="lab"', f"group={group!r}"), encoding="utf-8")
+    sats = [processes("SatelliteExample", name) for name in ("a", "b")]
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    states = [ast.literal_eval(line) for line in lines if line.startswith("{")]
+    assert states == [{"Example.a": "RUN", "Example.b": "RUN"}]  # as the block's comment says
+    assert "SUCCESS Command returned: 2.5 2.5" in lines
+    assert all(sat.proc.poll() is None for sat in sats)
