@@ -208,8 +208,10 @@ _DOC_LINK = re.compile(r"docs/([\w-]+\.md)(?:#([\w-]+))?")
 def _anchors(page: Path) -> set[str]:
     """GitHub's heading anchors of a page: lower case, punctuation dropped, spaces to '-'."""
     anchors = set()
+    in_code = False
     for line in page.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
+        in_code ^= line.startswith("```")
+        if line.startswith("#") and not in_code:
             title = line.lstrip("#").strip().lower()
             anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
     return anchors
