@@ -1,4 +1,6 @@
-"""Core layer: the command registry that turns a CSCP request into its reply (SPEC §3).
+"""Core layer: the command registry that turns a CSCP request into its reply.
+
+The requests, replies and error verbs are described in docs/protocols.md#cscp-v1-control.
 
 A command is an explicit :class:`CommandSpec` entry: name, handler, description, typed
 parameters and allowed states. :meth:`CommandRegistry.dispatch` checks a request against it,
@@ -312,7 +314,7 @@ def _success(result: Any, command: str) -> tuple[str, Any, Mapping[str, Any] | N
 
 
 def _is_wire_value(value: Any) -> bool:
-    """Whether ``value`` can travel as a payload (same rules as a map value, PROTOCOLS §0.4)."""
+    """Whether ``value`` can travel as a payload (the rules of docs/protocols.md#map-values)."""
     try:
         validate_wire_map({"payload": value})
     except EncodeError:

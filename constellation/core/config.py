@@ -1,4 +1,4 @@
-"""Core layer: satellite configuration (SPEC §4, PROTOCOLS §7).
+"""Core layer: satellite configuration (docs/protocols.md#configuration-payload).
 
 :class:`Configuration` wraps the nested map received with ``initialize``. Keys are
 case-insensitive (stored lower-cased) and addressed by dotted paths such as
@@ -666,7 +666,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class FrameworkConfig:
-    """The framework parameters of a satellite configuration (SPEC §4)."""
+    """The framework parameters of a configuration (docs/protocols.md#configuration-payload)."""
 
     role: Role = Role.DYNAMIC
     max_heartbeat_interval: float = 30.0

@@ -1,4 +1,4 @@
-"""Core layer: the satellite finite-state machine (SPEC §3, PROTOCOLS §3.2).
+"""Core layer: the satellite finite-state machine (docs/state-machine.md).
 
 The transition table is declared once, on a python-statemachine class; :class:`SatelliteFSM`
 wraps it with a lock and speaks :class:`~constellation.core.states.State` and

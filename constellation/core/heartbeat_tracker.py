@@ -8,7 +8,7 @@ caused; :func:`constellation.core.roles.reaction` turns an event into a reaction
 the ``now`` argument, in seconds of a monotonic clock; the tracker never reads a clock, and the
 sender's timestamp plays no part (clock skew between hosts does not matter).
 
-Rules (SPEC §5, PROTOCOLS §4.5):
+Rules (docs/autonomy.md#lives, docs/protocols.md#timing):
 
 - States are kept as the integer codes received (unknown codes included); see
   :class:`~constellation.core.states.State` for their names.

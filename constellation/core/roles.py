@@ -1,9 +1,9 @@
 """Autonomy roles: what a peer's failure or departure means for this process.
 
 Layer: ``core`` (pure logic, no I/O, no clock). A sender announces its role as CHP flag bits
-(PROTOCOLS §4.3/4.4); a receiver of heartbeats turns a peer event into a :class:`Reaction` with
-:func:`reaction` (SPEC §5). The heartbeat interval a sender announces is :func:`heartbeat_interval`
-(PROTOCOLS §4.5).
+(docs/protocols.md#flags-and-roles); a receiver of heartbeats turns a peer event into a
+:class:`Reaction` with :func:`reaction` (docs/autonomy.md#roles). The heartbeat interval a
+sender announces is :func:`heartbeat_interval` (docs/protocols.md#timing).
 
 ``CHPFlags`` is re-exported from :mod:`constellation.protocol.chp1` for convenience.
 :class:`PeerEventKind` is defined here, not in ``heartbeat_tracker``, so that this policy module
@@ -34,7 +34,7 @@ __all__ = [
     "reaction",
 ]
 
-#: Shortest interval a sender announces, in seconds (PROTOCOLS §4.5).
+#: Shortest interval a sender announces, in seconds (docs/protocols.md#timing).
 _MIN_INTERVAL_S = 0.5
 
 
@@ -81,7 +81,7 @@ _ROLE_FLAGS: dict[Role, CHPFlags] = {
 
 
 def heartbeat_interval(n_subscribers: int, max_interval_s: float) -> float:
-    """Interval in seconds to announce with ``n_subscribers`` listeners (PROTOCOLS §4.5).
+    """Interval in seconds to announce with ``n_subscribers`` listeners (docs/protocols.md#timing).
 
     Grows with the square root of the subscriber count, never below 0.5 s and never above
     ``max_interval_s`` (which must be positive).
@@ -137,7 +137,9 @@ _ROLE_REACTIONS: dict[Role, tuple[Reaction, Reaction]] = {
 
 
 def reaction(peer_flags: int, event: PeerEventKind, own_state_is_orbit_or_run: bool) -> Reaction:
-    """Decide the reaction to ``event`` of a peer announcing ``peer_flags`` (SPEC §5).
+    """Decide the reaction to ``event`` of a peer announcing ``peer_flags``.
+
+    The rules are those of docs/autonomy.md#roles.
 
     Failures are FAILED (peer reached ERROR or SAFE) and DIED (heartbeats lost); a departure is
     DEPARTED. Other events need no reaction. Outside ORBIT and RUN every issue is only logged.

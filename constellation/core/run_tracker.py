@@ -3,8 +3,9 @@
 Layer: ``core`` (pure logic). A receiver keeps one :class:`RunTracker` per run and feeds it every
 decoded BOR, DATA and EOR message; it checks the order of the messages, counts records, missed
 sequence numbers and duplicates, and produces the run metadata to store, with the condition flags
-the receiver adds (PROTOCOLS §6.3/6.4, SPEC §6). A transmitter builds its EOR run metadata with
-:func:`make_run_metadata` and collects its condition flags in a :class:`RunConditionTracker`.
+the receiver adds (docs/protocols.md#one-run, docs/data.md). A transmitter builds its EOR run
+metadata with :func:`make_run_metadata` and collects its condition flags in a
+:class:`RunConditionTracker`.
 
 Time arguments named ``now`` are seconds of a monotonic clock and only feed statistics; wall-clock
 timestamps that end up in run metadata are aware ``datetime`` objects passed in by the caller.
@@ -53,7 +54,7 @@ SUBSTITUTE_KEY = "substitute"
 
 
 class RunCondition(IntFlag):
-    """Run condition flags, OR-ed together (PROTOCOLS §6.3)."""
+    """Run condition flags, OR-ed together (docs/protocols.md#one-run)."""
 
     GOOD = 0x00
     TAINTED = 0x01
@@ -122,7 +123,7 @@ def make_run_metadata(
     extra: Mapping[str, Any] | None = None,
     license: str = DEFAULT_LICENSE,
 ) -> dict[str, Any]:
-    """EOR run metadata of a transmitter (PROTOCOLS §6.3).
+    """EOR run metadata of a transmitter (docs/protocols.md#one-run).
 
     ``version`` is the satellite's own version; timestamps must be timezone-aware. ``extra`` adds
     keys but may not replace the standard ones (``ValueError``).

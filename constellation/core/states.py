@@ -1,4 +1,4 @@
-"""Core layer: the satellite states and their wire codes (SPEC §3, PROTOCOLS §3.1).
+"""Core layer: the satellite states and their wire codes (docs/state-machine.md).
 
 Pure data. The high nibble of a code tells where a transitional state comes from, the low nibble
 the steady state it goes to; steady states have a low nibble of 0. ``DEAD`` is shown by

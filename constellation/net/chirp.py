@@ -155,7 +155,7 @@ _Action = tuple[bool, DiscoveredService]  # (added?, service)
 
 
 class ChirpDiscovery(Discovery):
-    """Discovery backend speaking CHIRP v1 (PROTOCOLS.md §1)."""
+    """Discovery backend speaking CHIRP v1 (docs/protocols.md#chirp-v1-discovery-beacons)."""
 
     def __init__(
         self,

@@ -161,7 +161,8 @@ class HeartbeatSender:
                 frames = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            # Receivers subscribe to everything: exactly b"\x01" / b"\x00" (PROTOCOLS §4.1).
+            # Receivers subscribe to everything: exactly b"\x01" / b"\x00"
+            # (docs/protocols.md#chp-v1-heartbeats).
             if frames == [_SUBSCRIBE]:
                 self.subscribers += 1
                 joined = True

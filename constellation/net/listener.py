@@ -2,10 +2,11 @@
 
 :class:`MonitoringListener` browses its group for MONITORING services, connects one SUB socket to
 every one of them (served by its own :class:`~constellation.net.loop.EventLoop`), subscribes as
-PROTOCOLS §5.3 asks ("level ≥ X" is one subscription per level from X up to CRITICAL; metrics
-by ``STAT/`` or ``STAT/<NAME>``; ``LOG?``/``STAT?`` for the topic lists) and hands every decoded
-message to a callback. Malformed input is dropped with a rate-limited warning. Opening or closing
-a listener never disturbs the satellites: they only notice subscriptions come and go.
+docs/protocols.md#subscriptions describes ("level ≥ X" is one subscription per level from X up
+to CRITICAL; metrics by ``STAT/`` or ``STAT/<NAME>``; ``LOG?``/``STAT?`` for the topic lists)
+and hands every decoded message to a callback. Malformed input is dropped with a rate-limited
+warning. Opening or closing a listener never disturbs the satellites: they only notice
+subscriptions come and go.
 
 :class:`MetricStats` derives what does not travel on the wire: a rate for integer counters and a
 running average for floating-point gauges.

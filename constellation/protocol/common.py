@@ -2,8 +2,8 @@
 
 Pure code (msgpack and the standard library only, never zmq): the protocol identifiers, the
 ``NO_PAYLOAD`` sentinel, timestamp helpers, name validation, the check of maps that must be
-readable by C++ peers (PROTOCOLS.md §0.4), and small msgpack helpers that turn every failure
-while reading received bytes into :class:`~constellation.errors.DecodeError`.
+readable by C++ peers (docs/protocols.md#map-values), and small msgpack helpers that turn every
+failure while reading received bytes into :class:`~constellation.errors.DecodeError`.
 """
 
 from __future__ import annotations
@@ -264,7 +264,9 @@ def _check_map(mapping: dict[Any, Any], path: str, depth: int) -> None:
 
 
 def validate_wire_map(mapping: object, path: str = "") -> None:
-    """Check that a tag or configuration map can travel to every peer (PROTOCOLS.md §0.4).
+    """Check that a tag or configuration map can travel to every peer.
+
+    The rules are those of docs/protocols.md#map-values.
 
     Allowed: str keys; values nil, bool, int (signed 64 bit), float, str, timestamp (``datetime``
     or ``msgpack.Timestamp``), homogeneous arrays of one of bool/int/float/str/timestamp, and nested

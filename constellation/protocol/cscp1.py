@@ -50,7 +50,7 @@ class CSCP1Message:
     """One CSCP v1 request or reply.
 
     ``time`` accepts a ``msgpack.Timestamp`` or a ``datetime`` (stored as a timestamp).
-    A ``dict`` payload is checked like a tag map when encoding (PROTOCOLS.md §0.4).
+    A ``dict`` payload is checked like a tag map when encoding (docs/protocols.md#map-values).
     """
 
     sender: str

@@ -139,7 +139,7 @@ def md5(text: str) -> bytes:
 
 
 def expected_beacon(msg_type: int, group: str, host: str, service: int, port: int) -> bytes:
-    """PROTOCOLS.md §1.2, written out independently of the codec."""
+    """The layout of docs/protocols.md#chirp-v1-discovery-beacons, written out without the codec."""
     return (
         b"CHIRP"
         + bytes([1, msg_type])

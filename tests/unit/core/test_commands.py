@@ -1,4 +1,7 @@
-"""Command registry: specs, payload checks and the reply for every outcome (SPEC §3, CSCP §2)."""
+"""Command registry: specs, payload checks and the reply for every outcome.
+
+Replies as described in docs/protocols.md#cscp-v1-control.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Configuration: typed getters, key paths, read records, env and framework keys (SPEC §4)."""
+"""Configuration: typed getters, key paths, read records, env and framework keys.
+
+Framework keys as in docs/protocols.md#configuration-payload.
+"""
 
 from __future__ import annotations
 

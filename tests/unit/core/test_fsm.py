@@ -1,4 +1,4 @@
-"""The satellite FSM against an independent transition table (SPEC §3, PROTOCOLS §3.2)."""
+"""The satellite FSM against an independent transition table (docs/state-machine.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from constellation.errors import InvalidStateError
 S = State
 C = Command
 
-# (state, command) -> transitional state: every legal begin, copied from the SPEC §3 table.
+# (state, command) -> transitional state: every legal begin, copied from docs/state-machine.md.
 LEGAL: dict[tuple[State, Command], State] = {
     (S.NEW, C.initialize): S.initializing,
     (S.INIT, C.initialize): S.initializing,

@@ -1,4 +1,4 @@
-"""State codes, kinds and targets (SPEC §3, PROTOCOLS §3.1)."""
+"""State codes, kinds and targets (docs/state-machine.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The test vectors of PROTOCOLS.md, byte for byte, in both directions."""
+"""Reference byte vectors (also shown in docs/protocols.md), byte for byte, in both directions."""
 
 from __future__ import annotations
 
