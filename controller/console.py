@@ -27,6 +27,7 @@ from controller.controller import Controller, Reply
 from controller.group import GroupView, colour_state, reply_lines
 
 __all__ = [
+    "ALARM_STATES",
     "ConsoleReply",
     "GroupProxy",
     "ReplyMap",
@@ -38,6 +39,8 @@ __all__ = [
     "run_console",
 ]
 
+#: States the console announces with a line of their own as soon as a satellite enters them.
+ALARM_STATES = frozenset({"ERROR", "SAFE", "DEAD"})
 #: Commands whose single argument is the whole payload (not a list of arguments).
 _RAW_PAYLOAD = frozenset({"start", "reconfigure"})
 #: Commands offered on a type or the whole group (besides those all members list).
@@ -121,8 +124,24 @@ class Session:
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="console-commands")
+        self._closed = False
         view.add_listener(self.prefetch)
+        controller.on_state_change(self._on_state_change)
+        controller.on_leave(self._on_leave)
         self.prefetch()
+
+    def _on_state_change(self, name: str, old: str, new: str) -> None:
+        """Tell the operator at once when a satellite turns ERROR, SAFE or DEAD."""
+        if self._closed or new not in ALARM_STATES:
+            return
+        if new == "DEAD" and name not in self.ctl.satellites:
+            return  # it left: announced by _on_leave
+        status = self.ctl.statuses.get(name, "")
+        self.out(f"! {name}: {old} -> {new}" + (f": {status}" if status else ""))
+
+    def _on_leave(self, name: str) -> None:
+        if not self._closed:
+            self.out(f"! {name} left the group (last state {self.ctl.last_state(name)})")
 
     @property
     def config(self) -> ControllerConfig | None:
@@ -170,7 +189,8 @@ class Session:
         return commands
 
     def close(self) -> None:
-        """Stop background fetching."""
+        """Stop background fetching and notices."""
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def common_commands(self, names: Iterable[str]) -> dict[str, str]:
@@ -475,7 +495,10 @@ def _run_ipython(namespace: dict[str, Any], view: GroupView, banner: str) -> Non
     }
     c.Completer.use_jedi = False  # completion from dir(), i.e. from get_commands
     c.Completer.evaluation = "unsafe"  # allow attribute access on the proxies while completing
-    start_ipython(argv=[], user_ns=namespace, config=c)
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    with patch_stdout(raw=True):  # notices from other threads print above the prompt
+        start_ipython(argv=[], user_ns=namespace, config=c)
 
 
 def _run_code(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
