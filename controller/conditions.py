@@ -7,13 +7,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from constellation.core.config import CONDITION_TRANSITIONS, normalize_framework_keys
 from constellation.errors import ConfigError
 
-__all__ = ["RECEIVER_SUFFIXES", "check_conditions", "check_receivers", "receiver_sources"]
+__all__ = [
+    "RECEIVER_SUFFIXES",
+    "check_conditions",
+    "check_receivers",
+    "flat_keys",
+    "receiver_sources",
+    "unused_keys_in",
+]
 
 #: Satellite types ending in one of these are receivers even without ``_data.receive_from``.
 RECEIVER_SUFFIXES = ("Receiver", "Writer")
@@ -136,3 +144,29 @@ def check_receivers(configs: Mapping[str, Mapping[str, Any]], transmitters: Iter
                     "read the writer's file (allow_concurrent_reading = true) or the live tap",
                 )
             taken[name.lower()] = receiver
+
+
+_UNUSED = re.compile(r"\((\d+) unused keys?: ([^()]*)\)\s*$")
+
+
+def unused_keys_in(status: str) -> list[str]:
+    """The keys a satellite reported as unused in its status after ``initialize``.
+
+    Our satellites end their INIT status with ``(N unused keys: a, b.c)``; ``[]`` otherwise.
+    """
+    match = _UNUSED.search(status)
+    if match is None:
+        return []
+    return [key.strip() for key in match.group(2).split(",") if key.strip()]
+
+
+def flat_keys(section: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the leaves of a nested configuration section."""
+    keys: list[str] = []
+    for key, value in section.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            keys.extend(flat_keys(value, f"{name}."))
+        else:
+            keys.append(name)
+    return keys

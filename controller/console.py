@@ -22,6 +22,7 @@ from pprint import pformat
 from typing import Any
 
 from constellation.protocol.common import NO_PAYLOAD
+from controller.conditions import unused_keys_in
 from controller.config import ControllerConfig, config_warnings, load_config
 from controller.controller import Controller, Reply
 from controller.group import GroupView, colour_state, reply_lines
@@ -132,7 +133,14 @@ class Session:
 
     def _on_state_change(self, name: str, old: str, new: str) -> None:
         """Tell the operator at once when a satellite turns ERROR, SAFE or DEAD."""
-        if self._closed or new not in ALARM_STATES:
+        if self._closed:
+            return
+        if new == "INIT" and old == "initializing":
+            unused = unused_keys_in(self.ctl.statuses.get(name, ""))
+            if unused:
+                self.out(f"! {name} did not use: {', '.join(unused)} (misspelt?)")
+            return
+        if new not in ALARM_STATES:
             return
         if new == "DEAD" and name not in self.ctl.satellites:
             return  # it left: announced by _on_leave

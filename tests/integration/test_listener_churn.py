@@ -22,7 +22,7 @@ from constellation.net.discovery import DiscoveredService, Discovery, ServiceId
 from constellation.net.interfaces import NetworkScope
 from constellation.protocol.cmdp1 import CMDP1Metric
 
-CYCLES = 50
+CYCLES = 100
 PEERS_PER_CYCLE = 3
 LOOPBACK = "127.0.0.1"
 
@@ -121,9 +121,11 @@ def churn(kind: str) -> None:
             socks[name] = sock
             discovery.add(name, port)
         # Publish fast until every new peer was heard (its subscription took effect).
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not all(name in received for name in socks) and time.monotonic() < deadline:
-            _burst({"Steady.pub": steady, **socks}, 20)
+            _burst({"Steady.pub": steady, **socks}, 5)
+            time.sleep(0.001)  # pacing the publishers so that a loaded listener keeps up
+        _burst({"Steady.pub": steady, **socks}, 100)  # messages in flight as the peers leave
         for index, (name, sock) in enumerate(socks.items()):
             if index % 2:  # killed: the socket goes first, the departure is noticed later
                 sock.close(linger=0)

@@ -102,3 +102,25 @@ def test_two_receivers_on_one_transmitter_are_refused(
         }
     )
     controller.await_state("INIT")
+
+
+def test_unused_keys_are_reported_and_a_scan_over_one_fails(
+    satellites: Any, fast_timing: Any, controller: Controller
+) -> None:
+    from controller.runs import RunControl, RunError
+    from controller.scan import Parameter, Scan
+
+    satellites(Example, "a")
+    controller.await_satellites(["Example.a"])
+    lines: list[str] = []
+    control = RunControl(controller, log=lines.append)
+    try:
+        control.initialize({"Example": {"a": {"sample_perod": 0.5}}})
+    finally:
+        control.close()
+    assert control.unused == {"Example.a": ["sample_perod"]}
+    assert "Example.a did not use: sample_perod (misspelt?)" in lines
+    scan = Scan([Parameter("Example.a", "sample_perod", [0.1, 0.2])], prefix="u", duration=0.2)
+    with pytest.raises(RunError) as info:
+        scan.run(controller, {"_default": {}}, log=lambda _: None)
+    assert "sample_perod: not a parameter it reads" in info.value.failures["Example.a"]
