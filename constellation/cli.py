@@ -93,13 +93,34 @@ def level_type(*extra: str) -> Callable[[str], str]:
     return parse
 
 
+class _InterfaceAction(argparse.Action):
+    """``-i``: append an interface name or address, checked now (one clean line, exit 2)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from constellation.errors import DiscoveryError
+        from constellation.net.interfaces import resolve_interfaces
+
+        try:
+            resolve_interfaces([str(values)])
+        except DiscoveryError as exc:
+            parser.exit(2, f"{parser.prog}: error: {option_string} {values}: {exc}\n")
+        current = getattr(namespace, self.dest, None) or []
+        setattr(namespace, self.dest, [*current, str(values)])
+
+
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every command shares: ``-g/--group``, ``-i/--interface``, ``--discovery``."""
     parser.add_argument("-g", "--group", required=True, help="constellation group")
     parser.add_argument(
         "-i",
         "--interface",
-        action="append",
+        action=_InterfaceAction,
         default=None,
         help="interface name or IPv4 address to use (repeatable; default: all)",
     )

@@ -124,3 +124,26 @@ def test_unused_keys_are_reported_and_a_scan_over_one_fails(
     with pytest.raises(RunError) as info:
         scan.run(controller, {"_default": {}}, log=lambda _: None)
     assert "sample_perod: not a parameter it reads" in info.value.failures["Example.a"]
+
+
+@pytest.mark.parametrize("script", ["Controller", "Monitor", "SatelliteExample"])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("nosuchif0", "unknown network interface"), ("203.0.113.7", "is not on this host")],
+)
+def test_bad_interface_is_one_clean_line(script: str, value: str, says: str, group: str) -> None:
+    import subprocess
+
+    from tests.helpers import console_script
+
+    args = ["status"] if script == "Controller" else []
+    result = subprocess.run(
+        [console_script(script), "-g", group, "-i", value, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{script}: error: -i {value}: ") and says in lines[0]
