@@ -11,6 +11,7 @@ Leaving the console only closes the controller; the satellites are not affected.
 from __future__ import annotations
 
 import code
+import difflib
 import inspect
 import re
 import sys
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pprint import pformat
 from typing import Any
 
+from constellation.errors import ConstellationError
 from constellation.protocol.common import NO_PAYLOAD
 from controller.conditions import unused_keys_in
 from controller.config import ControllerConfig, config_warnings, load_config
@@ -29,6 +31,8 @@ from controller.group import GroupView, colour_state, reply_lines
 
 __all__ = [
     "ALARM_STATES",
+    "ONE_LINE_ERRORS",
+    "ConsoleError",
     "ConsoleReply",
     "GroupProxy",
     "ReplyMap",
@@ -105,6 +109,39 @@ def _make_command(name: str, doc: str, call: Callable[..., Any], owner: str) -> 
     command.__module__ = owner  # shown by help(): "function set_offset in module Example.a"
     command.__signature__ = _ARGS  # type: ignore[attr-defined]
     return command
+
+
+class ConsoleError(ConstellationError):
+    """A mistake typed in the console: shown as one line, without a traceback."""
+
+
+class UnknownNameError(ConsoleError, AttributeError):
+    """An unknown satellite, type or command; the message suggests the closest names."""
+
+    def __init__(self, message: str, name: str, candidates: Iterable[str]) -> None:
+        close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+        if not close:  # case-insensitive second chance ("exampel" -> "Example")
+            lowered = {c.lower(): c for c in candidates}
+            close = [lowered[c] for c in difflib.get_close_matches(name.lower(), lowered, n=3)]
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        super().__init__(message + hint)
+
+
+#: Errors the console shows as one line (``%tb`` in IPython still shows the traceback).
+ONE_LINE_ERRORS: tuple[type[BaseException], ...] = (
+    ConstellationError,
+    AttributeError,
+    LookupError,
+    TimeoutError,
+    TypeError,
+    ValueError,
+)
+
+
+def one_line(exc: BaseException) -> str:
+    """``TypeName: message`` of a console mistake, on one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
 
 
 class Session:
@@ -265,7 +302,7 @@ class SatelliteProxy:
         if attr.startswith("_"):  # hidden commands are not listed, but can be sent
             doc = f"Hidden command '{attr}' of {self._name}."
             return _make_command(attr, doc, self._call, self._name)
-        raise AttributeError(f"{self._name} has no command '{attr}'")
+        raise UnknownNameError(f"{self._name} has no command '{attr}'", attr, commands)
 
     def __repr__(self) -> str:
         state = self._session.ctl.states.get(self._name, "?")
@@ -306,7 +343,11 @@ class TypeProxy:
         if attr.lower() in lowered:
             name = lowered[attr.lower()]
             return _make_command(name, commands[name], self._call, self._type)
-        raise AttributeError(f"no satellite or common command '{attr}' of type {self._type}")
+        raise UnknownNameError(
+            f"no satellite or common command '{attr}' of type {self._type}",
+            attr,
+            [*members, *self._session.common_commands(members.values())],
+        )
 
     def __getitem__(self, name: str) -> SatelliteProxy:
         return self.__getattr__(name)  # type: ignore[no-any-return]
@@ -346,7 +387,11 @@ class GroupProxy:
         if attr.lower() in lowered:
             name = lowered[attr.lower()]
             return _make_command(name, commands[name], self._call, self._session.ctl.group)
-        raise AttributeError(f"no satellite type or command '{attr}' in the group")
+        raise UnknownNameError(
+            f"no satellite type or command '{attr}' in the group",
+            attr,
+            [*types.values(), *commands],
+        )
 
     def __getitem__(self, name: str) -> Any:
         """``constellation["Example.a"]`` or ``constellation["Example"]``."""
@@ -433,7 +478,6 @@ def run_console(
 
 
 def _run_ipython(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
-    from IPython import start_ipython
     from IPython.terminal.prompts import Prompts
     from pygments.token import Token
     from traitlets.config import Config
@@ -503,10 +547,17 @@ def _run_ipython(namespace: dict[str, Any], view: GroupView, banner: str) -> Non
     }
     c.Completer.use_jedi = False  # completion from dir(), i.e. from get_commands
     c.Completer.evaluation = "unsafe"  # allow attribute access on the proxies while completing
+    from IPython.terminal.ipapp import TerminalIPythonApp
     from prompt_toolkit.patch_stdout import patch_stdout
 
+    def show_one_line(shell: Any, etype: Any, value: BaseException, tb: Any, **_: Any) -> None:
+        print(one_line(value), file=sys.stderr)
+
+    app = TerminalIPythonApp.instance(config=c, user_ns=namespace)
+    app.initialize(argv=[])
+    app.shell.set_custom_exc(ONE_LINE_ERRORS, show_one_line)
     with patch_stdout(raw=True):  # notices from other threads print above the prompt
-        start_ipython(argv=[], user_ns=namespace, config=c)
+        app.start()
 
 
 def _run_code(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
@@ -528,8 +579,17 @@ def _run_code(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
         readline.parse_and_bind("tab: complete")
     except ImportError:
         pass
+
+    class Console(code.InteractiveConsole):
+        def showtraceback(self) -> None:
+            value = sys.exc_info()[1]
+            if isinstance(value, ONE_LINE_ERRORS):
+                self.write(one_line(value) + "\n")
+            else:
+                super().showtraceback()
+
     sys.ps1, sys.ps2 = Prompt(), "... "
     try:
-        code.InteractiveConsole(namespace).interact(banner=banner, exitmsg="")
+        Console(namespace).interact(banner=banner, exitmsg="")
     finally:
         del sys.ps1, sys.ps2

@@ -147,3 +147,43 @@ def test_bad_interface_is_one_clean_line(script: str, value: str, says: str, gro
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"{script}: error: -i {value}: ") and says in lines[0]
+
+
+@pytest.mark.parametrize("simple", [False, True], ids=["ipython", "simple"])
+def test_console_mistakes_are_one_line_and_error_shows_in_the_prompt(
+    satellites: Any, group: str, fast_timing: Any, tmp_path: Path, simple: bool
+) -> None:
+    import pexpect
+
+    from tests.integration.test_controller_cli import close_console, prompt, spawn_console
+
+    class Brittle(Example):
+        def do_launching(self) -> str:
+            raise RuntimeError("cable pulled")
+
+    satellites(Example, "alpha")
+    satellites(Brittle, "b")
+    extra = ["console", "--simple", "--wait", "2"] if simple else ["console", "--wait", "2"]
+    child = spawn_console(group, tmp_path, *extra)
+    try:
+        child.expect(prompt(group, 2, "NEW"))
+        child.send("constellation.Exampel.get_state()\r")
+        child.expect(
+            r"UnknownNameError: no satellite type or command 'Exampel' in the group "
+            r"\(did you mean 'Example'\?\)"
+        )
+        child.expect(prompt(group, 2, "NEW"))
+        assert "Traceback" not in child.before
+        child.send("constellation.Example.alpha.lanch()\r")
+        child.expect(r"did you mean 'launch'")
+        child.send("constellation.initialize({'Example': {}, 'Brittle': {}})\r")
+        child.send("wait('INIT')\r")
+        child.expect(prompt(group, 2, "INIT"))
+        child.send("constellation.launch()\r")
+        child.expect(r"! Brittle\.b: launching -> ERROR: .*cable pulled")
+        child.send("\r")
+        child.expect(prompt(group, 2, "~ERROR"))
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        close_console(child)
