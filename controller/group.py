@@ -15,13 +15,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from constellation.core.states import State
+from constellation.terminal import plain_table, render, state_text
 from controller.controller import Controller, Reply
 
 log = logging.getLogger("constellation.controller.group")
 
 __all__ = [
-    "STATE_COLOURS",
     "GroupView",
     "SatelliteRow",
     "colour_state",
@@ -29,28 +28,10 @@ __all__ = [
     "reply_lines",
 ]
 
-#: ANSI colour of each state name on a terminal.
-STATE_COLOURS = {
-    "NEW": "\033[37m",
-    "INIT": "\033[36m",
-    "ORBIT": "\033[34m",
-    "RUN": "\033[32m",
-    "SAFE": "\033[33m",
-    "ERROR": "\033[31m",
-    "DEAD": "\033[2;31m",
-}
-_RESET = "\033[0m"
-
 
 def colour_state(state: str, colour: bool = True) -> str:
-    """``state`` wrapped in its ANSI colour (transitional states in bold)."""
-    if not colour:
-        return state
-    base = state.lstrip("~")
-    code = STATE_COLOURS.get(base)
-    if code is None and base in State.__members__:
-        code = "\033[1m"  # transitional
-    return f"{code}{state}{_RESET}" if code else state
+    """``state`` in its terminal style (plain text unless ``colour``)."""
+    return render(state_text(state), colour=colour) if colour else state
 
 
 @dataclass(frozen=True)
@@ -67,12 +48,11 @@ class SatelliteRow:
 
 def format_table(rows: Iterable[SatelliteRow], colour: bool = False) -> str:
     """The status table as text (one header line, one line per satellite)."""
-    rows = list(rows)
     header = ("SATELLITE", "STATE", "ROLE", "LAST BEAT", "RUN ID", "STATUS")
     cells = [
         (
             r.name,
-            r.state,
+            state_text(r.state),
             r.role,
             "-" if r.heartbeat_age is None else f"{r.heartbeat_age:.1f} s ago",
             r.run_id or "-",
@@ -80,17 +60,8 @@ def format_table(rows: Iterable[SatelliteRow], colour: bool = False) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header[:-1])]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header[:-1], widths, strict=True)) + "  STATUS"]
-    for cell in cells:
-        state = colour_state(cell[1], colour) + " " * (widths[1] - len(cell[1]))
-        parts = [
-            cell[0].ljust(widths[0]),
-            state,
-            *(c.ljust(w) for c, w in zip(cell[2:5], widths[2:], strict=True)),
-        ]
-        lines.append("  ".join(parts) + "  " + cell[5])
-    return "\n".join(lines)
+    text = render(plain_table(header, cells), colour=colour, width=400)
+    return "\n".join(line.rstrip() for line in text.splitlines())
 
 
 class GroupView:
