@@ -23,6 +23,7 @@ from constellation import __version__
 from constellation.cli import add_network_arguments, default_name, level_type, setup_logging
 from constellation.errors import ConfigError
 from constellation.protocol.common import validate_run_id
+from constellation.terminal import colour_wanted
 from controller.config import ControllerConfig, config_warnings, load_config
 from controller.controller import Controller
 from controller.group import GroupView
@@ -157,7 +158,7 @@ def _report_failure(exc: RunError, view: GroupView) -> None:
 
 
 def _cmd_status(ctl: Controller, view: GroupView, args: argparse.Namespace) -> int:
-    print(view.table(colour=sys.stdout.isatty()))
+    print(view.table(colour=colour_wanted(sys.stdout)))
     if args.wait and len(view.names) < args.wait:
         print(f"only {len(view.names)} of {args.wait} satellites found", file=sys.stderr)
         return EXIT_FAILED
@@ -329,7 +330,7 @@ def _dispatch(
         _discover(view, config, args, quick=True)
         _warn(config, view)
         if view.names:
-            print(view.table(colour=sys.stdout.isatty()))
+            print(view.table(colour=colour_wanted(sys.stdout)))
         from controller.console import run_console
 
         run_console(ctl, view, config, use_ipython=not getattr(args, "simple", False))

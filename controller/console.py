@@ -24,6 +24,7 @@ from typing import Any
 
 from constellation.errors import ConstellationError
 from constellation.protocol.common import NO_PAYLOAD
+from constellation.terminal import colour_wanted
 from controller.conditions import unused_keys_in
 from controller.config import ControllerConfig, config_warnings, load_config
 from controller.controller import Controller, Reply
@@ -423,7 +424,7 @@ def make_namespace(
 
     def status() -> None:
         """Print every satellite with its state, role, last heartbeat, run and status."""
-        print(view.table(colour=sys.stdout.isatty()))
+        print(view.table(colour=colour_wanted(sys.stdout)))
 
     def wait(state: str, timeout: float = 30.0) -> None:
         """Wait until every satellite is in ``state`` (raises on ERROR or timeout)."""
@@ -561,7 +562,7 @@ def _run_ipython(namespace: dict[str, Any], view: GroupView, banner: str) -> Non
 
 
 def _run_code(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
-    colour = sys.stdout.isatty()
+    colour = colour_wanted(sys.stdout)
 
     class Prompt:
         def __str__(self) -> str:
