@@ -21,6 +21,7 @@ from constellation import CODENAME, __version__
 from constellation.core.states import State
 from constellation.net.monitoring import STATUS, TRACE
 from constellation.satellite import Satellite
+from constellation.terminal import LogLineHandler
 
 __all__ = [
     "LEVELS",
@@ -41,39 +42,15 @@ LEVELS = {
     "CRITICAL": logging.CRITICAL,
 }
 
-_COLOURS = {
-    TRACE: "\033[2m",
-    logging.DEBUG: "\033[2m",
-    logging.INFO: "",
-    logging.WARNING: "\033[33m",
-    STATUS: "\033[32m",
-    logging.ERROR: "\033[31m",
-    logging.CRITICAL: "\033[1;31m",
-}
-
 
 def default_name() -> str:
     """The host name made valid as a satellite name (``^\\w+$``)."""
     return re.sub(r"\W", "_", socket.gethostname()) or "satellite"
 
 
-class _ConsoleFormatter(logging.Formatter):
-    def __init__(self, colour: bool) -> None:
-        super().__init__("%(asctime)s %(levelname)-8s %(name)s: %(message)s", "%H:%M:%S")
-        self._colour = colour
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        if not self._colour:
-            return text
-        return f"{_COLOURS.get(record.levelno, '')}{text}\033[0m"
-
-
 def setup_logging(level: str) -> None:
     """Console logging at ``level`` (TRACE ... CRITICAL), coloured on a terminal."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(_ConsoleFormatter(sys.stderr.isatty()))
-    handler.setLevel(LEVELS[level.upper()])
+    handler = LogLineHandler(level=LEVELS[level.upper()])
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(TRACE)
@@ -93,13 +70,34 @@ def level_type(*extra: str) -> Callable[[str], str]:
     return parse
 
 
+class _InterfaceAction(argparse.Action):
+    """``-i``: append an interface name or address, checked now (one clean line, exit 2)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from constellation.errors import DiscoveryError
+        from constellation.net.interfaces import resolve_interfaces
+
+        try:
+            resolve_interfaces([str(values)])
+        except DiscoveryError as exc:
+            parser.exit(2, f"{parser.prog}: error: {option_string} {values}: {exc}\n")
+        current = getattr(namespace, self.dest, None) or []
+        setattr(namespace, self.dest, [*current, str(values)])
+
+
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every command shares: ``-g/--group``, ``-i/--interface``, ``--discovery``."""
     parser.add_argument("-g", "--group", required=True, help="constellation group")
     parser.add_argument(
         "-i",
         "--interface",
-        action="append",
+        action=_InterfaceAction,
         default=None,
         help="interface name or IPv4 address to use (repeatable; default: all)",
     )

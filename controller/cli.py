@@ -17,18 +17,27 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from constellation import __version__
 from constellation.cli import add_network_arguments, default_name, level_type, setup_logging
 from constellation.errors import ConfigError
 from constellation.protocol.common import validate_run_id
+from constellation.terminal import colour_wanted
 from controller.config import ControllerConfig, config_warnings, load_config
 from controller.controller import Controller
 from controller.group import GroupView
+from controller.progress import (
+    RUN_METRICS,
+    Progress,
+    ReceiverSummary,
+    receiver_summaries,
+    run_counts,
+)
+from controller.progress import clock as _clock
 from controller.runs import Cancelled, RunControl, RunError, Until
 from controller.scan import Scan, ScanError, load_scan
-from controller.telemetry import RECORD_METRICS, MetricWatcher
+from controller.telemetry import MetricWatcher
 
 __all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_USAGE", "Progress", "build_parser", "main"]
 
@@ -95,78 +104,6 @@ def _parse_until(text: str) -> Until:
     return Until(metric.strip(), number, satellite.strip() if satellite else None)
 
 
-class Progress:
-    """Progress of a run on ``stream``: a redrawn bar on a terminal, a line every few s else."""
-
-    def __init__(self, stream: TextIO, label: str) -> None:
-        self.stream = stream
-        self.label = label
-        self.tty = stream.isatty()
-        self._last_line = -1.0
-        self._text = ""
-        self._shown = ""
-
-    def __call__(
-        self, elapsed: float, duration: float | None, watcher: MetricWatcher | None
-    ) -> None:
-        self._text = self._render(elapsed, duration, watcher)
-        if self.tty:
-            self.stream.write(f"\r\033[K{self._text}")
-            self.stream.flush()
-            self._shown = self._text
-            return
-        every = 5.0 if duration is None else max(1.0, min(10.0, duration / 10))
-        if self._last_line < 0 or elapsed - self._last_line >= every:
-            self._last_line = elapsed
-            self._print()
-
-    def _print(self) -> None:
-        print(self._text, file=self.stream, flush=True)
-        self._shown = self._text
-
-    def done(self) -> None:
-        """End the progress display; off a terminal, print the latest state if not shown yet."""
-        if self.tty and self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
-        elif self._text and self._text != self._shown:
-            self._print()
-        self._text = self._shown = ""
-        self._last_line = -1.0
-
-    def _render(self, elapsed: float, duration: float | None, watcher: MetricWatcher | None) -> str:
-        clock = _clock(elapsed)
-        if duration:
-            fraction = min(1.0, elapsed / duration)
-            filled = int(fraction * 20)
-            head = f"[{'#' * filled}{'.' * (20 - filled)}] {clock} / {_clock(duration)}"
-        else:
-            head = f"{clock} (Ctrl-C to stop)"
-        parts = [f"{self.label} {head}"]
-        if watcher is not None:
-            for metric, word in (("TX_RECORDS", "sent"), ("RX_RECORDS", "received")):
-                samples = watcher.latest(metric)
-                if samples:
-                    total = sum(s.value for s in samples.values() if isinstance(s.value, int))
-                    rates = [s.rate for s in samples.values() if s.rate is not None]
-                    rate = f" ({_si(sum(rates))}/s)" if rates else ""
-                    parts.append(f"{word} {total:,}{rate}")
-        return "  ".join(parts)
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-def _si(value: float) -> str:
-    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= factor:
-            return f"{value / factor:.1f}{suffix}"
-    return f"{value:.0f}"
-
-
 class _Interrupts:
     """First Ctrl-C sets ``cancel`` (the run is stopped cleanly), the second one aborts."""
 
@@ -221,7 +158,7 @@ def _report_failure(exc: RunError, view: GroupView) -> None:
 
 
 def _cmd_status(ctl: Controller, view: GroupView, args: argparse.Namespace) -> int:
-    print(view.table(colour=sys.stdout.isatty()))
+    print(view.table(colour=colour_wanted(sys.stdout)))
     if args.wait and len(view.names) < args.wait:
         print(f"only {len(view.names)} of {args.wait} satellites found", file=sys.stderr)
         return EXIT_FAILED
@@ -239,8 +176,7 @@ def _cmd_run(
     progress = Progress(sys.stdout, args.run_id)
 
     def say(text: str) -> None:
-        progress.done()
-        _say(text)
+        progress.say(text)
 
     control = RunControl(ctl, view, timeout=args.timeout, cancel=cancel, log=say)
     began = time.monotonic()
@@ -261,8 +197,30 @@ def _cmd_run(
     if reason == "cancelled":  # Ctrl-C while holding: stop (and land) went through
         print(f"run {args.run_id} stopped by Ctrl-C after {_clock(time.monotonic() - began)}")
         return EXIT_CANCELLED
-    print(f"run {args.run_id} done ({reason}); final states: {_states(control.poll_states())}")
+    receivers = _await_conditions(watcher)
+    counts = "  ".join(run_counts(watcher).words()) or "no record counters seen"
+    elapsed = _clock(time.monotonic() - began)
+    print(f"run {args.run_id} done ({reason}, {elapsed}): {counts}")
+    for receiver in receivers:
+        print(f"  {receiver}")
+    print(f"final states: {_states(control.poll_states())}")
+    bad = [r for r in receivers if r.condition is not None and not r.good]
+    if bad:
+        names = ", ".join(f"{r.name} {r.condition}" for r in bad)
+        print(f"FAILED: run condition not GOOD: {names}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
+
+
+def _await_conditions(watcher: MetricWatcher, timeout: float = 3.0) -> list[ReceiverSummary]:
+    """The receivers' summaries once each reported its run condition (at most ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        receivers = receiver_summaries(watcher)
+        remaining = deadline - time.monotonic()
+        if all(r.condition is not None for r in receivers) or remaining <= 0:
+            return receivers
+        watcher.wait(min(remaining, 0.2))
 
 
 def _cmd_scan(
@@ -281,8 +239,7 @@ def _cmd_scan(
         progress(elapsed, duration, metrics)
 
     def say(text: str) -> None:
-        progress.done()
-        _say(text)
+        progress.say(text)
 
     with _Interrupts(cancel):
         try:
@@ -319,18 +276,14 @@ def _check_inputs(args: argparse.Namespace) -> str | None:
         if args.command == "run":
             validate_run_id(args.run_id)
             args.until = _parse_until(args.until) if args.until else None
-            args.metrics = (*RECORD_METRICS, *((args.until.metric,) if args.until else ()))
+            args.metrics = (*RUN_METRICS, *((args.until.metric,) if args.until else ()))
         elif args.command == "scan":
             args.scan = load_scan(args.scan_file)
             until = args.scan.until
-            args.metrics = (*RECORD_METRICS, *((until.metric,) if until else ()))
+            args.metrics = (*RUN_METRICS, *((until.metric,) if until else ()))
     except (ValueError, ConfigError) as exc:
         return str(exc)
     return None
-
-
-def _say(text: str) -> None:
-    print(text, flush=True)
 
 
 def _states(states: dict[str, str]) -> str:
@@ -377,7 +330,7 @@ def _dispatch(
         _discover(view, config, args, quick=True)
         _warn(config, view)
         if view.names:
-            print(view.table(colour=sys.stdout.isatty()))
+            print(view.table(colour=colour_wanted(sys.stdout)))
         from controller.console import run_console
 
         run_console(ctl, view, config, use_ipython=not getattr(args, "simple", False))

@@ -11,6 +11,7 @@ Leaving the console only closes the controller; the satellites are not affected.
 from __future__ import annotations
 
 import code
+import difflib
 import inspect
 import re
 import sys
@@ -21,12 +22,18 @@ from dataclasses import dataclass
 from pprint import pformat
 from typing import Any
 
+from constellation.errors import ConstellationError
 from constellation.protocol.common import NO_PAYLOAD
+from constellation.terminal import colour_wanted
+from controller.conditions import unused_keys_in
 from controller.config import ControllerConfig, config_warnings, load_config
 from controller.controller import Controller, Reply
 from controller.group import GroupView, colour_state, reply_lines
 
 __all__ = [
+    "ALARM_STATES",
+    "ONE_LINE_ERRORS",
+    "ConsoleError",
     "ConsoleReply",
     "GroupProxy",
     "ReplyMap",
@@ -38,6 +45,8 @@ __all__ = [
     "run_console",
 ]
 
+#: States the console announces with a line of their own as soon as a satellite enters them.
+ALARM_STATES = frozenset({"ERROR", "SAFE", "DEAD"})
 #: Commands whose single argument is the whole payload (not a list of arguments).
 _RAW_PAYLOAD = frozenset({"start", "reconfigure"})
 #: Commands offered on a type or the whole group (besides those all members list).
@@ -103,6 +112,39 @@ def _make_command(name: str, doc: str, call: Callable[..., Any], owner: str) -> 
     return command
 
 
+class ConsoleError(ConstellationError):
+    """A mistake typed in the console: shown as one line, without a traceback."""
+
+
+class UnknownNameError(ConsoleError, AttributeError):
+    """An unknown satellite, type or command; the message suggests the closest names."""
+
+    def __init__(self, message: str, name: str, candidates: Iterable[str]) -> None:
+        close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+        if not close:  # case-insensitive second chance ("exampel" -> "Example")
+            lowered = {c.lower(): c for c in candidates}
+            close = [lowered[c] for c in difflib.get_close_matches(name.lower(), lowered, n=3)]
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        super().__init__(message + hint)
+
+
+#: Errors the console shows as one line (``%tb`` in IPython still shows the traceback).
+ONE_LINE_ERRORS: tuple[type[BaseException], ...] = (
+    ConstellationError,
+    AttributeError,
+    LookupError,
+    TimeoutError,
+    TypeError,
+    ValueError,
+)
+
+
+def one_line(exc: BaseException) -> str:
+    """``TypeName: message`` of a console mistake, on one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
 class Session:
     """What the console objects share: the controller, the view and the namespace."""
 
@@ -121,8 +163,31 @@ class Session:
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="console-commands")
+        self._closed = False
         view.add_listener(self.prefetch)
+        controller.on_state_change(self._on_state_change)
+        controller.on_leave(self._on_leave)
         self.prefetch()
+
+    def _on_state_change(self, name: str, old: str, new: str) -> None:
+        """Tell the operator at once when a satellite turns ERROR, SAFE or DEAD."""
+        if self._closed:
+            return
+        if new == "INIT" and old == "initializing":
+            unused = unused_keys_in(self.ctl.statuses.get(name, ""))
+            if unused:
+                self.out(f"! {name} did not use: {', '.join(unused)} (misspelt?)")
+            return
+        if new not in ALARM_STATES:
+            return
+        if new == "DEAD" and name not in self.ctl.satellites:
+            return  # it left: announced by _on_leave
+        status = self.ctl.statuses.get(name, "")
+        self.out(f"! {name}: {old} -> {new}" + (f": {status}" if status else ""))
+
+    def _on_leave(self, name: str) -> None:
+        if not self._closed:
+            self.out(f"! {name} left the group (last state {self.ctl.last_state(name)})")
 
     @property
     def config(self) -> ControllerConfig | None:
@@ -170,7 +235,8 @@ class Session:
         return commands
 
     def close(self) -> None:
-        """Stop background fetching."""
+        """Stop background fetching and notices."""
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def common_commands(self, names: Iterable[str]) -> dict[str, str]:
@@ -237,7 +303,7 @@ class SatelliteProxy:
         if attr.startswith("_"):  # hidden commands are not listed, but can be sent
             doc = f"Hidden command '{attr}' of {self._name}."
             return _make_command(attr, doc, self._call, self._name)
-        raise AttributeError(f"{self._name} has no command '{attr}'")
+        raise UnknownNameError(f"{self._name} has no command '{attr}'", attr, commands)
 
     def __repr__(self) -> str:
         state = self._session.ctl.states.get(self._name, "?")
@@ -278,7 +344,11 @@ class TypeProxy:
         if attr.lower() in lowered:
             name = lowered[attr.lower()]
             return _make_command(name, commands[name], self._call, self._type)
-        raise AttributeError(f"no satellite or common command '{attr}' of type {self._type}")
+        raise UnknownNameError(
+            f"no satellite or common command '{attr}' of type {self._type}",
+            attr,
+            [*members, *self._session.common_commands(members.values())],
+        )
 
     def __getitem__(self, name: str) -> SatelliteProxy:
         return self.__getattr__(name)  # type: ignore[no-any-return]
@@ -318,7 +388,11 @@ class GroupProxy:
         if attr.lower() in lowered:
             name = lowered[attr.lower()]
             return _make_command(name, commands[name], self._call, self._session.ctl.group)
-        raise AttributeError(f"no satellite type or command '{attr}' in the group")
+        raise UnknownNameError(
+            f"no satellite type or command '{attr}' in the group",
+            attr,
+            [*types.values(), *commands],
+        )
 
     def __getitem__(self, name: str) -> Any:
         """``constellation["Example.a"]`` or ``constellation["Example"]``."""
@@ -350,7 +424,7 @@ def make_namespace(
 
     def status() -> None:
         """Print every satellite with its state, role, last heartbeat, run and status."""
-        print(view.table(colour=sys.stdout.isatty()))
+        print(view.table(colour=colour_wanted(sys.stdout)))
 
     def wait(state: str, timeout: float = 30.0) -> None:
         """Wait until every satellite is in ``state`` (raises on ERROR or timeout)."""
@@ -405,7 +479,6 @@ def run_console(
 
 
 def _run_ipython(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
-    from IPython import start_ipython
     from IPython.terminal.prompts import Prompts
     from pygments.token import Token
     from traitlets.config import Config
@@ -475,11 +548,21 @@ def _run_ipython(namespace: dict[str, Any], view: GroupView, banner: str) -> Non
     }
     c.Completer.use_jedi = False  # completion from dir(), i.e. from get_commands
     c.Completer.evaluation = "unsafe"  # allow attribute access on the proxies while completing
-    start_ipython(argv=[], user_ns=namespace, config=c)
+    from IPython.terminal.ipapp import TerminalIPythonApp
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    def show_one_line(shell: Any, etype: Any, value: BaseException, tb: Any, **_: Any) -> None:
+        print(one_line(value), file=sys.stderr)
+
+    app = TerminalIPythonApp.instance(config=c, user_ns=namespace)
+    app.initialize(argv=[])
+    app.shell.set_custom_exc(ONE_LINE_ERRORS, show_one_line)
+    with patch_stdout(raw=True):  # notices from other threads print above the prompt
+        app.start()
 
 
 def _run_code(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
-    colour = sys.stdout.isatty()
+    colour = colour_wanted(sys.stdout)
 
     class Prompt:
         def __str__(self) -> str:
@@ -497,8 +580,17 @@ def _run_code(namespace: dict[str, Any], view: GroupView, banner: str) -> None:
         readline.parse_and_bind("tab: complete")
     except ImportError:
         pass
+
+    class Console(code.InteractiveConsole):
+        def showtraceback(self) -> None:
+            value = sys.exc_info()[1]
+            if isinstance(value, ONE_LINE_ERRORS):
+                self.write(one_line(value) + "\n")
+            else:
+                super().showtraceback()
+
     sys.ps1, sys.ps2 = Prompt(), "... "
     try:
-        code.InteractiveConsole(namespace).interact(banner=banner, exitmsg="")
+        Console(namespace).interact(banner=banner, exitmsg="")
     finally:
         del sys.ps1, sys.ps2

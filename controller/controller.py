@@ -4,11 +4,10 @@ A controller discovers the satellites of its group, keeps one CSCP connection pe
 follows their states through heartbeats, and sends commands to all of them at once. It holds no
 run state of its own: closing and re-opening it never affects the satellites.
 
-State view: ``states`` is fed by the heartbeat tracker (every state change; a peer gone
-silent shows ``DEAD``). A ``get_state`` answer (when a satellite joins, and while
-``await_state`` polls) fills the view only while no heartbeat of that satellite arrived, so
-an answer that overtook a heartbeat never makes the view step back; ``await_state`` returns
-once the view agrees with the answers (or after a short grace). ``on_state_change``, ``on_join`` and
+State view: a pure :class:`~controller.state_view.StateView` (its rules are documented there)
+fed by discovery, the heartbeat tracker, ``get_state`` answers (when a satellite joins, and
+while ``await_state`` polls) and accepted transitions; ``await_state`` returns once the view
+agrees with the answers (or after a short grace). ``on_state_change``, ``on_join`` and
 ``on_leave`` callbacks follow that view, in order, from a thread of their own. Before
 ``initialize`` sends anything, :func:`check_conditions` verifies the conditional transitions
 of the configuration.
@@ -28,18 +27,19 @@ from typing import Any
 
 import zmq
 
-from constellation.core.config import CONDITION_TRANSITIONS, normalize_framework_keys
 from constellation.core.heartbeat_tracker import PeerEvent
 from constellation.core.roles import PeerEventKind
 from constellation.core.states import State
-from constellation.errors import ConfigError, DecodeError, TransitionError
+from constellation.errors import DecodeError, TransitionError
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent, ServiceId, make_discovery
 from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop
 from constellation.protocol.common import NO_PAYLOAD
 from constellation.protocol.cscp1 import CSCP1Message, CSCPType
+from controller.conditions import check_conditions, check_receivers
 from controller.config import ControllerConfig, load_config
+from controller.state_view import Change, StateView
 
 __all__ = ["Controller", "Reply", "SatelliteHandle", "check_conditions"]
 
@@ -100,13 +100,21 @@ class SatelliteHandle:
     def command(self, verb: str, payload: Any = NO_PAYLOAD, timeout: float = 5.0) -> Reply:
         """Send ``verb`` (with an optional payload) and wait for the reply."""
         request = CSCP1Message(self._controller_name, CSCPType.REQUEST, verb, payload)
-        with self._lock:
+        deadline = time.monotonic() + timeout
+        # One request at a time per connection; waiting for another caller's reply counts
+        # against this call's timeout (a hung satellite must not stack up waits).
+        if not self._lock.acquire(timeout=timeout):
+            raise TimeoutError(f"{self.name} did not answer '{verb}' within {timeout:g} s")
+        try:
             sock = self._socket()
             sock.send_multipart(request.encode())
-            if not sock.poll(int(timeout * 1000)):
+            remaining = max(0.0, deadline - time.monotonic())
+            if not sock.poll(int(remaining * 1000)):
                 self._reset()  # a REQ socket without reply cannot be reused
                 raise TimeoutError(f"{self.name} did not answer '{verb}' within {timeout:g} s")
             frames = sock.recv_multipart()
+        finally:
+            self._lock.release()
         try:
             reply = CSCP1Message.decode(frames)
         except DecodeError as exc:
@@ -123,7 +131,6 @@ class SatelliteHandle:
 
 
 StateCallback = Callable[[str, str, str], None]
-_ANY = object()  # "no expected state" marker of Controller._set_state
 PeerCallback = Callable[[str], None]
 
 
@@ -147,10 +154,7 @@ class Controller:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._handles: dict[str, SatelliteHandle] = {}
-        self._states: dict[str, str] = {}
-        self._versions: dict[str, int] = {}  # bumped on every change of a satellite's view
-        self._known: set[str] = set()
-        self._status: dict[str, str] = {}
+        self._view = StateView()
         self._state_callbacks: list[StateCallback] = []
         self._join_callbacks: list[PeerCallback] = []
         self._leave_callbacks: list[PeerCallback] = []
@@ -172,6 +176,7 @@ class Controller:
         self.discovery.announce(ServiceId.HEARTBEAT, self._heartbeat.port)
         self.discovery.add_listener([ServiceId.HEARTBEAT], self._on_heartbeat_service)
         self.discovery.add_listener([ServiceId.CONTROL], self._on_control_service)
+        self.discovery.add_listener([ServiceId.DATA], _ignore)  # browse: see ``transmitters``
         self._closed = False
 
     # --- discovery and state view ---------------------------------------------------------------
@@ -183,18 +188,13 @@ class Controller:
 
     def _on_control_service(self, event: DiscoveryEvent, service: DiscoveredService) -> None:
         name = service.name
+        now = time.monotonic()
         if event is DiscoveryEvent.ADDED:
             handle = SatelliteHandle(name, service.endpoint, self.name, self._context)
             with self._lock:
                 old = self._handles.pop(name, None)
                 self._handles[name] = handle
-                first_time = name not in self._known
-                self._known.add(name)
-                current = self._states.get(name)
-                self._changed.notify_all()
-                self._fire(self._join_callbacks, name)
-                if first_time and current is not None:
-                    self._fire_state(name, "?", current)  # heartbeats were faster
+                self._apply(self._view.joined(name, now))
             if old is not None:
                 old.close()
             log.info("satellite %s found at %s", name, service.endpoint)
@@ -202,56 +202,45 @@ class Controller:
             return
         with self._lock:
             old = self._handles.pop(name, None)
-            previous = self._states.get(name)
             if old is not None:
-                self._states[name] = "DEAD"
-                self._versions[name] = self._versions.get(name, 0) + 1
-                if previous != "DEAD":
-                    self._fire_state(name, previous or "?", "DEAD")
-                self._fire(self._leave_callbacks, name)
-            self._changed.notify_all()
+                self._apply(self._view.left(name, now))
         if old is not None:
             old.close()
             log.info("satellite %s left", name)
 
     def _view_version(self, name: str) -> int:
         with self._lock:
-            return self._versions.get(_canonical(self._handles, name), 0)
+            return self._view.version(name)
 
     def _on_peer_events(self, events: list[PeerEvent]) -> None:
+        now = time.monotonic()
         for event in events:
             peer = self.heartbeats.tracker.get(event.name)
-            if peer is not None and peer.status is not None:
-                with self._lock:
-                    self._status[_canonical(self._handles, event.name)] = peer.status
-            if event.kind is PeerEventKind.DIED:
-                log.warning("satellite %s lost (%s)", event.name, event.detail)
-                self._set_state(event.name, "DEAD")
-            elif event.kind is PeerEventKind.REVIVED:
-                log.info("satellite %s is back", event.name)
-                self._set_state(event.name, _state_name(event.new_state or 0))
-            elif event.kind in (PeerEventKind.JOINED, PeerEventKind.STATE_CHANGED):
-                self._set_state(event.name, _state_name(event.new_state or 0))
+            status = None if peer is None else peer.status
+            with self._lock:
+                if status is not None:
+                    self._view.status(event.name, status)
+                if event.kind is PeerEventKind.DIED:
+                    log.warning("satellite %s lost (%s)", event.name, event.detail)
+                    self._apply(self._view.lost(event.name, now))
+                elif event.kind is PeerEventKind.REVIVED:
+                    log.info("satellite %s is back", event.name)
+                    state = _state_name(event.new_state or 0)
+                    self._apply(self._view.heartbeat(event.name, state, now))
+                elif event.kind in (PeerEventKind.JOINED, PeerEventKind.STATE_CHANGED):
+                    state = _state_name(event.new_state or 0)
+                    self._apply(self._view.heartbeat(event.name, state, now))
 
-    def _set_state(
-        self, name: str, state: str, expected: object = _ANY, version: int | None = None
-    ) -> None:
-        """Record ``state`` in the view (atomically, and only if it still is as assumed).
-
-        ``expected``: only if the view shows that state; ``version``: only if the view of
-        this satellite did not change since :meth:`_view_version` returned ``version``.
-        """
-        with self._lock:
-            name = _canonical(self._handles, name)
-            old = self._states.get(name)
-            if old == state or (expected is not _ANY and old != expected):
-                return
-            if version is not None and self._versions.get(name, 0) != version:
-                return
-            self._versions[name] = self._versions.get(name, 0) + 1
-            self._states[name] = state
-            if name in self._known:  # other controllers, and satellites not yet joined: silent
-                self._fire_state(name, old or "?", state)
+    def _apply(self, changes: list[Change]) -> None:
+        """Queue the callbacks of ``changes`` (called under ``self._lock``: in order)."""
+        for change in changes:
+            if change.kind == "state":
+                self._fire_state(change.name, change.old, change.new)
+            elif change.kind == "join":
+                self._fire(self._join_callbacks, change.name)
+            else:
+                self._fire(self._leave_callbacks, change.name)
+        if changes:
             self._changed.notify_all()
 
     def _fire_state(self, name: str, old: str, new: str) -> None:
@@ -282,18 +271,28 @@ class Controller:
     def states(self) -> dict[str, str]:
         """Canonical name -> state name (``DEAD`` for satellites that left or went silent)."""
         with self._lock:
-            return {n: s for n, s in self._states.items() if n in self._known}
+            return self._view.states()
 
     @property
     def statuses(self) -> dict[str, str]:
         """Canonical name -> last status text (from heartbeats, which carry every change)."""
         peers = self.heartbeats.peers()
         with self._lock:
-            result = dict(self._status)
             for name, info in peers.items():
                 if info.status is not None:
-                    result[_canonical(self._handles, name)] = info.status
-            return result
+                    self._view.status(name, info.status)
+            return {self._view.canonical(n): s for n, s in self._view.statuses().items()}
+
+    @property
+    def transmitters(self) -> list[str]:
+        """Canonical names of the satellites that offer a data service (transmitters)."""
+        return sorted({s.name for s in self.discovery.known(ServiceId.DATA)})
+
+    def last_state(self, name: str) -> str:
+        """The last state ``name`` was seen in other than DEAD (``?`` if never)."""
+        with self._lock:
+            view = self._view.get(name)
+            return "?" if view is None else view.last_state
 
     def on_state_change(self, callback: StateCallback) -> None:
         """Call ``callback(name, old_state, new_state)`` on every observed state change.
@@ -317,14 +316,15 @@ class Controller:
         self._leave_callbacks.append(callback)
 
     def global_state(self) -> str:
-        """The common state of all present satellites, or the lowest one prefixed by ``~``."""
-        states = [s for n, s in self.states.items() if n in self.satellites]
-        if not states:
-            return "NONE"
-        if len(set(states)) == 1:
-            return states[0]
-        lowest = min(states, key=lambda s: State[s].value if s in State.__members__ else 0)
-        return f"~{lowest}"
+        """The common state of all present satellites; for a mixed group ``~`` and ERROR, SAFE
+        or DEAD if any satellite shows one, else the lowest state (e.g. ``~ERROR``, ``~INIT``)."""
+        with self._lock:
+            return self._view.global_state()
+
+    def state_summary(self) -> str:
+        """The lowest healthy state and the count of each alarm, e.g. ``INIT, 1 ERROR``."""
+        with self._lock:
+            return self._view.summary()
 
     def await_satellites(self, names: Iterable[str], timeout: float = 20.0) -> None:
         """Block until every named satellite (``Type.Name``) was discovered."""
@@ -408,15 +408,18 @@ class Controller:
         for name, future in futures.items():
             try:
                 replies[name] = future.result()
-            except TimeoutError as exc:
-                replies[name] = Reply(CSCPType.ERROR, str(exc))
+            except Exception as exc:  # one satellite's failure must not hide the others' replies
+                replies[name] = Reply(CSCPType.ERROR, str(exc) or type(exc).__name__)
         transitional = _TRANSITIONAL.get(verb.lower())
         if transitional is not None:
-            for name, reply in replies.items():
-                # Show the accepted transition at once, unless heartbeats already reported a
-                # newer state (the transition itself, its end, or a failure).
-                if reply.ok and self.states.get(name) == before.get(name):
-                    self._set_state(name, transitional.name, expected=before.get(name))
+            now = time.monotonic()
+            with self._lock:
+                for name, reply in replies.items():
+                    # Show the accepted transition at once, unless heartbeats already reported
+                    # a newer state (the transition itself, its end, or a failure).
+                    if reply.ok and name in before:
+                        changes = self._view.accepted(name, transitional.name, before[name], now)
+                        self._apply(changes)
         return replies
 
     def initialize(
@@ -432,6 +435,7 @@ class Controller:
                 log.warning("configured satellite %s is not present", name)
         payloads = {name: loaded.for_satellite(name) for name in handles}
         check_conditions(payloads, self.satellites)
+        check_receivers(payloads, self.transmitters)
         return self.command("initialize", targets=list(handles), payloads=payloads)
 
     def launch(self, targets: Iterable[str] | None = None) -> dict[str, Reply]:
@@ -498,13 +502,14 @@ class Controller:
         lagging = names
         with self._changed:
             while True:
-                lagging = [n for n in names if self._states.get(n) != state]
+                lagging = [n for n in names if self._view.states().get(n) != state]
                 remaining = grace - time.monotonic()
                 if not lagging or remaining <= 0:
                     break
                 self._changed.wait(min(remaining, 0.05))
-        for name in lagging:
-            self._set_state(name, state)
+        with self._lock:
+            for name in lagging:
+                self._apply(self._view.confirm(name, state, time.monotonic()))
 
     def _poll_state(self, name: str, joined: bool = False) -> str:
         """Ask ``name`` for its state; the answer enters the view unless it changed meanwhile.
@@ -521,8 +526,11 @@ class Controller:
         except TimeoutError:
             return self.states.get(name, "?")
         if reply.ok:
-            if self.heartbeats.peer(name) is None or self.states.get(name) == "DEAD":
-                self._set_state(name, reply.verb, version=version)  # unless the view changed
+            with self._lock:  # enters the view only if it did not change meanwhile
+                changes = self._view.answered(
+                    name, reply.verb, version, time.monotonic(), rejoined=joined
+                )
+                self._apply(changes)
             return reply.verb
         return self.states.get(name, "?")
 
@@ -559,91 +567,12 @@ class Controller:
         self.close()
 
 
+def _ignore(event: DiscoveryEvent, service: DiscoveredService) -> None:
+    """Discovery listener that only makes the backend browse a service kind."""
+
+
 def _state_name(code: int) -> str:
     try:
         return State(code).name
     except ValueError:
         return f"0x{code:02X}"
-
-
-def _canonical(handles: Mapping[str, Any], name: str) -> str:
-    for known in handles:
-        if known.lower() == name.lower():
-            return known
-    return name
-
-
-def check_conditions(configs: Mapping[str, Mapping[str, Any]], present: Iterable[str]) -> None:
-    """Check the conditional transitions of the configurations about to be sent.
-
-    ``configs`` maps each target's canonical name to the merged section it will receive;
-    ``present`` lists the satellites of the group. Every name in a
-    ``_conditions.require_<transition>_after`` list must be a present satellite, and for each
-    transition the "waits for" graph must have no cycle (a satellite waiting for itself
-    included), since such satellites would wait for each other until the timeout.
-
-    Raises :class:`ConfigError` whose key is ``<Type.Name>._conditions.require_<t>_after`` and
-    whose message names the satellites involved. Pure function: no I/O.
-    """
-    known = {name.lower(): name for name in present}
-    known.update({name.lower(): name for name in configs})
-    for transition in CONDITION_TRANSITIONS:
-        key = f"require_{transition.name}_after"
-        graph: dict[str, list[str]] = {}
-        for sat, config in configs.items():
-            waits_for = _condition_list(sat, normalize_framework_keys(config), key)
-            for peer in waits_for:
-                if peer.lower() not in known:
-                    raise ConfigError(
-                        f"{sat}._conditions.{key}",
-                        f"{sat} waits for {peer}, which is not a satellite of this group "
-                        f"(present: {', '.join(sorted(known.values())) or 'none'})",
-                    )
-            graph[sat.lower()] = [peer.lower() for peer in waits_for]
-        cycle = _find_cycle(graph)
-        if cycle:
-            names = [known.get(n, n) for n in cycle]
-            raise ConfigError(
-                f"{names[0]}._conditions.{key}",
-                f"circular condition: {' -> '.join(names)} (these satellites would wait for "
-                "each other until the transition timeout)",
-            )
-
-
-def _condition_list(sat: str, config: Mapping[str, Any], key: str) -> list[str]:
-    section = config.get("_conditions")
-    if not isinstance(section, Mapping) or section.get(key) is None:
-        return []
-    value = section[key]
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(
-            f"{sat}._conditions.{key}", f"expected a list of canonical names, got {value!r}"
-        )
-    return names
-
-
-def _find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
-    """One cycle of ``graph`` as ``[a, b, ..., a]``, or ``[]`` (iterative depth-first search)."""
-    done: set[str] = set()
-    for root in sorted(graph):
-        if root in done:
-            continue
-        path: list[str] = [root]
-        on_path = {root}
-        stack = [iter(graph.get(root, []))]
-        while stack:
-            child = next(stack[-1], None)
-            if child is None:
-                stack.pop()
-                done.add(path[-1])
-                on_path.discard(path.pop())
-                continue
-            if child in on_path:
-                return [*path[path.index(child) :], child]
-            if child in done:
-                continue
-            path.append(child)
-            on_path.add(child)
-            stack.append(iter(graph.get(child, [])))
-    return []

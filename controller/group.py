@@ -8,17 +8,19 @@ of a run picks it up), the time since each satellite's last heartbeat, and the s
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from constellation.core.states import State
+from constellation.terminal import plain_table, render, state_text
 from controller.controller import Controller, Reply
 
+log = logging.getLogger("constellation.controller.group")
+
 __all__ = [
-    "STATE_COLOURS",
     "GroupView",
     "SatelliteRow",
     "colour_state",
@@ -26,28 +28,10 @@ __all__ = [
     "reply_lines",
 ]
 
-#: ANSI colour of each state name on a terminal.
-STATE_COLOURS = {
-    "NEW": "\033[37m",
-    "INIT": "\033[36m",
-    "ORBIT": "\033[34m",
-    "RUN": "\033[32m",
-    "SAFE": "\033[33m",
-    "ERROR": "\033[31m",
-    "DEAD": "\033[2;31m",
-}
-_RESET = "\033[0m"
-
 
 def colour_state(state: str, colour: bool = True) -> str:
-    """``state`` wrapped in its ANSI colour (transitional states in bold)."""
-    if not colour:
-        return state
-    base = state.lstrip("~")
-    code = STATE_COLOURS.get(base)
-    if code is None and base in State.__members__:
-        code = "\033[1m"  # transitional
-    return f"{code}{state}{_RESET}" if code else state
+    """``state`` in its terminal style (plain text unless ``colour``)."""
+    return render(state_text(state), colour=colour) if colour else state
 
 
 @dataclass(frozen=True)
@@ -64,12 +48,11 @@ class SatelliteRow:
 
 def format_table(rows: Iterable[SatelliteRow], colour: bool = False) -> str:
     """The status table as text (one header line, one line per satellite)."""
-    rows = list(rows)
     header = ("SATELLITE", "STATE", "ROLE", "LAST BEAT", "RUN ID", "STATUS")
     cells = [
         (
             r.name,
-            r.state,
+            state_text(r.state),
             r.role,
             "-" if r.heartbeat_age is None else f"{r.heartbeat_age:.1f} s ago",
             r.run_id or "-",
@@ -77,17 +60,8 @@ def format_table(rows: Iterable[SatelliteRow], colour: bool = False) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header[:-1])]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header[:-1], widths, strict=True)) + "  STATUS"]
-    for cell in cells:
-        state = colour_state(cell[1], colour) + " " * (widths[1] - len(cell[1]))
-        parts = [
-            cell[0].ljust(widths[0]),
-            state,
-            *(c.ljust(w) for c, w in zip(cell[2:5], widths[2:], strict=True)),
-        ]
-        lines.append("  ".join(parts) + "  " + cell[5])
-    return "\n".join(lines)
+    text = render(plain_table(header, cells), colour=colour, width=400)
+    return "\n".join(line.rstrip() for line in text.splitlines())
 
 
 class GroupView:
@@ -101,6 +75,7 @@ class GroupView:
         self._changes = 0
         self._listeners: list[Callable[[], None]] = []
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="group-view")
+        self._ask_pool = ThreadPoolExecutor(16, thread_name_prefix="group-ask")
         self._closed = False
         controller.on_state_change(self._on_state_change)
         controller.on_join(self._on_join)
@@ -117,7 +92,7 @@ class GroupView:
             try:
                 listener()
             except Exception:  # a broken display must not stop the controller
-                pass
+                log.exception("group view listener %r failed", listener)
 
     def _on_state_change(self, name: str, old: str, new: str) -> None:
         if new == "RUN" and old != "RUN":
@@ -144,7 +119,8 @@ class GroupView:
             return
         try:
             reply = handle.command("get_run_id", timeout=self.ctl.timeout)
-        except Exception:
+        except Exception as exc:
+            log.debug("%s did not answer get_run_id: %s", name, exc)
             return
         if reply.ok:
             with self._lock:
@@ -238,45 +214,67 @@ class GroupView:
         self.wait(settled, timeout)
         return self.names
 
-    def rows(self, timeout: float | None = None) -> list[SatelliteRow]:
-        """Ask every satellite for its state, role, run id and status; one row each."""
+    def rows(self, timeout: float = 1.0) -> list[SatelliteRow]:
+        """One row per satellite: state, role, run id and status, asked of all at once.
+
+        Each satellite gets ``timeout`` seconds per question; one that does not answer keeps
+        the controller's view for the rest. DEAD satellites are not asked: their row shows
+        ``DEAD (last state)`` and the last status heard.
+        """
         names = self.names
-        if not names:
-            return []
-        replies = {
-            verb: self._ask(verb, names)
-            for verb in ("get_state", "get_role", "get_run_id", "get_status")
-        }
-        states = self.ctl.states
+        states, statuses = self.ctl.states, self.ctl.statuses
+        alive = [n for n in names if states.get(n) != "DEAD"]
+        futures = {name: self._ask_pool.submit(self._ask_one, name, timeout) for name in alive}
         rows = []
         for name in names:
-
-            def text(verb: str, name: str = name) -> str:
-                reply: Reply | None = replies[verb].get(name)
-                return reply.verb if reply is not None and reply.ok else "?"
-
-            state = text("get_state")
+            if name not in futures:
+                last = self.ctl.last_state(name)
+                state = "DEAD" if last == "?" else f"DEAD ({last})"
+                rows.append(
+                    SatelliteRow(
+                        name,
+                        state,
+                        "?",
+                        self.heartbeat_age(name),
+                        self.run_id(name),
+                        statuses.get(name, ""),
+                    )
+                )
+                continue
+            answers = futures[name].result()
+            run_id = answers.get("get_run_id")
+            if run_id is not None:
+                with self._lock:
+                    self._run_ids[name] = run_id
             rows.append(
                 SatelliteRow(
                     name,
-                    state if state != "?" else states.get(name, "?"),
-                    text("get_role"),
+                    answers.get("get_state", states.get(name, "?")),
+                    answers.get("get_role", "?"),
                     self.heartbeat_age(name),
-                    "" if text("get_run_id") == "?" else text("get_run_id"),
-                    text("get_status"),
+                    run_id if run_id is not None else self.run_id(name),
+                    answers.get(
+                        "get_status", statuses.get(name, f"no answer within {timeout:g} s")
+                    ),
                 )
             )
-            if text("get_run_id") != "?":
-                with self._lock:
-                    self._run_ids[name] = text("get_run_id")
         return rows
 
-    def _ask(self, verb: str, names: list[str]) -> dict[str, Reply]:
-        present = [n for n in names if n in self.ctl.satellites]
-        try:
-            return self.ctl.command(verb, targets=present)
-        except KeyError:  # one left in the meantime
-            return {}
+    def _ask_one(self, name: str, timeout: float) -> dict[str, str]:
+        """Ask ``name`` the status questions; stop at the first that is not answered."""
+        handle = self.ctl.satellites.get(name)
+        answers: dict[str, str] = {}
+        if handle is None:
+            return answers
+        for verb in ("get_state", "get_role", "get_run_id", "get_status"):
+            try:
+                reply = handle.command(verb, timeout=timeout)
+            except Exception as exc:
+                log.debug("%s did not answer %s: %s", name, verb, exc)
+                break
+            if reply.ok:
+                answers[verb] = reply.verb
+        return answers
 
     def table(self, colour: bool = False) -> str:
         """The status table, freshly asked for."""
@@ -294,6 +292,7 @@ class GroupView:
         self._closed = True
         self._listeners.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._ask_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def reply_lines(replies: dict[str, Reply], payload: bool = False) -> list[str]:

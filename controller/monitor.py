@@ -22,12 +22,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.console import Console
+from rich.text import Text
+
 from constellation import __version__
 from constellation.cli import add_network_arguments, level_type
 from constellation.errors import DiscoveryError
 from constellation.net.listener import MetricSample, MetricStats, MonitoringListener
 from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
 from constellation.protocol.common import to_datetime
+from constellation.terminal import LEVEL_STYLES, colour_wanted
 
 __all__ = [
     "LOG_HEADER",
@@ -45,21 +49,9 @@ log = logging.getLogger("constellation.monitor")
 LOG_HEADER = ("time", "sender", "level", "topic", "message")
 METRIC_HEADER = ("time", "sender", "value", "unit")
 
-_RESET = "\033[0m"
-_DIM = "\033[2m"
-_BOLD = "\033[1m"
-_LEVEL_COLOURS = {
-    "TRACE": "\033[2m",
-    "DEBUG": "\033[2m",
-    "INFO": "",
-    "WARNING": "\033[33m",
-    "STATUS": "\033[32m",
-    "CRITICAL": "\033[1;31m",
-}
-_METRIC_COLOUR = "\033[36m"
+_METRIC_STYLE = "cyan"
 
 
-# --- CSV files -----------------------------------------------------------------------------------
 class RotatingCsv:
     """An append-only CSV file with a header row, rotated when it grows past ``max_bytes``.
 
@@ -177,48 +169,53 @@ def _csv_value(value: Any) -> str:
 
 # --- terminal output -----------------------------------------------------------------------------
 class Display:
-    """Print log lines, metric lines and peer events, coloured when ``colour`` is true."""
+    """Print log lines, metric lines and peer events (Rich styles when ``colour`` is true)."""
 
     def __init__(self, stream: TextIO, colour: bool) -> None:
         self._out = stream
-        self._colour = colour
+        self._console = Console(
+            file=stream,
+            force_terminal=colour,
+            no_color=not colour,
+            color_system="auto" if colour else None,
+            highlight=False,
+            emoji=False,
+            soft_wrap=True,
+        )
         self._width = 16
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], tuple[str, ...]] = {}
         self.broken = False
 
-    def _paint(self, code: str, text: str) -> str:
-        return f"{code}{text}{_RESET}" if self._colour and code and text else text
-
-    def _sender(self, name: str) -> str:
+    def _sender(self, name: str) -> Text:
         self._width = max(self._width, len(name))
-        return self._paint(_BOLD, name.ljust(self._width))
+        return Text(name.ljust(self._width), "bold")
 
-    def _emit(self, text: str) -> None:
+    def _emit(self, text: Text) -> None:
         with self._lock:
             if self.broken:
                 return
             try:
-                self._out.write(text + "\n")
+                self._console.print(text)
                 self._out.flush()
             except (OSError, ValueError):
                 self.broken = True  # e.g. the pipe reader went away
 
     def log(self, message: CMDP1Log) -> None:
-        colour = _LEVEL_COLOURS.get(message.level, "")
-        clock = _clock(to_datetime(message.time))
-        topic = self._paint(_DIM, f"[{message.log_topic}]") if message.log_topic else ""
-        text = message.message
-        if message.level in ("WARNING", "STATUS", "CRITICAL"):
-            text = self._paint(colour, text)
-        lines = [
-            f"{clock} {self._paint(colour, message.level.ljust(8))} "
-            f"{self._sender(message.sender)} {topic} {text}".rstrip()
-        ]
+        style = LEVEL_STYLES.get(message.level, "")
+        line = Text(f"{_clock(to_datetime(message.time))} ")
+        line.append(message.level.ljust(8), style)
+        line.append(" ").append_text(self._sender(message.sender))
+        if message.log_topic:
+            line.append(f" [{message.log_topic}]", "dim")
+        loud = message.level in ("WARNING", "STATUS", "CRITICAL")
+        line.append(f" {message.message}", style if loud else "")
+        line.rstrip()
         traceback = message.tags.get("traceback")
         if isinstance(traceback, str) and traceback:
-            lines.extend(self._paint(_DIM, "    " + line) for line in traceback.splitlines())
-        self._emit("\n".join(lines))
+            for text in traceback.splitlines():
+                line.append(f"\n    {text}", "dim")
+        self._emit(line)
 
     def metric(self, sample: MetricSample) -> None:
         value = _display_value(sample.value)
@@ -228,10 +225,12 @@ class Display:
             extra = f"  ({_number(sample.rate)} {sample.rate_unit})"
         elif sample.average is not None:
             extra = f"  (avg {_number(sample.average)}{unit})"
-        self._emit(
-            f"{_clock(sample.time)} {self._paint(_METRIC_COLOUR, 'METRIC  ')} "
-            f"{self._sender(sample.sender)} {sample.name} = {value}{unit}{self._paint(_DIM, extra)}"
-        )
+        line = Text(f"{_clock(sample.time)} ")
+        line.append("METRIC  ", _METRIC_STYLE)
+        line.append(" ").append_text(self._sender(sample.sender))
+        line.append(f" {sample.name} = {value}{unit}")
+        line.append(extra, "dim")
+        self._emit(line)
 
     def notification(self, message: CMDP1Notification) -> None:
         """Show what a sender offers, once per change (other listeners cause repeats)."""
@@ -243,8 +242,9 @@ class Display:
             self._seen[key] = topics
         what = "log topics" if message.kind == "LOG" else "metrics"
         now = _clock(to_datetime(message.time))
-        line = f"{now} {'-' * 8} {self._sender(message.sender)} {what}: {', '.join(topics)}"
-        self._emit(self._paint(_DIM, line))
+        line = Text(f"{now} {'-' * 8} ", "dim").append_text(self._sender(message.sender))
+        line.append(f" {what}: {', '.join(topics)}", "dim")
+        self._emit(line)
 
     def peer(self, name: str, connected: bool) -> None:
         if not connected:
@@ -253,10 +253,12 @@ class Display:
                     self._seen.pop((name, kind), None)
         state = "connected" if connected else "left"
         now = _clock(datetime.now().astimezone())
-        self._emit(self._paint(_DIM, f"{now} {'-' * 8} {self._sender(name)} {state}"))
+        line = Text(f"{now} {'-' * 8} ", "dim").append_text(self._sender(name))
+        line.append(f" {state}", "dim")
+        self._emit(line)
 
     def info(self, text: str) -> None:
-        self._emit(self._paint(_DIM, text))
+        self._emit(Text(text, "dim"))
 
 
 def _clock(when: datetime) -> str:
@@ -349,7 +351,7 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
-    colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
+    colour = args.colour == "always" or (args.colour == "auto" and colour_wanted(sys.stdout))
     display = Display(sys.stdout, colour)
     recorder: CsvRecorder | None = None
     if args.output is not None:

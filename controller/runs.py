@@ -18,6 +18,7 @@ from typing import Any
 
 from constellation.core.states import State
 from constellation.errors import ConfigError, TransitionError
+from controller.conditions import unused_keys_in
 from controller.config import load_config
 from controller.controller import Controller, Reply
 from controller.group import GroupView
@@ -95,6 +96,8 @@ class RunControl:
         self.log = log
         #: The run identifier this object last started (None before the first start).
         self.started_run: str | None = None
+        #: Satellite -> configuration keys it reported unused after the last ``initialize``.
+        self.unused: dict[str, list[str]] = {}
 
     # --- observation ------------------------------------------------------------------------------
     def states(self) -> dict[str, str]:
@@ -212,6 +215,10 @@ class RunControl:
         if refused:
             raise RunError("'initialize' refused", refused)
         self.wait_state("INIT", names)
+        self.unused = {n: unused_keys_in(self.status_of(n)) for n in names}
+        for name, keys in sorted(self.unused.items()):
+            if keys:
+                self.log(f"{name} did not use: {', '.join(keys)} (misspelt?)")
 
     def transition(
         self, verb: str, target: str, names: Iterable[str] | None = None, payload: Any = None

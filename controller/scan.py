@@ -24,6 +24,7 @@ from typing import Any
 
 from constellation.core.config import normalize_framework_keys
 from constellation.protocol.common import validate_run_id
+from controller.conditions import flat_keys
 from controller.config import ConfigFileError, ControllerConfig, load_config, read_file
 from controller.controller import Controller
 from controller.group import GroupView
@@ -245,6 +246,7 @@ class Scan:
                 before = control.wait_settled()
                 control.prepare(base.with_overrides(overrides))
                 fresh = {n for n, s in before.items() if s in NEEDS_INITIALIZE}
+                _check_used(control, {n: o for n, o in overrides.items() if n in fresh})
                 self._apply(
                     control, base, {n: o for n, o in overrides.items() if n not in fresh}, commands
                 )
@@ -287,7 +289,20 @@ class Scan:
         if reinitialize:
             control.transition("land", "INIT", reinitialize)
             control.initialize(base.with_overrides(overrides), reinitialize)
+            _check_used(control, {n: overrides[n] for n in reinitialize})
             control.transition("launch", "ORBIT", reinitialize)
+
+
+def _check_used(control: RunControl, overrides: Mapping[str, Mapping[str, Any]]) -> None:
+    """Fail when a satellite just initialized reported a scanned key as unused."""
+    ignored = {}
+    for name, section in overrides.items():
+        unused = {key.lower() for key in control.unused.get(name, [])}
+        keys = [key for key in flat_keys(section) if key.lower() in unused]
+        if keys:
+            ignored[name] = f"{', '.join(keys)}: not a parameter it reads (misspelt?)"
+    if ignored:
+        raise RunError("scan parameter not used by its satellite", ignored)
 
 
 def _overrides(

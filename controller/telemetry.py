@@ -1,24 +1,23 @@
 """Controller layer: follow a few metrics of the group (e.g. TX_RECORDS, RX_RECORDS) during runs.
 
-:class:`MetricWatcher` subscribes with one SUB socket, served by the controller's event loop, to
-``STAT/<NAME>`` of every discovered monitoring service of the group, keeps the latest value per
+:class:`MetricWatcher` subscribes to ``STAT/<NAME>`` of every discovered monitoring service of
+the group, with a SUB socket per satellite served by the controller's event loop (so satellites
+may leave and return, killed or not, any number of times), keeps the latest value per
 (satellite, metric) and derives a rate from successive values. It is what ``Controller run``
 shows in its progress line and what ``until`` conditions of scans look at.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import zmq
-
 from constellation.errors import DecodeError
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent, ServiceId
+from constellation.net.subscriptions import PeerSubscriptions
 from constellation.protocol.cmdp1 import CMDP1Metric, decode_cmdp1
 from controller.controller import Controller
 
@@ -46,13 +45,9 @@ class MetricWatcher:
         self.metrics = tuple(dict.fromkeys(m.upper() for m in metrics))
         self._lock = threading.Condition()
         self._samples: dict[tuple[str, str], Sample] = {}
-        self._endpoints: dict[str, str] = {}
         self._loop = controller.loop
-        self._sock: zmq.Socket[Any] = controller.loop.context.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        for metric in self.metrics:
-            self._sock.setsockopt(zmq.SUBSCRIBE, f"STAT/{metric}".encode())
-        self._loop.add_socket(self._sock, self._on_readable)
+        self._subs = PeerSubscriptions(self._loop, self._on_frames)
+        self._loop.run_sync(lambda: self._subs.set_topics(f"STAT/{m}" for m in self.metrics))
         self._closed = False
         controller.discovery.add_listener([ServiceId.MONITORING], self._on_service)
 
@@ -65,26 +60,18 @@ class MetricWatcher:
         if self._closed:
             return
         key = service.name.lower()
-        old = self._endpoints.pop(key, None)
-        if old is not None:
-            with contextlib.suppress(zmq.ZMQError):
-                self._sock.disconnect(old)
         if event is DiscoveryEvent.ADDED:
-            self._sock.connect(service.endpoint)
-            self._endpoints[key] = service.endpoint
+            self._subs.connect(key, service.endpoint)
+        elif self._subs.endpoint(key) == service.endpoint:
+            self._subs.drop(key)
 
-    def _on_readable(self) -> None:
-        while True:
-            try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                message = decode_cmdp1(frames)
-            except DecodeError:
-                continue
-            if isinstance(message, CMDP1Metric):
-                self._store(message)
+    def _on_frames(self, key: str, frames: list[bytes]) -> None:
+        try:
+            message = decode_cmdp1(frames)
+        except DecodeError:
+            return
+        if isinstance(message, CMDP1Metric):
+            self._store(message)
 
     def _store(self, message: CMDP1Metric) -> None:
         now = time.monotonic()
@@ -131,12 +118,8 @@ class MetricWatcher:
         self._closed = True
         self.ctl.discovery.remove_listener(self._on_service)
 
-        def shutdown() -> None:
-            self._loop.remove_socket(self._sock)
-            self._sock.close(linger=0)
-
         try:
-            self._loop.run_sync(shutdown)
+            self._loop.run_sync(self._subs.close)
         except TimeoutError:
             pass
 

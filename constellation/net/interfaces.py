@@ -42,15 +42,20 @@ def _is_ipv4(text: str) -> bool:
 def resolve_interfaces(interfaces: Iterable[str] | None) -> list[str] | None:
     """Turn interface names and IPv4 addresses into a list of IPv4 addresses.
 
-    ``None`` (or an empty list) means all interfaces. Unknown names raise DiscoveryError.
+    ``None`` (or an empty list) means all interfaces. Unknown names, and addresses that are not
+    on this host, raise DiscoveryError.
     """
     wanted = [i for i in (interfaces or []) if i]
     if not wanted:
         return None
     by_name = local_ipv4_addresses()
+    on_host = {ip for ips in by_name.values() for ip in ips}
     result: list[str] = []
     for item in wanted:
         if _is_ipv4(item):
+            if item not in on_host and not item.startswith("127."):
+                known = ", ".join(f"{n} {' '.join(a)}" for n, a in sorted(by_name.items()))
+                raise DiscoveryError(f"address {item} is not on this host (known: {known})")
             ips = [item]
         elif item in by_name:
             ips = by_name[item]

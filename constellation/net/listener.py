@@ -38,7 +38,7 @@ from constellation.net.discovery import (
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop
 from constellation.net.ratelimit import RateLimitedWarning
-from constellation.net.sockets import DEFAULT_MAX_MESSAGE_SIZE
+from constellation.net.subscriptions import PeerSubscriptions
 from constellation.protocol.cmdp1 import (
     LOG_LEVELS,
     CMDP1Log,
@@ -60,9 +60,6 @@ __all__ = [
 
 log = logging.getLogger("constellation.net.listener")
 _ids = itertools.count(1)
-
-#: Messages handled per wake-up before other loop work gets a turn.
-_BATCH = 1000
 
 LogCallback = Callable[[CMDP1Log], None]
 MetricCallback = Callable[[CMDP1Metric], None]
@@ -133,7 +130,7 @@ class MonitoringListener:
         self.on_notification = on_notification
         self.on_peer = on_peer
         self._lock = threading.Lock()
-        self._endpoints: dict[str, tuple[str, str]] = {}  # lower name -> (name, endpoint)
+        self._names: dict[str, str] = {}  # lower name -> name, of every followed sender
         self._topics: set[str] = set()
         self._offered: dict[tuple[str, str], dict[str, str]] = {}  # (sender, kind) -> topics
         self._desired: set[str] = set()
@@ -149,12 +146,8 @@ class MonitoringListener:
 
         self.loop = EventLoop(context or zmq.Context.instance(), f"listener-{group}")
         self.loop.start()
-        self._sock: zmq.Socket[Any] = self.loop.context.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_SIZE)
-        self._sock.setsockopt(zmq.RCVHWM, 100_000)
+        self._subs = PeerSubscriptions(self.loop, self._on_frames, on_cut_short=self._cut_short)
         self._configure(level, log_topics, metrics)
-        self.loop.add_socket(self._sock, self._on_readable)
 
         if isinstance(discovery, Discovery):
             self._discovery, self._own_discovery = discovery, False
@@ -173,7 +166,7 @@ class MonitoringListener:
     def senders(self) -> list[str]:
         """Names of the satellites this listener is connected to."""
         with self._lock:
-            return sorted(name for name, _ in self._endpoints.values())
+            return sorted(self._names.values())
 
     @property
     def subscriptions(self) -> list[str]:
@@ -205,12 +198,8 @@ class MonitoringListener:
         self._close_socket()
 
     def _close_socket(self) -> None:
-        def shutdown() -> None:
-            self.loop.remove_socket(self._sock)
-            self._sock.close(linger=0)
-
         with contextlib.suppress(TimeoutError):
-            self.loop.run_sync(shutdown)
+            self.loop.run_sync(self._subs.close)
         self.loop.stop()
 
     def __enter__(self) -> MonitoringListener:
@@ -241,12 +230,8 @@ class MonitoringListener:
 
     def _apply_subscriptions(self) -> None:
         with self._lock:
-            old, new = set(self._topics), set(self._desired)
-            self._topics = new
-        for topic in sorted(old - new):
-            self._sock.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
-        for topic in sorted(new - old):
-            self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+            self._topics = set(self._desired)
+        self._subs.set_topics(self._topics)
 
     # --- discovery (discovery thread) ---------------------------------------------------------
     def _on_service(self, event: DiscoveryEvent, service: DiscoveredService) -> None:
@@ -257,43 +242,40 @@ class MonitoringListener:
         if self._closed:
             return
         key, endpoint = service.name.lower(), service.endpoint
-        with self._lock:
-            old = self._endpoints.get(key)
-            if old is not None and old[1] == endpoint and event is DiscoveryEvent.ADDED:
+        current = self._subs.endpoint(key)
+        if event is DiscoveryEvent.ADDED:
+            if current == endpoint:
                 return  # already connected there: a reconnect would lose messages
-            if event is DiscoveryEvent.REMOVED and (old is None or old[1] != endpoint):
+            if not self._subs.connect(key, endpoint):
+                return
+            log.debug("listening to %s at %s", service.name, endpoint)
+            with self._lock:
+                self._names[key] = service.name
+        else:
+            if current != endpoint:
                 return  # not (or no longer) connected there
-            if event is DiscoveryEvent.ADDED:
-                self._endpoints[key] = (service.name, endpoint)
-            else:
-                del self._endpoints[key]
+            self._subs.drop(key)
+            log.debug("stopped listening to %s at %s", service.name, endpoint)
+            with self._lock:
+                self._names.pop(key, None)
                 for kind in ("LOG", "STAT"):
                     self._offered.pop((key, kind), None)
-        if old is not None:
-            with contextlib.suppress(zmq.ZMQError):
-                self._sock.disconnect(old[1])
-            log.debug("stopped listening to %s at %s", service.name, old[1])
-        if event is DiscoveryEvent.ADDED:
-            self._sock.connect(endpoint)
-            log.debug("listening to %s at %s", service.name, endpoint)
-        if old is None or event is DiscoveryEvent.REMOVED:
+        if current is None or event is DiscoveryEvent.REMOVED:
             self._call(self.on_peer, service.name, event is DiscoveryEvent.ADDED)
 
     # --- input (loop thread) ------------------------------------------------------------------
-    def _on_readable(self) -> None:
-        for _ in range(_BATCH):
-            try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
-                return
-            try:
-                message = decode_cmdp1(frames)
-            except DecodeError as exc:
-                self.dropped += 1
-                self._bad_input("dropped a malformed CMDP1 message: %s", exc)
-                continue
-            self._dispatch(message)
-        self.loop.call_soon(self._on_readable)  # more input may be waiting: come back soon
+    def _on_frames(self, key: str, frames: list[bytes]) -> None:
+        try:
+            message = decode_cmdp1(frames)
+        except DecodeError as exc:
+            self.dropped += 1
+            self._bad_input("dropped a malformed CMDP1 message: %s", exc)
+            return
+        self._dispatch(message)
+
+    def _cut_short(self, key: str) -> None:
+        self.dropped += 1
+        self._bad_input("a message of %s was cut short by a lost connection; reconnecting", key)
 
     def _dispatch(self, message: CMDP1Message) -> None:
         if isinstance(message, CMDP1Log):

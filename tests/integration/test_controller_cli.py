@@ -138,7 +138,8 @@ def test_console_session(satellites: Any, group: str, fast_timing: Any, tmp_path
         child.send("wait('RUN')\r")
         child.expect(prompt(group, 2, "RUN", "console_1"))  # the run id joins the prompt
         child.send("status()\r")
-        child.expect(r"SATELLITE\s+STATE\s+ROLE\s+LAST BEAT\s+RUN ID\s+STATUS")
+        gap = rf"(?:\s|{ESC})+"  # the bold header is styled cell by cell
+        child.expect(gap.join(["SATELLITE", "STATE", "ROLE", "LAST BEAT", "RUN ID", "STATUS"]))
         child.expect(r"Example\.alpha\s+" + ESC + "RUN")
         child.send("constellation.stop()\r")
         child.send("wait('ORBIT')\r")
@@ -240,7 +241,8 @@ def test_run_end_to_end(satellites: Any, group: str, fast_timing: Any, tmp_path:
         assert step in out
     assert re.search(r"e2e_1 \[#+\] 00:01 / 00:01", out), out
     assert re.search(r"sent [\d,]+ .* received [\d,]+", out), out
-    assert "run e2e_1 done (duration)" in out
+    assert "run e2e_1 done (duration, " in out
+    assert re.search(r"^  BorRecorder\.rx: [\d,]+ records, [\d.]+ KiB, condition ", out, re.M), out
     assert state_of(tx, rx) == {State.INIT}
     assert [(run, sender) for run, sender, _ in rx.recorded()] == [
         ("e2e_1", "RandomTransmitter.tx")

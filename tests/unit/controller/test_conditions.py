@@ -1,4 +1,4 @@
-"""Unit tests for controller.controller.check_conditions: the controller's pre-flight check of
+"""Unit tests for controller.conditions.check_conditions: the controller's pre-flight check of
 conditional transitions (unknown peers and circular waits), a pure function of the configs."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from constellation.errors import ConfigError
-from controller.controller import check_conditions
+from controller.conditions import check_conditions
 
 __all__: list[str] = []
 
