@@ -1,4 +1,4 @@
-"""Offline reader of H5DataWriter files (SPEC §8) and the ``constellation-h5`` command.
+"""Offline reader of H5DataWriter files (docs/file-format.md) and the ``constellation-h5`` command.
 
 Needs only h5py and numpy (plus ``hdf5plugin`` for compressed files, imported when present)::
 

@@ -1,4 +1,4 @@
-"""Controller configuration files (SPEC §4): levels, precedence, variables and error messages."""
+"""Controller configuration files (docs/controller.md): levels, precedence, variables, errors."""
 
 from __future__ import annotations
 
