@@ -181,9 +181,9 @@ def test_console_mistakes_are_one_line_and_error_shows_in_the_prompt(
         child.expect(prompt(group, 2, "INIT"))
         child.send("constellation.launch()\r")
         child.expect(r"! Brittle\.b: launching -> ERROR: .*cable pulled")
-        child.send("\r")
+        child.send("\r")  # the simple console prints its prompt on a new line only
         child.expect(prompt(group, 2, "~ERROR"))
-        child.sendeof()
+        child.send("exit()\r")  # not Ctrl-D: an EOF typed while the prompt redraws is lost
         child.expect(pexpect.EOF)
     finally:
         close_console(child)
