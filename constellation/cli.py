@@ -99,30 +99,51 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--interface",
         action=_InterfaceAction,
         default=None,
-        help="interface name or IPv4 address to use (repeatable; default: all)",
+        help="interface name or IPv4 address to use (repeatable; all interfaces if not given)",
     )
     parser.add_argument(
         "--discovery",
         choices=["mdns", "chirp", "both"],
         default="mdns",
-        help="discovery backend (default: mdns)",
+        help="discovery backend",
     )
 
 
-def build_parser(type_name: str, data_port: bool = False) -> argparse.ArgumentParser:
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` showing each option's default (unless it has none) and the epilog as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, argparse.SUPPRESS, False):
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            text += " (default: %(default)s)"
+        return text
+
+
+def build_parser(
+    type_name: str, data_port: bool = False, epilog: str | None = None
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"Satellite{type_name}", description=f"Run a {type_name} satellite."
+        prog=f"Satellite{type_name}",
+        description=f"Run a {type_name} satellite.",
+        epilog=epilog,
+        formatter_class=HelpFormatter,
     )
     add_network_arguments(parser)
     parser.add_argument("-n", "--name", default=default_name(), help="satellite name")
     parser.add_argument(
         "-l", "--level", type=level_type(), default="INFO", help="console log level"
     )
-    parser.add_argument("--cmd-port", "--command-port", type=int, default=0)
-    parser.add_argument("--hb-port", "--heartbeat-port", type=int, default=0)
-    parser.add_argument("--mon-port", "--monitoring-port", type=int, default=0)
-    if data_port:
-        parser.add_argument("--data-port", "--cdtp-port", type=int, default=0)
+    for flags, what in (
+        (("--cmd-port", "--command-port"), "command (CSCP)"),
+        (("--hb-port", "--heartbeat-port"), "heartbeat (CHP)"),
+        (("--mon-port", "--monitoring-port"), "monitoring (CMDP)"),
+        *((("--data-port", "--cdtp-port"), "data (CDTP)"),) * data_port,
+    ):
+        parser.add_argument(
+            *flags, type=int, default=0, metavar="PORT", help=f"{what} port; 0 = any free port"
+        )
     parser.add_argument(
         "--version",
         action="version",
@@ -136,7 +157,13 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
     from constellation.transmitter import TransmitterSatellite
 
     is_transmitter = issubclass(cls, TransmitterSatellite)
-    args = build_parser(cls.__name__, data_port=is_transmitter).parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    epilog = None
+    if "-h" in words or "--help" in words:  # describing builds the object: only when asked
+        from constellation.describe import describe, help_text
+
+        epilog = help_text(describe(cls))
+    args = build_parser(cls.__name__, is_transmitter, epilog).parse_args(argv)
     setup_logging(args.level)
     kwargs: dict[str, Any] = {
         "interfaces": args.interface,

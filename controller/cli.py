@@ -20,7 +20,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from constellation import __version__
-from constellation.cli import add_network_arguments, default_name, level_type, setup_logging
+from constellation.cli import (
+    HelpFormatter,
+    add_network_arguments,
+    default_name,
+    level_type,
+    setup_logging,
+)
 from constellation.errors import ConfigError
 from constellation.protocol.common import validate_run_id
 from constellation.terminal import colour_wanted
@@ -51,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="Controller",
         description="Steer a constellation: interactive console (no command), status, run, scan.",
+        formatter_class=HelpFormatter,
     )
     add_network_arguments(parser)
     parser.add_argument("-c", "--config", help="configuration file (TOML or YAML)")

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from constellation import __version__
-from constellation.cli import add_network_arguments, level_type
+from constellation.cli import HelpFormatter, add_network_arguments, level_type
 from constellation.errors import DiscoveryError
 from constellation.net.listener import MetricSample, MetricStats, MonitoringListener
 from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="Monitor",
         description="Show (and record) the logs and metrics of every satellite of a group.",
+        formatter_class=HelpFormatter,
     )
     add_network_arguments(parser)
     parser.add_argument(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from constellation.cli import run_satellite
 from constellation.core.config import Configuration
 from constellation.core.states import State
+from constellation.parameters import Param, read_parameters
 from constellation.satellite import CustomCommand, Satellite
 
 __all__ = ["Example", "main"]
@@ -28,12 +29,18 @@ class Example(Satellite):
         ),
     )
 
+    parameters = (
+        Param(
+            "sample_period", float, 1.0, "time between two samples", unit="s", min=0.001, max=60.0
+        ),
+    )
+
     sample_period = 1.0
     offset = 0.0
     samples = 0
 
     def do_initializing(self, config: Configuration) -> str:
-        self.sample_period = config.get_float("sample_period", 1.0, min=0.001, max=60.0)
+        self.sample_period = read_parameters(self.parameters, config)["sample_period"]
         return f"Initialized with sample_period={self.sample_period:g} s"
 
     def do_starting(self, run_id: str) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from constellation.cli import run_satellite
 from constellation.core.config import Configuration
+from constellation.parameters import Param, read_parameters
 from constellation.transmitter import TransmitterSatellite
 
 __all__ = ["RandomTransmitter", "main", "random_records"]
@@ -55,16 +56,31 @@ def random_records(block_size: int, number_of_blocks: int, seed: int) -> list[tu
 class RandomTransmitter(TransmitterSatellite):
     """Sends records of random bytes."""
 
+    parameters = (
+        Param("block_size", int, 1024, "bytes per block", unit="B", min=1, max=256 * 1024 * 1024),
+        Param("number_of_blocks", int, 1, "blocks per record", min=1, max=1024),
+        Param(
+            "rate",
+            float,
+            0.0,
+            "records per second; 0 = as fast as the receiver takes them",
+            unit="records/s",
+            min=0.0,
+        ),
+        Param("seed", int, 0, "seed of the random data", min=0),
+    )
+
     block_size = 1024
     number_of_blocks = 1
     rate = 0.0
     seed = 0
 
     def do_initializing(self, config: Configuration) -> str:
-        self.block_size = config.get_int("block_size", 1024, min=1, max=256 * 1024 * 1024)
-        self.number_of_blocks = config.get_int("number_of_blocks", 1, min=1, max=1024)
-        self.rate = config.get_float("rate", 0.0, min=0.0)
-        self.seed = config.get_int("seed", 0, min=0)
+        values = read_parameters(self.parameters, config)
+        self.block_size = values["block_size"]
+        self.number_of_blocks = values["number_of_blocks"]
+        self.rate = values["rate"]
+        self.seed = values["seed"]
         self._records = random_records(self.block_size, self.number_of_blocks, self.seed)
         rate = "full speed" if not self.rate else f"{self.rate:g} records/s"
         return f"Initialized: {self.number_of_blocks} x {self.block_size} B per record, {rate}"
