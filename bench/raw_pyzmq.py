@@ -132,7 +132,8 @@ def run_raw(block_size: int, seconds: float, mode: str) -> dict[str, Any]:
     """Plain pyzmq PUSH -> PULL between two processes for ``seconds``; the puller's rates.
 
     Returns ``records_per_s``, ``mb_per_s`` (block bytes, first to last message at the
-    puller), ``cpu_s_per_gb`` (both processes) and the peak RSS of each process in MiB.
+    puller), ``cpu_s_per_gb`` (both processes; ``tx_``/``rx_`` each one) and the peak RSS
+    of each process in MiB.
     """
     if mode not in MODES:
         raise ValueError(f"unknown raw mode {mode!r}")
@@ -161,10 +162,13 @@ def run_raw(block_size: int, seconds: float, mode: str) -> dict[str, Any]:
                 proc.kill()
             proc.wait(20)
     elapsed = result["seconds"] or float("inf")
+    gb = result["bytes"] / 1e9 or float("inf")
     return {
         "records_per_s": round(result["records"] / elapsed),
         "mb_per_s": round(result["bytes"] / elapsed / 1e6, 1),
-        "cpu_s_per_gb": round((push_cpu + result["cpu"]) / (result["bytes"] / 1e9), 3),
+        "cpu_s_per_gb": round((push_cpu + result["cpu"]) / gb, 3),
+        "tx_cpu_s_per_gb": round(push_cpu / gb, 3),
+        "rx_cpu_s_per_gb": round(result["cpu"] / gb, 3),
         "send_peak_rss_mb": round(peaks.get(procs[-1].pid, 0) / 2**20, 1),
         "recv_peak_rss_mb": round(peaks.get(pull.pid, 0) / 2**20, 1),
     }
