@@ -109,7 +109,9 @@ def _push(port: int, block_size: int, seconds: float, mode: str) -> None:
                 send_multipart([packb((seq, {})), data])
         else:
             for batch in batches:
-                records = [(seq + i, {}, [data]) for i, data in enumerate(batch, 1)]
+                records: list[tuple[int, dict[str, Any], list[Any]]] = [
+                    (seq + i, {}, [data]) for i, data in enumerate(batch, 1)
+                ]
                 send(packb((seq + 1, len(records))), zmq.SNDMORE)
                 send(packb(records), copy=batch_copy)
                 seq += len(records)

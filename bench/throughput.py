@@ -104,7 +104,7 @@ class NumpyTransmitter(RandomTransmitter):
 
 def _cpu_seconds(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    return float(times.user + times.system)
 
 
 def _mb(n: int) -> float:
