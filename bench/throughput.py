@@ -5,7 +5,7 @@ after the other, every one between two processes on 127.0.0.1 for ``--seconds``:
 
 ``ours, bytes``
     RandomTransmitter -> DevNullReceiver, started from their console scripts and steered by a
-    Controller; records of one ``bytes`` block (or a view of a random pool from 16 KiB) and no
+    Controller; records of one ``bytes`` block (a view of a random pool above 8 KiB) and no
     tags. The receiver's ``get_data_rate`` gives records/s and MB/s (first to last batch); the
     run fails if the receiver got fewer records than the EOR announces.
 ``ours, numpy + 2 tags``
