@@ -102,7 +102,12 @@ def test_waiting_producer_resumes_only_at_half_the_queue(sender: DataSender) -> 
     for _ in range(QUEUE):  # the sender thread holds the first one, unable to send it
         sender.add({}, (BLOCK,), len(BLOCK))
     added = threading.Event()
-    producer = threading.Thread(target=lambda: (sender.add({}, (BLOCK,), len(BLOCK)), added.set()))
+
+    def produce() -> None:
+        sender.add({}, (BLOCK,), len(BLOCK))
+        added.set()
+
+    producer = threading.Thread(target=produce)
     producer.start()
     try:
         assert not added.wait(0.3)

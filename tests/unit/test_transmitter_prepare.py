@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from constellation.protocol.cdtp2 import decode_data_frame, encode_data_frame
+from constellation.protocol.cdtp2 import DataRecord, decode_data_frame, encode_data_frame
 from constellation.transmitter import _prepare, _prepare_array
 
 ARRAYS = [
@@ -27,7 +27,7 @@ def test_array_fast_path_equals_general_path(array: np.ndarray, tags: Any) -> No
     assert fast == _prepare(array, tags)
     record_tags, blocks, nbytes = fast
     assert blocks[0] is array and nbytes == array.nbytes
-    frame = encode_data_frame("Tx.t", [(1, record_tags, blocks)])
+    frame = encode_data_frame("Tx.t", [DataRecord(1, record_tags, blocks)])
     (record,) = decode_data_frame(frame).records
     assert bytes(record.blocks[0]) == array.tobytes()
     native = array.dtype.byteorder in ("=", "|")
