@@ -1,26 +1,32 @@
-"""Benchmark: RandomTransmitter -> DevNullReceiver end to end, against raw pyzmq PUSH/PULL.
+"""Benchmark: transmitter -> DevNullReceiver end to end, against raw pyzmq PUSH/PULL.
 
-For each block size, both satellites are started from their console scripts as separate
-processes on 127.0.0.1 and steered by a Controller; the transmitter sends at full speed for
-``--seconds`` and the receiver's ``get_data_rate`` gives records/s and MB/s (first to last
-batch; the run fails if the receiver got fewer records than the EOR announces). In the same run
-two plain pyzmq processes (PUSH -> PULL, one message per record made of a small msgpack header
-frame and the data frame, the same random blocks) give the raw baseline, twice: with pyzmq's
-defaults (``send_multipart``/``recv_multipart``: one copy on each side; ``raw_*``, ``ratio``)
-and zero-copy for frames of 64 KiB and more (``raw_zc_*``, ``ratio_zc``). ``cpu_s_per_gb`` is
-the CPU time of both processes per GB moved, a figure less sensitive to other load on the
-host than the rates. The peak RSS of every process is sampled with psutil. Prints a table, or
-with ``--json`` one JSON line per block size.
+For each block size and each of ``--repeat`` iterations (default 3) five measurements run one
+after the other, every one between two processes on 127.0.0.1 for ``--seconds``:
+
+``ours, bytes``
+    RandomTransmitter -> DevNullReceiver, started from their console scripts and steered by a
+    Controller; records of one ``bytes`` block (a view of a random pool above 8 KiB) and no
+    tags. The receiver's ``get_data_rate`` gives records/s and MB/s (first to last batch); the
+    run fails if the receiver got fewer records than the EOR announces.
+``ours, numpy + 2 tags``
+    the same with the typical user call, ``send_record(array, {"dtype": "uint16", "x": n})``
+    on uint16 numpy arrays (NumpyTransmitter, defined here).
+``raw 1 msg/record``, ``raw zero-copy``, ``raw batched``
+    plain pyzmq processes moving the same random blocks (see ``bench/raw_pyzmq.py``): one
+    message per record with pyzmq's defaults; the same zero-copy from 64 KiB; one message per
+    batch of as many records as our DATA messages hold, packed with ``msgpack.packb``.
+
+Ratios (our MB/s over a baseline's) are taken per iteration, between measurements made back to
+back, and their median is reported next to each per-iteration value; rates are the medians of
+the iterations. ``CPU s/GB`` is the CPU time of both processes per GB moved, less sensitive to
+other load on the host than the rates. Peak RSS of every process is sampled with psutil.
 
 With ``--throttle 0.5`` each size is measured once more with the receiver process stopped
 (SIGSTOP/SIGCONT) half of the time, so that the transmitter meets back-pressure; its RSS is
 reported once per second and must stay flat.
 
-The rates vary from run to run on a shared host: ``--repeat 3`` measures everything three times
-(interleaved) and reports the median run of each.
-
-    python bench/throughput.py [--seconds 3] [--sizes 64 1024 65536 1048576] [--json]
-                               [--repeat 3] [--throttle 0.5]
+    python bench/throughput.py [--seconds 3] [--sizes 64 1024 65536 1048576] [--repeat 3]
+                               [--json] [--throttle 0.5]
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -36,57 +43,72 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import msgpack
+import numpy as np
 import psutil
-import zmq
+from raw_pyzmq import batch_records, run_raw
 
+from constellation.cli import run_satellite
 from controller import Controller
-from satellites.random_transmitter import random_records
+from satellites.random_transmitter import RandomTransmitter
 
-__all__ = ["main", "run_ours", "run_raw"]
+__all__ = ["NumpyTransmitter", "main", "measure", "run_ours"]
 
 LOOPBACK = "127.0.0.1"
 BIN = Path(sys.executable).parent
-TX, RX = "RandomTransmitter.tx", "DevNullReceiver.rx"
+RX = "DevNullReceiver.rx"
 SIZES = (64, 1024, 64 * 1024, 1024 * 1024)
 SAMPLE_S = 0.05
+#: Measured variants: (key, label); ours first, then the raw pyzmq baselines.
+VARIANTS = (
+    ("bytes", "ours, bytes"),
+    ("numpy", "ours, numpy + 2 tags"),
+    ("raw", "raw 1 msg/record"),
+    ("raw_zc", "raw zero-copy"),
+    ("raw_batch", "raw batched"),
+)
+_RAW_MODES = {"raw": "copy", "raw_zc": "zero-copy", "raw_batch": "batch"}
+#: Ratios reported: (numerator, denominator).
+RATIOS = (
+    *((ours, base) for ours in ("bytes", "numpy") for base in ("raw", "raw_zc", "raw_batch")),
+    ("numpy", "bytes"),
+)
 
 
-def _sample_rss(procs: list[subprocess.Popen[bytes]], peaks: dict[int, int]) -> None:
-    for proc in procs:
-        try:
-            rss = psutil.Process(proc.pid).memory_info().rss
-        except psutil.Error:
-            continue
-        peaks[proc.pid] = max(peaks.get(proc.pid, 0), rss)
+class NumpyTransmitter(RandomTransmitter):
+    """RandomTransmitter sending uint16 numpy arrays with two tags, as user code typically does."""
+
+    def do_initializing(self, config: Any) -> str:
+        message = super().do_initializing(config)
+        count = max(1, self.block_size // 2)
+        pool = np.random.default_rng(self.seed).integers(
+            0, 1 << 16, max(8 << 20, 2 * count), dtype=np.uint16
+        )
+        step = 4099 * (1 + count // 4099)
+        offsets = [(i * step) % (len(pool) - count) for i in range(256)]
+        self._arrays = [pool[offset : offset + count] for offset in offsets]
+        return message
+
+    def _run_full_speed(self) -> int:
+        send = self.send_record
+        stopped = self.stop_requested
+        chunks = [self._arrays[i : i + 64] for i in range(0, len(self._arrays), 64)]
+        sent = 0
+        while True:
+            for chunk in chunks:
+                if stopped():
+                    return sent
+                for array in chunk:
+                    sent += 1
+                    send(array, {"dtype": "uint16", "x": sent})
 
 
-def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
-    """User + system CPU seconds used so far by ``procs`` (all their threads)."""
-    total = 0.0
-    for proc in procs:
-        times = psutil.Process(proc.pid).cpu_times()
-        total += times.user + times.system
-    return total
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def _mb(n: int) -> float:
     return round(n / 2**20, 1)
-
-
-def _reap(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-# --- our framework -----------------------------------------------------------------------------
-def _start_satellite(script: str, name: str, group: str) -> subprocess.Popen[bytes]:
-    cmd = [str(BIN / script), "-g", group, "-n", name, "-i", LOOPBACK, "-l", "WARNING"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class _Throttle:
@@ -121,243 +143,176 @@ class _Throttle:
             self._proc.send_signal(signal.SIGCONT)
 
 
-def run_ours(block_size: int, seconds: float, throttle: float = 0.0) -> dict[str, Any]:
-    """RandomTransmitter -> DevNullReceiver as processes; the receiver's measured rates.
+def _start(cmd: list[str], name: str, group: str) -> subprocess.Popen[bytes]:
+    cmd = [*cmd, "-g", group, "-n", name, "-i", LOOPBACK, "-l", "WARNING"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    With ``throttle`` the receiver is stopped for that fraction of the time (so it is slower
-    than the transmitter) and the transmitter's RSS is also reported once per second.
+
+def run_ours(
+    block_size: int, seconds: float, throttle: float = 0.0, numpy: bool = False
+) -> dict[str, Any]:
+    """Transmitter -> DevNullReceiver as processes; the receiver's measured rates.
+
+    ``numpy`` selects NumpyTransmitter instead of RandomTransmitter. With ``throttle`` the
+    receiver is stopped for that fraction of the time and the transmitter's RSS is reported
+    once per second.
     """
+    kind = "NumpyTransmitter" if numpy else "RandomTransmitter"
+    tx_cmd = (
+        [sys.executable, str(Path(__file__).resolve()), "--numpy-tx"]
+        if numpy
+        else [str(BIN / "SatelliteRandomTransmitter")]
+    )
     group = f"bench_{uuid.uuid4().hex[:8]}"
-    procs = [
-        _start_satellite("SatelliteDevNullReceiver", "rx", group),
-        _start_satellite("SatelliteRandomTransmitter", "tx", group),
-    ]
+    rx = _start([str(BIN / "SatelliteDevNullReceiver")], "rx", group)
+    tx = _start(tx_cmd, "tx", group)
     peaks: dict[int, int] = {}
     tx_rss: list[float] = []
     config = {
-        "RandomTransmitter": {
-            "tx": {"block_size": block_size, "_conditions": {"require_starting_after": [RX]}}
-        },
-        "DevNullReceiver": {"rx": {"_data": {"receive_from": [TX]}}},
+        kind: {"tx": {"block_size": block_size, "_conditions": {"require_starting_after": [RX]}}},
+        "DevNullReceiver": {"rx": {"_data": {"receive_from": [f"{kind}.tx"]}}},
     }
     try:
         with Controller(group, interface=LOOPBACK) as ctl:
-            ctl.await_satellites([TX, RX], timeout=30)
+            ctl.await_satellites([f"{kind}.tx", RX], timeout=30)
             ctl.initialize(config)
             ctl.await_state("INIT", 30)
             ctl.launch()
             ctl.await_state("ORBIT", 30)
             ctl.start(f"bench_{block_size}")
             ctl.await_state("RUN", 30)
-            cpu_start = _cpu_seconds(procs)
+            cpu_start = (_cpu_seconds(tx.pid), _cpu_seconds(rx.pid))
             t_start = time.monotonic()
-            t_end = t_start + seconds
-            with _Throttle(procs[0], throttle):
-                while time.monotonic() < t_end:
-                    _sample_rss(procs, peaks)
+            with _Throttle(rx, throttle):
+                while time.monotonic() < t_start + seconds:
+                    for proc in (tx, rx):
+                        rss = psutil.Process(proc.pid).memory_info().rss
+                        peaks[proc.pid] = max(peaks.get(proc.pid, 0), rss)
                     if time.monotonic() - t_start >= len(tx_rss) + 1:
-                        tx_rss.append(_mb(psutil.Process(procs[1].pid).memory_info().rss))
-                    time.sleep(SAMPLE_S)
-            cpu = _cpu_seconds(procs) - cpu_start
+                        tx_rss.append(_mb(psutil.Process(tx.pid).memory_info().rss))
+                    time.sleep(SAMPLE_S)  # sampling period, not a synchronisation
+            cpu = (_cpu_seconds(tx.pid) - cpu_start[0], _cpu_seconds(rx.pid) - cpu_start[1])
             window = time.monotonic() - t_start
             ctl.stop()
             ctl.await_state("ORBIT", 120)
-            _sample_rss(procs, peaks)
             rate = ctl.satellites[RX].command("get_data_rate").payload
             ctl.land()
             ctl.await_state("INIT", 30)
             ctl.shutdown()
     finally:
-        _reap(procs)
+        for proc in (rx, tx):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
     if rate["records"] != rate["eor_records"]:
         raise RuntimeError(f"records lost: {rate}")
+    gb = rate["mb_per_s"] * window / 1e3
     return {
-        "records": rate["records"],
         "records_per_s": round(rate["records_per_s"]),
         "mb_per_s": round(rate["mb_per_s"], 1),
-        "cpu_s_per_gb": round(cpu / (rate["mb_per_s"] * window / 1e3), 3),
-        "transmitter_peak_rss_mb": _mb(peaks.get(procs[1].pid, 0)),
-        "receiver_peak_rss_mb": _mb(peaks.get(procs[0].pid, 0)),
+        "cpu_s_per_gb": round(sum(cpu) / gb, 3),
+        "tx_cpu_s_per_gb": round(cpu[0] / gb, 3),
+        "rx_cpu_s_per_gb": round(cpu[1] / gb, 3),
+        "send_peak_rss_mb": _mb(peaks.get(tx.pid, 0)),
+        "recv_peak_rss_mb": _mb(peaks.get(rx.pid, 0)),
         "transmitter_rss_mb_per_s": tx_rss,
     }
 
 
-# --- raw pyzmq ---------------------------------------------------------------------------------
-def _raw_pull(block_size: int, zero_copy: bool) -> None:
-    """Child process: bind PULL, print the port, count messages until the end marker."""
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PULL)
-    port = sock.bind_to_random_port(f"tcp://{LOOPBACK}")
-    print(port, flush=True)
-    copy = not zero_copy or block_size < zmq.COPY_THRESHOLD
-    records = nbytes = 0
-    t_first = t_last = cpu_first = 0.0
-    while True:
-        header, data = sock.recv_multipart(copy=copy)  # type: ignore[call-overload]
-        head = header if copy else header.bytes
-        if head == b"END":
-            break
-        if not records:
-            t_first, cpu_first = time.perf_counter(), time.process_time()
-        msgpack.unpackb(head)
-        records += 1
-        nbytes += len(data)
-        t_last = time.perf_counter()
-    cpu = time.process_time() - cpu_first
-    result = {"records": records, "bytes": nbytes, "seconds": t_last - t_first, "cpu": cpu}
-    print(json.dumps(result), flush=True)
-    sock.close(0)
-    ctx.term()
+def _run_variant(key: str, block_size: int, seconds: float) -> dict[str, Any]:
+    if key in _RAW_MODES:
+        return run_raw(block_size, seconds, _RAW_MODES[key])
+    return run_ours(block_size, seconds, numpy=key == "numpy")
 
 
-def _raw_push(port: int, block_size: int, seconds: float, zero_copy: bool) -> None:
-    """Child process: connect PUSH and send header + data messages for ``seconds``."""
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUSH)
-    sock.connect(f"tcp://{LOOPBACK}:{port}")
-    blocks = [blocks[0] for blocks in random_records(block_size, 1, 0)]  # as RandomTransmitter
-    packb = msgpack.packb
-    send, send_multipart = sock.send, sock.send_multipart
-    seq = 0
-    cpu_start = time.process_time()
-    t_end = time.monotonic() + seconds
-    while time.monotonic() < t_end:
-        if zero_copy:
-            for data in blocks:
-                seq += 1
-                send(packb((seq, {})), zmq.SNDMORE)
-                send(data, copy=False)
-        else:
-            for data in blocks:
-                seq += 1
-                send_multipart([packb((seq, {})), data])
-    sock.send_multipart([b"END", b""])
-    print(time.process_time() - cpu_start, flush=True)
-    sock.close(linger=-1)
-    ctx.term()
+def measure(block_size: int, seconds: float, repeat: int = 3) -> dict[str, Any]:
+    """All variants ``repeat`` times (interleaved): medians and per-iteration ratios.
 
-
-def run_raw(block_size: int, seconds: float, zero_copy: bool = False) -> dict[str, Any]:
-    """Plain pyzmq PUSH -> PULL between two processes, one header + data message per record.
-
-    By default with pyzmq's defaults (``send_multipart`` / ``recv_multipart``, which copy the
-    data once on each side); with ``zero_copy`` frames of 64 KiB and more are sent and received
-    without a copy (``copy=False``).
+    Returns ``{variant: {field: median}}`` plus ``{variant}_runs`` (the MB/s of each
+    iteration) and, per ratio ``a/b``, ``{"median": m, "runs": [...]}``.
     """
-    me = [sys.executable, str(Path(__file__).resolve())]
-    mode = "zero-copy" if zero_copy else "copy"
-    pull = subprocess.Popen(
-        [*me, "--raw-pull", str(block_size), mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    procs = [pull]
-    peaks: dict[int, int] = {}
-    try:
-        assert pull.stdout is not None
-        port = int(pull.stdout.readline())
-        push = subprocess.Popen(
-            [*me, "--raw-push", str(port), str(block_size), str(seconds), mode],
-            stdout=subprocess.PIPE,
-        )
-        procs.append(push)
-        while push.poll() is None or pull.poll() is None:
-            _sample_rss(procs, peaks)
-            time.sleep(SAMPLE_S)
-        result = json.loads(pull.stdout.readline())
-        assert push.stdout is not None
-        push_cpu = float(push.stdout.readline())
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-        _reap(procs)
-    elapsed = result["seconds"] or float("inf")
-    prefix = "raw_zc_" if zero_copy else "raw_"
-    row = {
-        "records_per_s": round(result["records"] / elapsed),
-        "mb_per_s": round(result["bytes"] / elapsed / 1e6, 1),
-        "cpu_s_per_gb": round((push_cpu + result["cpu"]) / (result["bytes"] / 1e9), 3),
-        "push_peak_rss_mb": _mb(peaks.get(procs[-1].pid, 0)),
-        "pull_peak_rss_mb": _mb(peaks.get(pull.pid, 0)),
-    }
-    return {prefix + key: value for key, value in row.items()}
-
-
-def _median(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    """The run with the median ``key`` (the lower middle one for an even count)."""
-    return sorted(runs, key=lambda run: run[key])[(len(runs) - 1) // 2]
-
-
-def measure(block_size: int, seconds: float, repeat: int = 1) -> dict[str, Any]:
-    """One row: ours and both raw variants for ``block_size``, with the bytes/s ratios.
-
-    With ``repeat`` > 1 the three measurements are repeated, interleaved, and for each the run
-    with the median bytes/s is reported.
-    """
-    ours_runs, raw_runs, zc_runs = [], [], []
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key, _ in VARIANTS}
     for _ in range(repeat):
-        ours_runs.append(run_ours(block_size, seconds))
-        raw_runs.append(run_raw(block_size, seconds))
-        zc_runs.append(run_raw(block_size, seconds, zero_copy=True))
-    ours = _median(ours_runs, "mb_per_s")
-    raw = _median(raw_runs, "raw_mb_per_s")
-    raw_zc = _median(zc_runs, "raw_zc_mb_per_s")
-    return {
+        for key, _ in VARIANTS:
+            runs[key].append(_run_variant(key, block_size, seconds))
+    row: dict[str, Any] = {
         "block_size": block_size,
-        "runs": repeat,
-        **ours,
-        **raw,
-        "ratio": round(ours["mb_per_s"] / raw["raw_mb_per_s"], 3),
-        **raw_zc,
-        "ratio_zc": round(ours["mb_per_s"] / raw_zc["raw_zc_mb_per_s"], 3),
+        "repeat": repeat,
+        "records_per_message": batch_records(block_size),
     }
+    for key, results in runs.items():
+        fields = [f for f, v in results[0].items() if isinstance(v, (int, float))]
+        row[key] = {f: round(statistics.median(r[f] for r in results), 3) for f in fields}
+        row[f"{key}_runs"] = [r["mb_per_s"] for r in results]
+    for num, den in RATIOS:
+        ratios = [
+            round(a["mb_per_s"] / b["mb_per_s"], 3) if b["mb_per_s"] else float("nan")
+            for a, b in zip(runs[num], runs[den], strict=True)
+        ]
+        row[f"{num}/{den}"] = {"median": round(statistics.median(ratios), 3), "runs": ratios}
+    return row
 
 
-_COLUMNS = (
-    ("block_size", "block B", "{:>9}"),
-    ("records_per_s", "records/s", "{:>11,}"),
-    ("mb_per_s", "MB/s", "{:>8.1f}"),
-    ("cpu_s_per_gb", "CPU s/GB", "{:>8.2f}"),
-    ("raw_records_per_s", "raw rec/s", "{:>11,}"),
-    ("raw_mb_per_s", "raw MB/s", "{:>8.1f}"),
-    ("raw_cpu_s_per_gb", "raw s/GB", "{:>8.2f}"),
-    ("ratio", "ratio", "{:>6.2f}"),
-    ("raw_zc_mb_per_s", "zc MB/s", "{:>8.1f}"),
-    ("raw_zc_cpu_s_per_gb", "zc s/GB", "{:>8.2f}"),
-    ("ratio_zc", "r_zc", "{:>6.2f}"),
-    ("transmitter_peak_rss_mb", "tx RSS", "{:>7.1f}"),
-    ("receiver_peak_rss_mb", "rx RSS", "{:>7.1f}"),
-    ("raw_push_peak_rss_mb", "push RSS", "{:>8.1f}"),
-    ("raw_pull_peak_rss_mb", "pull RSS", "{:>8.1f}"),
-)
+def format_row(row: dict[str, Any]) -> str:
+    """The human-readable block of one size: one line per variant, then the ratios."""
+    lines = [
+        f"{row['block_size']} B blocks, {row['records_per_message']} record(s) per DATA message;"
+        f" medians of {row['repeat']} iterations, MB/s of each in brackets",
+        f"  {'':<22}{'records/s':>11}{'MB/s':>9}{'CPU s/GB':>9}{'tx|rx s/GB':>12}"
+        f"{'RSS MiB send|recv':>19}",
+    ]
+    for key, label in VARIANTS:
+        v = row[key]
+        split = ""
+        if "tx_cpu_s_per_gb" in v:
+            split = f"{v['tx_cpu_s_per_gb']:.2f}|{v['rx_cpu_s_per_gb']:.2f}"
+        runs = ", ".join(f"{mb:.0f}" for mb in row[f"{key}_runs"])
+        lines.append(
+            f"  {label:<22}{round(v['records_per_s']):>11,}{v['mb_per_s']:>9.1f}"
+            f"{v['cpu_s_per_gb']:>9.2f}{split:>12}"
+            f"{v['send_peak_rss_mb']:>10.1f}|{v['recv_peak_rss_mb']:<8.1f} [{runs}]"
+        )
+    names = dict(VARIANTS)
+    for num in ("bytes", "numpy"):
+        parts = []
+        for n, den in RATIOS:
+            if n == num:
+                ratio = row[f"{num}/{den}"]
+                each = ", ".join(f"{r:.2f}" for r in ratio["runs"])
+                label = names[den].removeprefix("ours, ")
+                parts.append(f"/ {label} {ratio['median']:.2f} [{each}]")
+        lines.append(f"  ratio {num:<6} " + "   ".join(parts))
+    return "\n".join(lines)
 
 
-def _print_header() -> None:
-    widths = [len(fmt.format(0)) for _, _, fmt in _COLUMNS]
-    print(" ".join(f"{title:>{w}}" for (_, title, _), w in zip(_COLUMNS, widths, strict=True)))
-
-
-def _print_row(row: dict[str, Any]) -> None:
-    print(" ".join(fmt.format(row[key]) for key, _, fmt in _COLUMNS), flush=True)
+def _throttled(sizes: list[int], seconds: float, throttle: float, as_json: bool) -> None:
+    if not as_json:
+        print(f"receiver throttled to {1 - throttle:.0%} of the time:")
+    for size in sizes:
+        slow = {"block_size": size, "throttle": throttle, **run_ours(size, seconds, throttle)}
+        if as_json:
+            print(json.dumps(slow), flush=True)
+        else:
+            print(
+                f"{size:>9} {slow['records_per_s']:>11,} rec/s {slow['mb_per_s']:>8.1f} MB/s"
+                f"  tx RSS MB each second: {slow['transmitter_rss_mb_per_s']}"
+                f"  (rx peak {slow['recv_peak_rss_mb']})",
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
+    """Command line entry point (``--numpy-tx ...`` runs the NumpyTransmitter satellite)."""
     args_in = sys.argv[1:] if argv is None else argv
-    if args_in[:1] == ["--raw-pull"]:
-        _raw_pull(int(args_in[1]), args_in[2] == "zero-copy")
-        return 0
-    if args_in[:1] == ["--raw-push"]:
-        _raw_push(int(args_in[1]), int(args_in[2]), float(args_in[3]), args_in[4] == "zero-copy")
-        return 0
+    if args_in[:1] == ["--numpy-tx"]:
+        return run_satellite(NumpyTransmitter, args_in[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="run time per measurement")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="block sizes")
     parser.add_argument("--json", action="store_true", help="one JSON line per block size")
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="measure N times, report the median (default 1)"
-    )
+    parser.add_argument("--repeat", type=int, default=3, help="iterations (default 3)")
     parser.add_argument(
         "--throttle",
         type=float,
@@ -367,29 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         "the time (back-pressure: the transmitter's RSS must stay flat)",
     )
     args = parser.parse_args(args_in)
-    if not args.json:
-        _print_header()
+    if any(size < 2 for size in args.sizes) or args.repeat < 1:
+        parser.error("sizes must be at least 2 bytes and --repeat at least 1")
     for size in args.sizes:
         row = measure(size, args.seconds, args.repeat)
-        if args.json:
-            print(json.dumps(row), flush=True)
-        else:
-            _print_row(row)
+        print(json.dumps(row) if args.json else format_row(row), flush=True)
     if args.throttle > 0:
-        if not args.json:
-            print(f"receiver throttled to {1 - args.throttle:.0%} of the time:")
-        for size in args.sizes:
-            slow = run_ours(size, args.seconds, args.throttle)
-            slow = {"block_size": size, "throttle": args.throttle, **slow}
-            if args.json:
-                print(json.dumps(slow), flush=True)
-            else:
-                print(
-                    f"{size:>9} {slow['records_per_s']:>11,} rec/s {slow['mb_per_s']:>8.1f} MB/s"
-                    f"  tx RSS MB each second: {slow['transmitter_rss_mb_per_s']}"
-                    f"  (rx peak {slow['receiver_peak_rss_mb']})",
-                    flush=True,
-                )
+        _throttled(args.sizes, args.seconds, args.throttle, args.json)
     return 0
 
 

@@ -47,6 +47,21 @@ def _dtype_tag(dtype: np.dtype[Any]) -> str:
     return dtype.name if dtype.byteorder in ("=", "|") else dtype.str
 
 
+def _prepare_array(
+    array: np.ndarray[Any, Any], tags: dict[str, Any] | None
+) -> tuple[dict[str, Any], tuple[Any, ...], int]:
+    """(tags, blocks, block bytes) of a record of one numpy array: the common numpy call."""
+    dtype = array.dtype
+    if dtype.hasobject:
+        raise TypeError("numpy arrays of Python objects cannot be sent as blocks")
+    if not tags:
+        return {"dtype": _dtype_tag(dtype)}, (array,), array.nbytes
+    record_tags = dict(tags)
+    if "dtype" not in record_tags:
+        record_tags["dtype"] = _dtype_tag(dtype)
+    return record_tags, (array,), array.nbytes
+
+
 def _prepare(
     blocks: Any, tags: dict[str, Any] | None
 ) -> tuple[dict[str, Any], tuple[Any, ...], int]:
@@ -126,6 +141,8 @@ class TransmitterSatellite(Satellite):
             return sender.add(_NO_TAGS, (blocks,), len(blocks))
         if kind is tuple and not tags and len(blocks) == 1 and type(blocks[0]) is bytes:
             return sender.add(_NO_TAGS, blocks, len(blocks[0]))
+        if kind is _ndarray:
+            return sender.add(*_prepare_array(blocks, tags))
         return sender.add(*_prepare(blocks, tags))
 
     def can_send_record(self) -> bool:

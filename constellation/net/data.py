@@ -6,7 +6,8 @@ and sends them as DATA messages; a partial batch is sealed :data:`IDLE_FLUSH_S` 
 record at the latest, and everything queued is sent before the run ends. The producer path takes
 one uncontended lock per record and does no other synchronisation; the sender thread wakes up per
 batch. The queue is bounded in records (``queue_size``) and block bytes: a producer that outruns
-the receiver blocks up to ``data_timeout`` and then gets :class:`DataTimeoutError`, as does a
+the receiver blocks until the queue has drained to half those limits (one wake-up per many
+batches) and gets :class:`DataTimeoutError` if nothing was sent for ``data_timeout``, as does a
 DATA message the receiver does not take within ``data_timeout`` — records are never dropped
 silently.
 
@@ -203,6 +204,7 @@ class DataSender:
         self._ready: deque[tuple[list[_Record], int]] = deque()
         self._stopping = False
         self._cancel = False
+        self._producer_waiting = False
         self._quiet = False  # after interrupt(): send errors are kept in `error`, not reported
         self.error: BaseException | None = None
 
@@ -302,25 +304,42 @@ class DataSender:
             or self._queued_block_bytes - self._sent_block_bytes >= self.max_bytes
         )
 
+    def _drained(self) -> bool:
+        """Whether the queue is down to half its limits (where a waiting producer resumes)."""
+        return (
+            self.sequence - self.records_sent <= self.queue_size // 2
+            and self._queued_block_bytes - self._sent_block_bytes <= self.max_bytes // 2
+        )
+
     def _wait_for_space(self) -> None:
+        """Wait until the full queue has drained to half its limits (one wake-up per many
+        batches instead of one per batch); fail if nothing was sent for ``data_timeout``."""
         deadline = _monotonic() + self.data_timeout
+        first = True
         with self._cv:
-            while True:
-                if self._quiet:
-                    raise SendingStoppedError("data sending was stopped by an interrupt")
-                if self.error is not None:
-                    raise DataTimeoutError(str(self.error))
-                if not self.active or not self.running:
-                    raise DataTimeoutError("data sending is not active")
-                if not self._full():
-                    return
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    raise DataTimeoutError(
-                        f"receiver did not keep up: send queue full ({self.pending_records} "
-                        f"records) for {self.data_timeout:g} s"
-                    )
-                self._cv.wait(min(remaining, 0.25))
+            self._producer_waiting = True
+            try:
+                while True:
+                    if self._quiet:
+                        raise SendingStoppedError("data sending was stopped by an interrupt")
+                    if self.error is not None:
+                        raise DataTimeoutError(str(self.error))
+                    if not self.active or not self.running:
+                        raise DataTimeoutError("data sending is not active")
+                    if not self._full() and (first or self._drained()):
+                        return
+                    first = False
+                    remaining = deadline - _monotonic()
+                    if remaining <= 0:
+                        if not self._full():
+                            return  # slow, but moving
+                        raise DataTimeoutError(
+                            f"receiver did not keep up: send queue full ({self.pending_records} "
+                            f"records) for {self.data_timeout:g} s"
+                        )
+                    self._cv.wait(min(remaining, 0.25))
+            finally:
+                self._producer_waiting = False
 
     # --- sender thread --------------------------------------------------------------------------
     def _next_batch(self) -> tuple[list[_Record], int] | None:
@@ -379,7 +398,8 @@ class DataSender:
             self.bytes_sent += len(frame)
             self._sent_block_bytes += nbytes
             with self._cv:
-                self._cv.notify_all()
+                if self._producer_waiting and self._drained():
+                    self._cv.notify_all()
 
     def _send_frame(self, frame: bytes) -> None:
         """Send one frame, waiting up to ``data_timeout`` for room; gives up when cancelled."""

@@ -1,0 +1,120 @@
+"""DataSender flow control on 127.0.0.1: a full queue blocks the producer, which resumes once
+the queue has drained to half its limits, and fails with DataTimeoutError when nothing moves."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zmq
+
+from constellation.errors import DataTimeoutError
+from constellation.net.data import DataSender
+from constellation.net.interfaces import NetworkScope
+from constellation.protocol.cdtp2 import decode_data_frame
+from tests.helpers import LOOPBACK
+
+__all__: list[str] = []
+
+QUEUE = 8
+BLOCK = b"x" * 2048  # above the 1 KiB payload threshold: one record per DATA message
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context[Any]]:
+    ctx: zmq.Context[Any] = zmq.Context()
+    yield ctx
+    ctx.term()
+
+
+@pytest.fixture
+def sender(context: zmq.Context[Any]) -> Iterator[DataSender]:
+    snd = DataSender(context, NetworkScope((LOOPBACK,)), "Tx.t")
+    snd.configure(payload_threshold_kib=1, queue_size=QUEUE, data_timeout=5.0)
+    yield snd
+    snd.close()
+
+
+def _receive(sock: zmq.Socket[Any], count: int) -> list[int]:
+    sequences: list[int] = []
+    while len(sequences) < count:
+        assert sock.poll(5000), f"only {len(sequences)} of {count} records arrived"
+        sequences += [r.sequence for r in decode_data_frame(sock.recv()).records]
+    return sequences
+
+
+def test_full_queue_blocks_the_producer_and_loses_nothing(
+    sender: DataSender, context: zmq.Context[Any]
+) -> None:
+    sender.begin_run()
+    for _ in range(QUEUE):  # no receiver yet (ZMQ_IMMEDIATE): nothing leaves the queue
+        sender.add({}, (BLOCK,), len(BLOCK))
+    assert not sender.can_send()
+    added = threading.Event()
+
+    def produce() -> None:
+        sender.add({}, (BLOCK,), len(BLOCK))
+        added.set()
+        for _ in range(QUEUE):
+            sender.add({}, (BLOCK,), len(BLOCK))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert not added.wait(0.3)  # blocked while the queue is full
+    pull = context.socket(zmq.PULL)
+    pull.connect(f"tcp://{LOOPBACK}:{sender.port}")
+    try:
+        sequences = _receive(pull, 2 * QUEUE + 1)
+        producer.join(10)
+        assert not producer.is_alive()
+        sender.end_run()
+    finally:
+        pull.close(0)
+    assert sequences == list(range(1, 2 * QUEUE + 2))
+    assert sender.records_sent == 2 * QUEUE + 1
+
+
+def test_producer_fails_when_nothing_is_sent_for_data_timeout(sender: DataSender) -> None:
+    sender.configure(payload_threshold_kib=1, queue_size=QUEUE, data_timeout=0.5)
+    sender.begin_run()
+    for _ in range(QUEUE):
+        sender.add({}, (BLOCK,), len(BLOCK))
+    start = time.monotonic()
+    with pytest.raises(DataTimeoutError, match="receiver did not keep up"):
+        sender.add({}, (BLOCK,), len(BLOCK))
+    assert 0.4 < time.monotonic() - start < 3.0
+    sender.abort()
+
+
+def _progress(sender: DataSender, sent: int) -> None:
+    """Pretend the sender thread has sent ``sent`` records (it is stuck: no receiver)."""
+    with sender._cv:
+        sender.records_sent = sent
+        sender._sent_block_bytes = sent * len(BLOCK)
+        sender._cv.notify_all()
+
+
+def test_waiting_producer_resumes_only_at_half_the_queue(sender: DataSender) -> None:
+    sender.begin_run()
+    for _ in range(QUEUE):  # the sender thread holds the first one, unable to send it
+        sender.add({}, (BLOCK,), len(BLOCK))
+    added = threading.Event()
+
+    def produce() -> None:
+        sender.add({}, (BLOCK,), len(BLOCK))
+        added.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        assert not added.wait(0.3)
+        _progress(sender, 1)  # room for one record, but far from drained
+        assert not added.wait(0.3)
+        _progress(sender, QUEUE // 2)
+        assert added.wait(5)
+    finally:
+        sender.abort()
+        producer.join(10)
