@@ -276,4 +276,5 @@ def test_controller_view_after_restart(
         wait_for(lambda: ctl.states.get(TX) == "DEAD", 20, what="transmitter DEAD in the view")
         processes("SatelliteRandomTransmitter", "tx")
         wait_for(lambda: ctl.states.get(TX) == "NEW", 20, what="restarted transmitter NEW")
-        assert state_of(ctl, TX) == "NEW"
+        # Its heartbeats may be found before its new command endpoint: poll until it answers.
+        wait_for(lambda: state_of(ctl, TX) == "NEW", 20, what="restarted transmitter answers")
