@@ -8,7 +8,9 @@ disk only delays the writing (the queue fills and back-pressure reaches the tran
 
 The queue is bounded in data bytes and jobs: :meth:`submit` of a data job blocks while the
 bound is reached; control jobs (``nbytes=0``) never block, so a failure handler may queue the
-closing of the file from any thread.
+closing of the file from any thread. Batches queued with :meth:`submit_batch` for the same
+function and key, one right after the other, are merged into one call (up to
+:data:`MAX_MERGED_BYTES`): when the disk falls behind, it writes fewer, larger pieces.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +29,23 @@ __all__ = ["MAX_QUEUED_BYTES", "MAX_QUEUED_JOBS", "DiskThread", "Periodic"]
 MAX_QUEUED_BYTES = 16 * 1024 * 1024
 #: Data jobs that may wait in the queue before :meth:`DiskThread.submit` blocks.
 MAX_QUEUED_JOBS = 256
+#: At most this many data bytes of consecutive batches are merged into one call.
+MAX_MERGED_BYTES = 4 * 1024 * 1024
 
-_Job = tuple[Callable[[], Any], int, "Future[Any] | None"]
+
+@dataclass
+class _Batch:
+    """Items for ``fn(key, items)``; consecutive batches of the same fn and key merge."""
+
+    fn: Callable[[Any, list[Any]], Any]
+    key: Any
+    items: list[Any]
+
+    def __call__(self) -> None:
+        self.fn(self.key, self.items)
+
+
+_Job = tuple["Callable[[], Any] | _Batch", int, "Future[Any] | None"]
 
 
 @dataclass
@@ -83,6 +100,12 @@ class DiskThread:
         """
         self._put(fn, nbytes, None)
 
+    def submit_batch(
+        self, fn: Callable[[Any, list[Any]], Any], key: Any, items: Sequence[Any], nbytes: int
+    ) -> None:
+        """Queue ``fn(key, items)`` as a data job of ``nbytes`` (merged with its neighbours)."""
+        self._put(_Batch(fn, key, list(items)), max(1, nbytes), None)
+
     def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
         """Queue ``fn`` behind everything queued, wait for it and return its result.
 
@@ -117,7 +140,7 @@ class DiskThread:
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _put(self, fn: Callable[[], Any], nbytes: int, future: Future[Any] | None) -> None:
+    def _put(self, fn: Callable[[], Any] | _Batch, nbytes: int, future: Future[Any] | None) -> None:
         with self._cv:
             if nbytes > 0 and not self.in_thread():
                 while self._queued_data and (
@@ -141,6 +164,9 @@ class DiskThread:
             if job is None:
                 return
             fn, nbytes, future = job
+            jobs = 1
+            if isinstance(fn, _Batch):
+                fn, nbytes, jobs = self._merge(fn, nbytes)
             if future is None:
                 self._guard(fn)
             elif future.set_running_or_notify_cancel():
@@ -151,8 +177,26 @@ class DiskThread:
             if nbytes > 0:
                 with self._cv:
                     self._queued_bytes -= nbytes
-                    self._queued_data -= 1
+                    self._queued_data -= jobs
                     self._cv.notify_all()
+
+    def _merge(self, batch: _Batch, nbytes: int) -> tuple[_Batch, int, int]:
+        """Merge the batches queued right behind ``batch`` with the same fn and key."""
+        jobs = 1
+        with self._cv:
+            while self._jobs and nbytes < MAX_MERGED_BYTES:
+                following, size, _ = self._jobs[0]
+                if not (
+                    isinstance(following, _Batch)
+                    and following.fn == batch.fn
+                    and following.key == batch.key
+                ):
+                    break
+                self._jobs.popleft()
+                batch.items.extend(following.items)  # our own list (see submit_batch)
+                nbytes += size
+                jobs += 1
+        return batch, nbytes, jobs
 
     def _next_job(self) -> _Job | None:
         """The next job; runs due periodic tasks first; None when stopped and empty."""

@@ -137,7 +137,7 @@ class H5DataWriter(ReceiverSatellite):
 
     def receive_data_batch(self, sender: str, records: Sequence[DataRecord]) -> None:
         nbytes = self.last_message_bytes or len(records)
-        self._disk.submit(partial(self._guarded, self._write, sender, records), nbytes)
+        self._disk.submit_batch(self._write_guarded, sender, records, nbytes)
 
     def receive_eor(self, sender: str, user_tags: dict[str, Any], meta: dict[str, Any]) -> None:
         self._disk.submit(partial(self._guarded, self._eor, sender, user_tags, meta))
@@ -194,6 +194,9 @@ class H5DataWriter(ReceiverSatellite):
         file = self._require_file()
         file.begin_sender(sender, user_tags, config)
         self._swmr_active = file.swmr_active
+
+    def _write_guarded(self, sender: str, records: Sequence[DataRecord]) -> None:
+        self._guarded(self._write, sender, records)
 
     def _write(self, sender: str, records: Sequence[DataRecord]) -> None:
         self._require_file().write_records(sender, records)
