@@ -37,6 +37,11 @@ FLUSH_INTERVAL_SWMR = 1.0
 FLUSH_INTERVAL_NORMAL = 10.0
 #: Seconds between two checks of the free disk space.
 DISK_CHECK_INTERVAL = 10.0
+#: Data bytes the receive thread may queue ahead of the disk thread. Normal mode writes about
+#: ten times fewer records per second, so a smaller queue holds as much time (and keeps the
+#: backlog that ``stop`` must write short).
+QUEUE_BYTES_SWMR = 16 * 1024 * 1024
+QUEUE_BYTES_NORMAL = 2 * 1024 * 1024
 #: How long closing the file may take when the satellite shuts down.
 _SHUTDOWN_CLOSE_S = 60.0
 
@@ -127,6 +132,7 @@ class H5DataWriter(ReceiverSatellite):
 
     # --- run: the worker and receive threads hand everything to the disk thread --------------
     def do_starting(self, run_id: str) -> str:
+        self._disk.max_bytes = QUEUE_BYTES_SWMR if self.swmr else QUEUE_BYTES_NORMAL
         path: Path = self._disk.call(partial(self._open_file, run_id))
         self.metrics.publish_now("OUTPUT_FILE", str(path))
         self.log.info("writing run %s to %s", run_id, path)
