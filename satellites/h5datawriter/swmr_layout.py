@@ -139,9 +139,10 @@ class MetaEncoder:
         return self._prefix
 
     def __call__(self, tags: Mapping[str, Any], lengths: list[int], sequence: int) -> bytes:
-        if self.prefix_for(tags) is None:
+        prefix = self.prefix_for(tags)
+        if prefix is None:
             return encode_meta(tags, lengths, sequence)
-        return self._prefix + _meta_tail(lengths, sequence)
+        return prefix + _meta_tail(lengths, sequence)
 
 
 class SwmrSender:
@@ -180,16 +181,10 @@ class SwmrSender:
         self, records: Sequence[RecordLike]
     ) -> tuple[bytes, np.ndarray, bytes, np.ndarray] | None:
         """The fast path: same tags, one ``bytes`` block of one length per record (else None)."""
-        block_lists = list(map(_BLOCKS, records))
-        if set(map(len, block_lists)) != {1}:
+        uniform = uniform_blocks(records)
+        if uniform is None:
             return None
-        blocks = list(map(_FIRST, block_lists))
-        if set(map(type, blocks)) != {bytes}:
-            return None
-        lengths = set(map(len, blocks))
-        if len(lengths) != 1:
-            return None
-        (length,) = lengths
+        blocks, length = uniform
         tags = list(map(_TAGS, records))
         first = tags[0]
         if first:
@@ -267,6 +262,19 @@ def _nbytes(block: Any) -> int:
 def record_nbytes(record: RecordLike) -> int:
     """Total bytes of a record's blocks."""
     return sum(map(_nbytes, record.blocks))
+
+
+def uniform_blocks(records: Sequence[RecordLike]) -> tuple[list[bytes], int] | None:
+    """The blocks and their common length if every record has one ``bytes`` block of the same
+    length (else None); C-level passes only."""
+    block_lists = list(map(_BLOCKS, records))
+    if not block_lists or set(map(len, block_lists)) != {1}:
+        return None
+    blocks = list(map(_FIRST, block_lists))
+    if set(map(type, blocks)) != {bytes}:
+        return None
+    lengths = set(map(len, blocks))
+    return (blocks, lengths.pop()) if len(lengths) == 1 else None
 
 
 def batch_nbytes(records: Sequence[RecordLike]) -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from controller import Controller
-from tests.faults.common import TX, WRITER, check_contiguous, config, state_of, to_run
-from tests.helpers import LOOPBACK, wait_for
+from tests.faults.common import check_contiguous, config, state_of, to_run
+from tests.helpers import LOOPBACK, TX, WRITER, wait_for
 
 SLOW_STORAGE = Path(__file__).resolve().parent / "slow_storage"
 FLUSH_DELAY_S = 5.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ def disk(errors: list[BaseException]) -> Any:
 def test_jobs_run_in_order_and_call_returns_after_them(disk: DiskThread) -> None:
     done: list[int] = []
     for i in range(5):
-        disk.submit(lambda i=i: done.append(i))
+        disk.submit(partial(done.append, i))
     assert disk.call(lambda: list(done), timeout=5) == [0, 1, 2, 3, 4]
 
 
