@@ -42,6 +42,9 @@ DISK_CHECK_INTERVAL = 10.0
 #: backlog that ``stop`` must write short).
 QUEUE_BYTES_SWMR = 16 * 1024 * 1024
 QUEUE_BYTES_NORMAL = 2 * 1024 * 1024
+#: Memory a decoded record takes beyond its frame bytes (record tuple, tag map, block list and
+#: objects), counted against the queue bound so that small records do not pile up.
+_RECORD_OVERHEAD = 256
 #: How long closing the file may take when the satellite shuts down.
 _SHUTDOWN_CLOSE_S = 60.0
 
@@ -142,7 +145,7 @@ class H5DataWriter(ReceiverSatellite):
         self._disk.submit(partial(self._guarded, self._bor, sender, user_tags, config))
 
     def receive_data_batch(self, sender: str, records: Sequence[DataRecord]) -> None:
-        nbytes = self.last_message_bytes or len(records)
+        nbytes = self.last_message_bytes + _RECORD_OVERHEAD * len(records)
         self._disk.submit_batch(self._write_guarded, sender, records, nbytes)
 
     def receive_eor(self, sender: str, user_tags: dict[str, Any], meta: dict[str, Any]) -> None:
