@@ -1,17 +1,27 @@
-"""Benchmark: RandomTransmitter -> H5DataWriter end to end, in both file layouts.
+"""Benchmark: RandomTransmitter -> H5DataWriter end to end, against DevNullReceiver and plain h5py.
 
-Starts both satellites as processes on 127.0.0.1, runs the transmitter at full speed for
-``--seconds`` (default 3), stops, and measures records stored / (run time + time from ``stop``
-until both are in ORBIT). In the same run it appends the same bytes with plain h5py to one
-dataset, for the ratio. Prints a table, or with ``--json`` one JSON line per mode.
+Each repeat (``--repeats``, default 3) runs, one after the other, with satellite processes on
+127.0.0.1 and the transmitter at full speed for ``--seconds`` (default 3):
 
-    python bench/writer.py [--seconds 3] [--block-size 1024] [--json]
+- ``devnull``: RandomTransmitter -> DevNullReceiver (what the data path delivers, nothing stored);
+- ``swmr`` and ``normal``: RandomTransmitter -> H5DataWriter in the two file layouts.
+
+Rates are records stored (received, for devnull) / (RUN time + time from ``stop`` until both are
+in ORBIT again). Two plain-h5py baselines are timed in the same process, on as many records as
+the writer stored (normal: at most ``--baseline-records``): ``plain-h5py append`` writes the same
+bytes to one resizable dataset in batches (what SWMR mode is compared with), ``plain-h5py
+groups`` creates the normal layout's objects with high-level h5py (``create_group`` +
+``create_dataset`` per record). Printed: every repeat, then the medians and the ratios of the
+medians; ``--json`` prints the whole result as one JSON object instead.
+
+    python bench/writer.py [--seconds 3] [--block-size 1024] [--repeats 3] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +39,13 @@ from controller import Controller
 
 LOOPBACK = "127.0.0.1"
 BIN = Path(sys.executable).parent
-TX, WRITER = "RandomTransmitter.tx", "H5DataWriter.w"
+TX = "RandomTransmitter.tx"
+RECEIVERS = {"devnull": "DevNullReceiver.rx", "swmr": "H5DataWriter.w", "normal": "H5DataWriter.w"}
+#: Issue targets: SWMR stores >= 0.8x what DevNullReceiver receives; normal >= 50k records/s
+#: (1 KiB) with ``stop`` done within 2 s.
+SWMR_TARGET_RATIO = 0.8
+NORMAL_TARGET_RATE = 50_000
+NORMAL_TARGET_STOP_S = 2.0
 
 
 def _start(script: str, name: str, group: str) -> subprocess.Popen[bytes]:
@@ -37,39 +53,41 @@ def _start(script: str, name: str, group: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _peak_rss(proc: subprocess.Popen[bytes], peaks: dict[int, int]) -> None:
+def _rss(proc: subprocess.Popen[bytes]) -> int:
     try:
-        rss = psutil.Process(proc.pid).memory_info().rss
+        return int(psutil.Process(proc.pid).memory_info().rss)
     except psutil.Error:
-        return
-    peaks[proc.pid] = max(peaks.get(proc.pid, 0), rss)
+        return 0
 
 
-def run_mode(swmr: bool, seconds: float, block_size: int, out: Path) -> dict[str, Any]:
+def _config(mode: str, block_size: int, out: Path) -> dict[str, Any]:
+    receiver = RECEIVERS[mode]
+    tx = {"block_size": block_size, "_conditions": {"require_starting_after": [receiver]}}
+    if mode == "devnull":
+        return {"RandomTransmitter": {"tx": tx}, "DevNullReceiver": {"rx": {}}}
+    writer = {
+        "output_directory": str(out),
+        "allow_concurrent_reading": mode == "swmr",
+        "_data": {"receive_from": [TX]},
+    }
+    return {"RandomTransmitter": {"tx": tx}, "H5DataWriter": {"w": writer}}
+
+
+def run_mode(mode: str, seconds: float, block_size: int, out: Path) -> dict[str, Any]:
+    """One full-speed run of ``mode``; records, rates, stop time and peak RSS."""
     group = f"bench_{uuid.uuid4().hex[:8]}"
+    receiver = RECEIVERS[mode]
+    script = "SatelliteDevNullReceiver" if mode == "devnull" else "SatelliteH5DataWriter"
     procs = [
-        _start("SatelliteH5DataWriter", "w", group),
+        _start(script, receiver.split(".")[1], group),
         _start("SatelliteRandomTransmitter", "tx", group),
     ]
-    peaks: dict[int, int] = {}
-    run_id = f"{'swmr' if swmr else 'normal'}_{uuid.uuid4().hex[:6]}"
-    config = {
-        "RandomTransmitter": {
-            "tx": {"block_size": block_size, "_conditions": {"require_starting_after": [WRITER]}}
-        },
-        "H5DataWriter": {
-            "w": {
-                "output_directory": str(out),
-                "allow_concurrent_reading": swmr,
-                "flush_interval": 1.0,
-                "_data": {"receive_from": [TX]},
-            }
-        },
-    }
+    peaks = [0, 0]
+    run_id = f"{mode}_{uuid.uuid4().hex[:6]}"
     try:
         with Controller(group, interface=LOOPBACK) as ctl:
-            ctl.await_satellites([TX, WRITER], timeout=30)
-            ctl.initialize(config)
+            ctl.await_satellites([TX, receiver], timeout=30)
+            ctl.initialize(_config(mode, block_size, out))
             ctl.await_state("INIT", 30)
             ctl.launch()
             ctl.await_state("ORBIT", 30)
@@ -77,13 +95,14 @@ def run_mode(swmr: bool, seconds: float, block_size: int, out: Path) -> dict[str
             ctl.await_state("RUN", 30)
             t_run = time.monotonic()
             while time.monotonic() - t_run < seconds:
-                for proc in procs:
-                    _peak_rss(proc, peaks)
+                peaks = [max(p, _rss(proc)) for p, proc in zip(peaks, procs, strict=True)]
                 time.sleep(0.1)
             t_stop = time.monotonic()
             ctl.stop()
             ctl.await_state("ORBIT", 120)
             t_orbit = time.monotonic()
+            peaks = [max(p, _rss(proc)) for p, proc in zip(peaks, procs, strict=True)]
+            rate = ctl.satellites[receiver].command("get_data_rate") if mode == "devnull" else None
             ctl.land()
             ctl.await_state("INIT", 30)
             ctl.shutdown()
@@ -93,14 +112,18 @@ def run_mode(swmr: bool, seconds: float, block_size: int, out: Path) -> dict[str
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    with open_run(out / f"data_{run_id}.h5") as run:
-        stored = run.record_count(TX)
-        eor = run.eor(TX)
-    sent = int(eor["run_metadata"]["data_records"]) if eor else -1
+    if rate is not None:
+        stored, sent = int(rate.payload["records"]), int(rate.payload["eor_records"])
+    else:
+        path = out / f"data_{run_id}.h5"
+        with open_run(path) as run:
+            stored = run.record_count(TX)
+            eor = run.eor(TX)
+        sent = int(eor["run_metadata"]["data_records"]) if eor else -1
+        path.unlink()
     total = t_orbit - t_run
     return {
-        "mode": "swmr" if swmr else "normal",
-        "block_size": block_size,
+        "mode": mode,
         "records_sent": sent,
         "records_stored": stored,
         "lost": sent - stored,
@@ -108,54 +131,144 @@ def run_mode(swmr: bool, seconds: float, block_size: int, out: Path) -> dict[str
         "stop_s": round(t_orbit - t_stop, 2),
         "records_per_s": round(stored / total),
         "mb_per_s": round(stored * block_size / total / 1e6, 1),
-        "writer_peak_rss_mb": round(peaks.get(procs[0].pid, 0) / 2**20, 1),
-        "transmitter_peak_rss_mb": round(peaks.get(procs[1].pid, 0) / 2**20, 1),
+        "receiver_peak_rss_mb": round(peaks[0] / 2**20, 1),
+        "transmitter_peak_rss_mb": round(peaks[1] / 2**20, 1),
     }
 
 
-def raw_h5py(records: int, block_size: int, out: Path, batch: int = 2000) -> float:
-    """Bytes/s of plain h5py appending ``records`` blocks to one resizable dataset."""
+def plain_append(records: int, block_size: int, out: Path, batch: int = 128) -> float:
+    """Records/s of plain h5py appending ``records`` blocks to one dataset, ``batch`` at a time."""
     data = np.random.default_rng(0).integers(0, 256, batch * block_size, dtype=np.uint8)
-    path = out / f"raw_{uuid.uuid4().hex[:6]}.h5"
+    path = out / f"append_{uuid.uuid4().hex[:6]}.h5"
+    batches = max(1, records // batch)
     t0 = time.perf_counter()
-    with h5py.File(path, "w", libver="latest") as f:
-        dset = f.create_dataset("data", (0,), maxshape=(None,), dtype=np.uint8, chunks=(1 << 20,))
+    with h5py.File(path, "w", libver=("v110", "latest")) as f:
+        dset = f.create_dataset(
+            "data", (0,), maxshape=(None,), dtype=np.uint8, chunks=(256 * 1024,)
+        )
         size = 0
-        for _ in range(max(1, records // batch)):
+        for _ in range(batches):
             dset.resize((size + data.size,))
             dset[size:] = data
             size += data.size
     elapsed = time.perf_counter() - t0
     path.unlink()
-    return size / elapsed
+    return batches * batch / elapsed
+
+
+def plain_groups(records: int, block_size: int, out: Path) -> float:
+    """Records/s of plain h5py creating the normal layout: one group + one dataset per record."""
+    blocks = np.random.default_rng(0).integers(0, 256, (256, block_size), dtype=np.uint8)
+    path = out / f"groups_{uuid.uuid4().hex[:6]}.h5"
+    t0 = time.perf_counter()
+    with h5py.File(path, "w", libver=("v108", "latest")) as f:
+        sender = f.create_group(TX)
+        for seq in range(1, records + 1):
+            record = sender.create_group(f"data_{seq:09d}")
+            record.create_dataset("block_00", data=blocks[seq % 256])
+    elapsed = time.perf_counter() - t0
+    path.unlink()
+    return records / elapsed
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(row[key] for row in rows))
+
+
+def summarize(repeats: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Medians over the repeats of every figure, and the ratios and verdicts of the medians."""
+    medians: dict[str, dict[str, Any]] = {}
+    for mode in repeats[0]:
+        rows = [rep[mode] for rep in repeats]
+        keys = [k for k, v in rows[0].items() if isinstance(v, (int, float))]
+        medians[mode] = {"mode": mode, **{key: _median(rows, key) for key in keys}}
+    summary: dict[str, Any] = {"medians": medians}
+    devnull, swmr, normal = (medians.get(m) for m in ("devnull", "swmr", "normal"))
+    if swmr and devnull:
+        ratio = swmr["records_per_s"] / devnull["records_per_s"]
+        summary["swmr_vs_devnull"] = round(ratio, 3)
+        summary["swmr_ok"] = ratio >= SWMR_TARGET_RATIO
+    if swmr and "plain_append_records_per_s" in swmr:
+        summary["swmr_vs_plain_append"] = round(
+            swmr["records_per_s"] / swmr["plain_append_records_per_s"], 3
+        )
+    if normal:
+        summary["normal_ok"] = (
+            normal["records_per_s"] >= NORMAL_TARGET_RATE
+            and normal["stop_s"] <= NORMAL_TARGET_STOP_S
+        )
+        if "plain_groups_records_per_s" in normal:
+            summary["normal_vs_plain_groups"] = round(
+                normal["records_per_s"] / normal["plain_groups_records_per_s"], 3
+            )
+    return summary
+
+
+def _line(row: dict[str, Any]) -> str:
+    text = (
+        f"{row['mode']:>8}: {row['records_per_s']:>9,.0f} records/s ({row['mb_per_s']} MB/s), "
+        f"stored {row['records_stored']:,.0f} of {row['records_sent']:,.0f} "
+        f"(lost {row['lost']:,.0f}), run {row['run_s']} s, stop {row['stop_s']} s, "
+        f"peak RSS receiver {row['receiver_peak_rss_mb']} MB / transmitter "
+        f"{row['transmitter_peak_rss_mb']} MB"
+    )
+    for key, label in (
+        ("plain_append_records_per_s", "plain-h5py append"),
+        ("plain_groups_records_per_s", "plain-h5py groups"),
+    ):
+        if key in row:
+            text += f"; baseline {label}: {row[key]:,.0f} records/s"
+    return text
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--block-size", type=int, default=1024)
-    parser.add_argument("--modes", nargs="+", default=["swmr", "normal"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--modes", nargs="+", default=["devnull", "swmr", "normal"])
+    parser.add_argument("--baseline-records", type=int, default=50_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    repeats: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="bench_writer_") as tmp:
         out = Path(tmp)
-        for mode in args.modes:
-            result = run_mode(mode == "swmr", args.seconds, args.block_size, out)
-            raw = raw_h5py(max(result["records_stored"], 100_000), args.block_size, out)
-            result["raw_h5py_mb_per_s"] = round(raw / 1e6, 1)
-            result["ratio"] = round(result["mb_per_s"] * 1e6 / raw, 3)
-            if args.json:
-                print(json.dumps(result), flush=True)
-            else:
-                print(
-                    f"{mode:>6}: {result['records_per_s']:>9,} records/s "
-                    f"({result['mb_per_s']} MB/s), stored {result['records_stored']:,} of "
-                    f"{result['records_sent']:,}, stop took {result['stop_s']} s, "
-                    f"raw h5py {result['raw_h5py_mb_per_s']} MB/s, ratio {result['ratio']}, "
-                    f"peak RSS writer {result['writer_peak_rss_mb']} MB / transmitter "
-                    f"{result['transmitter_peak_rss_mb']} MB",
-                    flush=True,
-                )
+        for repeat in range(args.repeats):
+            results: dict[str, dict[str, Any]] = {}
+            for mode in args.modes:
+                row = run_mode(mode, args.seconds, args.block_size, out)
+                stored = max(int(row["records_stored"]), 1000)
+                if mode == "swmr":
+                    row["plain_append_records_per_s"] = round(
+                        plain_append(stored, args.block_size, out)
+                    )
+                elif mode == "normal":
+                    count = min(stored, args.baseline_records)
+                    row["plain_groups_records_per_s"] = round(
+                        plain_groups(count, args.block_size, out)
+                    )
+                results[mode] = row
+                if not args.json:
+                    print(f"repeat {repeat + 1} {_line(row)}", flush=True)
+            repeats.append(results)
+    summary = summarize(repeats)
+    if args.json:
+        print(json.dumps({"repeats": repeats, **summary}))
+        return 0
+    print(f"medians of {args.repeats} repeats, {args.block_size} B records:")
+    for row in summary["medians"].values():
+        print(f"  {_line(row)}")
+    for key in ("swmr_vs_devnull", "swmr_vs_plain_append", "normal_vs_plain_groups"):
+        if key in summary:
+            print(f"  {key}: {summary[key]}")
+    if "swmr_ok" in summary:
+        print(f"  SWMR >= {SWMR_TARGET_RATIO}x devnull: {'ok' if summary['swmr_ok'] else 'LOW'}")
+    if "normal_ok" in summary:
+        verdict = "ok" if summary["normal_ok"] else "LOW"
+        print(
+            f"  normal >= {NORMAL_TARGET_RATE:,} records/s and stop <= "
+            f"{NORMAL_TARGET_STOP_S} s: {verdict}"
+        )
     return 0
 
 

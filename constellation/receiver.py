@@ -60,6 +60,8 @@ class ReceiverSatellite(Satellite):
         #: Records and DATA-message bytes received in the current (or last) run.
         self.rx_records = 0
         self.rx_bytes = 0
+        #: Frame bytes of the DATA message being handed to ``receive_data_batch``.
+        self.last_message_bytes = 0
         self._protocol_warning = RateLimitedWarning(self.log.getChild("data"))
         self._register_metrics()
 
@@ -187,6 +189,7 @@ class ReceiverSatellite(Satellite):
                 self.tracker.on_data_fast(sender, records, time.monotonic())
                 self.rx_records += len(records)
                 self.rx_bytes += size
+                self.last_message_bytes = size
                 self.receive_data_batch(sender, records)
             elif message.msg_type is CDTPType.BOR:
                 user_tags, config = split_bor_eor(message)

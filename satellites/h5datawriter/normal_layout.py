@@ -1,4 +1,4 @@
-"""H5DataWriter file-format layer: records in the normal layout (SPEC §7), as fast as h5py allows.
+"""H5DataWriter file layer: records in the normal layout (docs/file-format.md), made fast.
 
 Each record becomes a group ``data_<seq 9 digits>`` (attributes = the record's tags, flattened)
 holding one dataset ``block_<2 digits>`` per block, typed by the ``dtype`` tag (uint8 when absent,
@@ -178,8 +178,14 @@ class NormalLayout:
     def write(self, group: h5py.Group, records: Sequence[RecordLike]) -> tuple[int, int]:
         """Write ``records`` under ``group``; returns (records written, block bytes written)."""
         gid = group.id
-        nbytes = 0
-        for record in records:
+        if not records:
+            return 0, 0
+        nbytes = self._write_one(gid, records[0])
+        rest = records[1:]
+        uniform = self._uniform_template(records[0], rest)
+        if uniform is not None:
+            return len(records), nbytes + self._write_uniform(gid, uniform, rest)
+        for record in rest:
             nbytes += self._write_one(gid, record)
         return len(records), nbytes
 
@@ -188,9 +194,56 @@ class NormalLayout:
         try:
             return self._write_record(gid, name, record)
         except (ValueError, RuntimeError) as exc:
-            if "already exists" in str(exc):
-                raise ValueError(f"duplicate sequence number {record.sequence}") from exc
+            _raise_duplicate(exc, record.sequence)
             raise
+
+    def _uniform_template(
+        self, first: RecordLike, rest: Sequence[RecordLike]
+    ) -> tuple[_Template, np.dtype[Any]] | None:
+        """The template (and block dtype) that every record of ``rest`` can reuse as it is:
+        tags equal to ``first``'s (same types), one ``bytes`` block of the same length. None if
+        any record differs or ``first`` was not written through a template."""
+        tags = first.tags
+        if len(first.blocks) != 1 or type(first.blocks[0]) is not bytes:
+            return None
+        length = len(first.blocks[0])
+        if not rest or any(isinstance(value, Mapping) for value in tags.values()):
+            return None
+        if any(
+            len(r.blocks) != 1 or type(r.blocks[0]) is not bytes or len(r.blocks[0]) != length
+            for r in rest
+        ):
+            return None
+        if tags:
+            if not all(_same_tags(tags, r.tags) for r in rest):
+                return None
+        elif any(r.tags for r in rest):
+            return None
+        prepared = self._prepare(first)
+        template = self._templates.get(prepared.key)
+        if template is None or len(template.dset_ids) != 1:
+            return None
+        return template, prepared.blocks[0].dtype
+
+    def _write_uniform(
+        self, gid: h5g.GroupID, uniform: tuple[_Template, np.dtype[Any]], rest: Sequence[RecordLike]
+    ) -> int:
+        """Write ``rest`` by refilling the template's one block and copying it, record by record."""
+        template, dtype = uniform
+        did = template.dset_ids[0]
+        tid = self._types.type_of(dtype)
+        mem, name, copypl = self._mem().id, template.name, self._copypl
+        nbytes = 0
+        for record in rest:
+            block = np.frombuffer(record.blocks[0], dtype=dtype)
+            _write_block(did, block, tid)
+            try:
+                _copy_object(mem, name, gid, b"data_%09d" % record.sequence, copypl)
+            except (ValueError, RuntimeError) as exc:
+                _raise_duplicate(exc, record.sequence)
+                raise
+            nbytes += block.nbytes
+        return nbytes
 
     def _write_record(self, gid: h5g.GroupID, name: bytes, record: RecordLike) -> int:
         prepared = self._prepare(record)
@@ -280,6 +333,30 @@ class NormalLayout:
         if self._memfile is not None:
             self._memfile.close()
             self._memfile = None
+
+
+def _raise_duplicate(exc: Exception, sequence: int) -> None:
+    if "already exists" in str(exc):
+        raise ValueError(f"duplicate sequence number {sequence}") from exc
+
+
+_SAME_TAG_TYPES = (str, int, float, bool, type(None))
+
+
+def _same_tags(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True if ``new`` has the keys of ``old`` in the same order, with equal scalar values of
+    the same types (so the template's attributes stay valid)."""
+    if len(old) != len(new) or list(old) != list(new):
+        return False
+    for key, value in new.items():
+        previous = old[key]
+        if previous is value:
+            continue
+        if type(previous) is not type(value) or not isinstance(value, _SAME_TAG_TYPES):
+            return False
+        if previous != value:
+            return False
+    return True
 
 
 def _typed_block(block: Any, dtype: np.dtype[Any] | None) -> np.ndarray:

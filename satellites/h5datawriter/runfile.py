@@ -37,7 +37,7 @@ from satellites.h5datawriter.attrs import to_attr_items
 from satellites.h5datawriter.compression import compression_kwargs
 from satellites.h5datawriter.normal_layout import NormalLayout, RecordLike
 from satellites.h5datawriter.space import DiskReserve
-from satellites.h5datawriter.swmr_layout import SwmrSender, record_nbytes
+from satellites.h5datawriter.swmr_layout import SwmrSender, batch_nbytes
 
 __all__ = ["FILE_CONFLICTS", "LIBVER_NORMAL", "LIBVER_SWMR", "RunFile", "output_path"]
 
@@ -295,7 +295,7 @@ class RunFile:
     def _reserve_space(self, records: Sequence[RecordLike]) -> None:
         """Make sure the batch (and closing afterwards) cannot hit a full disk inside HDF5."""
         assert self._file is not None
-        upcoming = 2 * sum(map(record_nbytes, records)) + _META_PER_RECORD * len(records)
+        upcoming = 2 * batch_nbytes(records) + _META_PER_RECORD * len(records)
         try:
             self._reserve.ensure(_end_of_allocation(self._file), upcoming)
         except OSError as exc:

@@ -2,16 +2,19 @@
 
 The file layout (normal and SWMR modes) lives in :mod:`satellites.h5datawriter.runfile`; this
 module is the receiver satellite around it: parameters, file life cycle per run, periodic
-flushing, disk-space monitoring, commands and metrics. Any write error moves the satellite to
-ERROR with a status naming the file and the cause; the file is closed with everything written
-before the error intact.
+flushing, disk-space monitoring, commands and metrics. Every piece of file work (creating,
+writing, flushing, closing, disk-space checks) runs in one dedicated thread
+(:class:`~satellites.h5datawriter.disk_thread.DiskThread`): the receive thread only hands
+batches over, and the event loop that serves heartbeats and commands never waits for the disk.
+Any write error moves the satellite to ERROR with a status naming the file and the cause; the
+file is closed with everything written before the error intact.
 """
 
 from __future__ import annotations
 
 import shutil
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +22,43 @@ from constellation.cli import run_satellite
 from constellation.core.commands import CommandResult
 from constellation.core.config import Configuration
 from constellation.errors import ConfigError
-from constellation.net.loop import TimerHandle
 from constellation.protocol.cdtp2 import DataRecord
 from constellation.receiver import ReceiverSatellite
 from constellation.satellite import CustomCommand
+from satellites.h5datawriter.disk_thread import DiskThread, Periodic
 from satellites.h5datawriter.runfile import RunFile
 
 __all__ = ["H5DataWriter", "main"]
 
 _COMPRESSIONS = ("none", "gzip", "lz4", "zstd", "blosc2-lz4", "blosc2-zstd", "blosc-lz4")
+#: Default ``flush_interval`` (s): SWMR readers see records about this late; normal mode files
+#: are flushed less often (a flush rewrites HDF5 metadata and costs write speed).
+FLUSH_INTERVAL_SWMR = 1.0
+FLUSH_INTERVAL_NORMAL = 10.0
+#: Seconds between two checks of the free disk space.
+DISK_CHECK_INTERVAL = 10.0
+#: Data bytes the receive thread may queue ahead of the disk thread. Normal mode writes about
+#: ten times fewer records per second, so a smaller queue holds as much time (and keeps the
+#: backlog that ``stop`` must write short).
+QUEUE_BYTES_SWMR = 16 * 1024 * 1024
+QUEUE_BYTES_NORMAL = 2 * 1024 * 1024
+#: Memory a decoded record takes beyond its frame bytes (record tuple, tag map, block list and
+#: objects), counted against the queue bound so that small records do not pile up.
+_RECORD_OVERHEAD = 256
+#: How long closing the file may take when the satellite shuts down.
+_SHUTDOWN_CLOSE_S = 60.0
 
 
 class H5DataWriter(ReceiverSatellite):
-    """Writes the data of every transmitter of a run into ``data_<run_id>.h5``."""
+    """Writes the data of every transmitter of a run into ``data_<run_id>.h5``.
+
+    Parameters: ``output_directory`` (required; created if missing), ``allow_concurrent_reading``
+    (SWMR mode, default false; needs ``_data.receive_from``), ``flush_interval`` (seconds between
+    flushes, 0 disables them; default 1.0 in SWMR mode, so a concurrent reader sees records about
+    1 s after they arrive, and 10.0 in normal mode), ``file_conflict`` (``error`` or ``rename``),
+    ``compression`` (block data filter, default ``none``) and ``free_space_warning`` (MiB; a
+    warning is logged below it, default 1024).
+    """
 
     custom_commands = (
         CustomCommand(
@@ -42,7 +69,7 @@ class H5DataWriter(ReceiverSatellite):
     )
 
     output_directory = Path(".")
-    flush_interval = 10.0
+    flush_interval = FLUSH_INTERVAL_NORMAL
     swmr = False
     file_conflict = "error"
     compression: str | None = None
@@ -50,12 +77,17 @@ class H5DataWriter(ReceiverSatellite):
 
     def __init__(self, name: str, group: str, **kwargs: Any) -> None:
         super().__init__(name, group, **kwargs)
+        # Owned by the disk thread: _file, _failed. Plain values read by other threads:
+        # _last_path, _swmr_active, _free_mib.
         self._file: RunFile | None = None
+        self._failed = False
         self._last_path: Path | None = None
-        self._file_lock = threading.RLock()
-        self._flush_timer: TimerHandle | None = None
+        self._swmr_active = False
+        self._free_mib: float | None = None
         self._low_space_warned = False
-        self._disk_timer: TimerHandle | None = None
+        self._flush_task: Periodic | None = None
+        self._disk = DiskThread(f"{self.canonical_name}-disk", self._on_disk_error)
+        self._disk.every(DISK_CHECK_INTERVAL, self._check_free_space)
         self.metrics.register(
             "RECORDS_WRITTEN", "", "Records written in this run", self._records_written, 5.0
         )
@@ -69,15 +101,16 @@ class H5DataWriter(ReceiverSatellite):
             "DISKSPACE_FREE",
             "MiB",
             "Free space in the output directory",
-            self._check_free_space,
+            lambda: self._free_mib,
             10.0,
         )
 
-    # --- configuration --------------------------------------------------------------------------
+    # --- configuration (worker thread) ----------------------------------------------------------
     def do_initializing(self, config: Configuration) -> str:
         self.output_directory = config.get_path("output_directory")
-        self.flush_interval = config.get_float("flush_interval", 10.0, min=0.0)
         self.swmr = config.get_bool("allow_concurrent_reading", False)
+        default_interval = FLUSH_INTERVAL_SWMR if self.swmr else FLUSH_INTERVAL_NORMAL
+        self.flush_interval = config.get_float("flush_interval", default_interval, min=0.0)
         self.file_conflict = config.get_str("file_conflict", "error", choices=["error", "rename"])
         compression = config.get_str("compression", "none", choices=list(_COMPRESSIONS))
         self.compression = None if compression == "none" else compression
@@ -87,78 +120,125 @@ class H5DataWriter(ReceiverSatellite):
                 "allow_concurrent_reading",
                 "concurrent reading (SWMR) needs the list of transmitters in _data.receive_from",
             )
+        self._disk.call(self._prepare_directory)
+        mode = "SWMR" if self.swmr else "normal"
+        return f"Writing to {self.output_directory} ({mode} mode)"
+
+    def _prepare_directory(self) -> None:
         try:
             self.output_directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
                 "output_directory", f"cannot create {self.output_directory}: {exc}"
             ) from exc
-        if self._disk_timer is None:
-            self._disk_timer = self.every(10.0, self._check_free_space)
         self._check_free_space()
-        mode = "SWMR" if self.swmr else "normal"
-        return f"Writing to {self.output_directory} ({mode} mode)"
 
-    # --- run ------------------------------------------------------------------------------------
+    # --- run: the worker and receive threads hand everything to the disk thread --------------
     def do_starting(self, run_id: str) -> str:
-        with self._file_lock:
-            self._file = RunFile.create(
-                self.output_directory,
-                run_id,
-                self.canonical_name,
-                swmr=self.swmr,
-                expected_senders=list(self.framework.data.receive_from or []) or None,
-                compression=self.compression,
-                file_conflict=self.file_conflict,
-                version=self.version,
-            )
-            self._last_path = self._file.path
-        self.metrics.publish_now("OUTPUT_FILE", str(self._file.path))
-        if self.flush_interval > 0 and self.loop is not None:
-            self._flush_timer = self.loop.call_every(
-                self.flush_interval, self._periodic_flush, first=self.flush_interval
-            )
-        self.log.info("writing run %s to %s", run_id, self._file.path)
-        return f"Run {run_id}: writing {self._file.path.name}"
+        self._disk.max_bytes = QUEUE_BYTES_SWMR if self.swmr else QUEUE_BYTES_NORMAL
+        path: Path = self._disk.call(partial(self._open_file, run_id))
+        self.metrics.publish_now("OUTPUT_FILE", str(path))
+        self.log.info("writing run %s to %s", run_id, path)
+        return f"Run {run_id}: writing {path.name}"
 
     def receive_bor(self, sender: str, user_tags: dict[str, Any], config: dict[str, Any]) -> None:
-        with self._file_lock:
-            self._require_file().begin_sender(sender, user_tags, config)
+        self._disk.submit(partial(self._guarded, self._bor, sender, user_tags, config))
 
     def receive_data_batch(self, sender: str, records: Sequence[DataRecord]) -> None:
-        with self._file_lock:
-            self._require_file().write_records(sender, records)
+        nbytes = self.last_message_bytes + _RECORD_OVERHEAD * len(records)
+        self._disk.submit_batch(self._write_guarded, sender, records, nbytes)
 
     def receive_eor(self, sender: str, user_tags: dict[str, Any], meta: dict[str, Any]) -> None:
-        with self._file_lock:
-            if self._file is not None:
-                self._file.end_sender(sender, user_tags, meta)
+        self._disk.submit(partial(self._guarded, self._eor, sender, user_tags, meta))
 
     def do_stopping(self) -> str:
-        records, path = self._close_file()
+        records, path = self._disk.call(self._close_file)
         return f"Run {self.run_id}: {records} records written to {path.name if path else '-'}"
 
     def do_failure(self) -> None:
-        self._close_file()
+        # Any thread, the event loop included: queue the closing, never wait for it.
+        try:
+            self._disk.submit(self._close_after_failure)
+        except RuntimeError:  # disk thread stopped: the satellite is closing
+            pass
+
+    def _close_extra(self) -> None:
+        super()._close_extra()
+        try:
+            self._disk.call(self._close_file, timeout=_SHUTDOWN_CLOSE_S)
+        except Exception as exc:
+            self.log.error("closing the output file at shutdown failed: %s", exc)
+        self._disk.stop(_SHUTDOWN_CLOSE_S)
+
+    # --- disk thread ------------------------------------------------------------------------------
+    def _open_file(self, run_id: str) -> Path:
+        self._close_file()  # left open by a failed run
+        self._failed = False
+        self._file = RunFile.create(
+            self.output_directory,
+            run_id,
+            self.canonical_name,
+            swmr=self.swmr,
+            expected_senders=list(self.framework.data.receive_from or []) or None,
+            compression=self.compression,
+            file_conflict=self.file_conflict,
+            version=self.version,
+        )
+        self._last_path = self._file.path
+        if self.flush_interval > 0:
+            self._flush_task = self._disk.every(self.flush_interval, self._periodic_flush)
+        return self._file.path
+
+    def _guarded(self, action: Callable[..., None], *args: Any) -> None:
+        """Run a file action; the first error of a run moves the satellite to ERROR."""
+        if self._failed:
+            return  # the run already failed: nothing more goes into the file
+        try:
+            action(*args)
+        except Exception as exc:
+            self._failed = True
+            self.fail(f"{type(exc).__name__}: {exc}", exc)
+
+    def _bor(self, sender: str, user_tags: dict[str, Any], config: dict[str, Any]) -> None:
+        file = self._require_file()
+        file.begin_sender(sender, user_tags, config)
+        self._swmr_active = file.swmr_active
+
+    def _write_guarded(self, sender: str, records: Sequence[DataRecord]) -> None:
+        self._guarded(self._write, sender, records)
+
+    def _write(self, sender: str, records: Sequence[DataRecord]) -> None:
+        self._require_file().write_records(sender, records)
+
+    def _eor(self, sender: str, user_tags: dict[str, Any], meta: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.end_sender(sender, user_tags, meta)
 
     def _close_file(self) -> tuple[int, Path | None]:
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        with self._file_lock:
-            file, self._file = self._file, None
-            if file is None:
-                return 0, self._last_path
-            try:
-                file.close()
-            finally:
-                self.log.info(
-                    "closed %s: %d records, %d bytes",
-                    file.path,
-                    file.records_written,
-                    file.bytes_written,
-                )
-            return file.records_written, file.path
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            self._flush_task = None
+        file, self._file = self._file, None
+        self._swmr_active = False
+        if file is None:
+            return 0, self._last_path
+        try:
+            file.close()
+        finally:
+            self.log.info(
+                "closed %s: %d records, %d bytes",
+                file.path,
+                file.records_written,
+                file.bytes_written,
+            )
+        return file.records_written, file.path
+
+    def _close_after_failure(self) -> None:
+        self._failed = True  # batches still queued are dropped
+        try:
+            self._close_file()
+        except Exception as exc:
+            self.log.error("closing the output file after the failure failed: %s", exc)
 
     def _require_file(self) -> RunFile:
         if self._file is None:
@@ -166,18 +246,34 @@ class H5DataWriter(ReceiverSatellite):
         return self._file
 
     def _periodic_flush(self) -> None:
-        with self._file_lock:
-            if self._file is None:
-                return
-            try:
-                self._file.flush()
-            except Exception as exc:
-                self.fail(f"{type(exc).__name__} while flushing: {exc}", exc)
+        if self._file is None or self._failed:
+            return
+        try:
+            self._file.flush()
+        except Exception as exc:
+            self._failed = True
+            self.fail(f"{type(exc).__name__} while flushing: {exc}", exc)
 
-    # --- commands and metrics -------------------------------------------------------------------
+    def _on_disk_error(self, exc: BaseException) -> None:
+        self.log.error("unexpected error in the disk thread: %s", exc, exc_info=exc)
+
+    def _check_free_space(self) -> None:
+        try:
+            free = shutil.disk_usage(self.output_directory).free / 2**20
+        except OSError:
+            self._free_mib = None
+            return
+        if free < self.free_space_warning_mib:
+            if not self._low_space_warned:
+                self.log.warning("only %.0f MiB free in %s", free, self.output_directory)
+                self._low_space_warned = True
+        else:
+            self._low_space_warned = False
+        self._free_mib = round(free, 1)
+
+    # --- commands and metrics (event loop: plain values only, no file access) ------------------
     def get_concurrent_reading_status(self) -> CommandResult:
-        with self._file_lock:
-            active = bool(self._file is not None and self._file.swmr_active)
+        active = self._swmr_active
         path = str(self._last_path or "")
         text = "Concurrent reading possible" if active else "Concurrent reading not active"
         return CommandResult(text, {"swmr_active": active, "swmr_mode": self.swmr, "file": path})
@@ -192,19 +288,6 @@ class H5DataWriter(ReceiverSatellite):
     def _bytes_written(self) -> int:
         file = self._file
         return file.bytes_written if file is not None else 0
-
-    def _check_free_space(self) -> float | None:
-        try:
-            free = shutil.disk_usage(self.output_directory).free / 2**20
-        except OSError:
-            return None
-        if free < self.free_space_warning_mib:
-            if not self._low_space_warned:
-                self.log.warning("only %.0f MiB free in %s", free, self.output_directory)
-                self._low_space_warned = True
-        else:
-            self._low_space_warned = False
-        return round(free, 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

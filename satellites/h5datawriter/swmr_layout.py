@@ -1,4 +1,4 @@
-"""H5DataWriter file-format layer: records in the SWMR layout (SPEC §7), appended in batches.
+"""H5DataWriter file layer: records in the SWMR layout (docs/file-format.md), appended in batches.
 
 Per sender four resizable 1-D datasets are created at its BOR: ``data`` (uint8, all blocks
 back to back), ``data_idx`` (uint64, end offset in ``data`` of each record), ``meta`` (uint8,
@@ -6,7 +6,10 @@ each record's tags as compact UTF-8 JSON plus ``block_lengths`` and ``sequence``
 sequence number, which the layout would otherwise lose; these two names are reserved and
 override tags of the same name) and ``meta_idx`` (uint64, end offset in ``meta``). Capacity
 grows geometrically and is zero-filled, so index entries past the last record read 0 — the
-end-of-data marker. A batch costs at most one resize and one slice write per dataset.
+end-of-data marker. A batch costs at most one resize and one slice write per dataset. Batches
+whose records all carry the same tags and single ``bytes`` blocks of one length (the usual
+case) are encoded without a per-record Python loop: the sequence numbers are formatted in one
+pass and joined between the shared JSON head and tail.
 ``EOR/user_tags`` and ``EOR/run_metadata`` are pre-created as empty resizable uint8 datasets
 (no object may be created once SWMR is on) and filled at the EOR.
 
@@ -17,10 +20,13 @@ indices first never sees an index entry pointing at data that is not yet on disk
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import chain
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import h5py
 import numpy as np
+from h5py import h5s
 
 from satellites.h5datawriter.attrs import to_json_bytes
 from satellites.h5datawriter.normal_layout import RecordLike
@@ -32,6 +38,7 @@ __all__ = [
     "Appender",
     "MetaEncoder",
     "SwmrSender",
+    "batch_nbytes",
     "encode_meta",
     "record_nbytes",
 ]
@@ -42,6 +49,9 @@ META_CHUNK = 64 * 1024
 INDEX_CHUNK = 8 * 1024
 _EOR_CHUNK = 1024
 _RESERVED = ("block_lengths", "sequence")
+_SEQUENCE, _TAGS, _BLOCKS = attrgetter("sequence"), attrgetter("tags"), attrgetter("blocks")
+_FIRST = itemgetter(0)
+_FORMAT_INT = b"%d".__mod__
 
 
 class Appender:
@@ -121,13 +131,18 @@ class MetaEncoder:
         self._tags: dict[str, Any] | None = None
         self._prefix: bytes | None = None
 
-    def __call__(self, tags: Mapping[str, Any], lengths: list[int], sequence: int) -> bytes:
+    def prefix_for(self, tags: Mapping[str, Any]) -> bytes | None:
+        """The JSON of ``tags`` without its closing brace (None if they use a reserved key)."""
         if self._tags is None or not _same_tags(self._tags, tags):
             self._tags = dict(tags)
             self._prefix = _tags_prefix(tags)
-        if self._prefix is None:
+        return self._prefix
+
+    def __call__(self, tags: Mapping[str, Any], lengths: list[int], sequence: int) -> bytes:
+        prefix = self.prefix_for(tags)
+        if prefix is None:
             return encode_meta(tags, lengths, sequence)
-        return self._prefix + _meta_tail(lengths, sequence)
+        return prefix + _meta_tail(lengths, sequence)
 
 
 class SwmrSender:
@@ -152,6 +167,44 @@ class SwmrSender:
 
     def append(self, records: Sequence[RecordLike]) -> tuple[int, int]:
         """Append a batch; returns (records, block bytes). Index datasets are written last."""
+        encoded = self._encode_uniform(records) or self._encode(records)
+        data, record_bytes, meta, meta_lengths = encoded
+        data_ends = np.cumsum(record_bytes, dtype=np.uint64) + np.uint64(self.data.size)
+        meta_ends = np.cumsum(meta_lengths, dtype=np.uint64) + np.uint64(self.meta.size)
+        self.data.append(np.frombuffer(data, dtype=np.uint8))
+        self.meta.append(np.frombuffer(meta, dtype=np.uint8))
+        self.meta_idx.append(meta_ends)
+        self.data_idx.append(data_ends)
+        return len(records), len(data)
+
+    def _encode_uniform(
+        self, records: Sequence[RecordLike]
+    ) -> tuple[bytes, np.ndarray, bytes, np.ndarray] | None:
+        """The fast path: same tags, one ``bytes`` block of one length per record (else None)."""
+        uniform = uniform_blocks(records)
+        if uniform is None:
+            return None
+        blocks, length = uniform
+        tags = list(map(_TAGS, records))
+        first = tags[0]
+        if first:
+            if not all(map(_same_tags, [first] * len(tags), tags)):
+                return None
+        elif any(tags):
+            return None
+        prefix = self._encode_meta.prefix_for(first)
+        if prefix is None:
+            return None
+        head = prefix + b'"block_lengths":[%d],"sequence":' % length
+        digits = list(map(_FORMAT_INT, map(_SEQUENCE, records)))
+        meta = head + (b"}" + head).join(digits) + b"}"
+        meta_lengths = np.fromiter(map(len, digits), dtype=np.uint64, count=len(digits))
+        meta_lengths += np.uint64(len(head) + 1)
+        record_bytes = np.full(len(blocks), length, dtype=np.uint64)
+        return b"".join(blocks), record_bytes, meta, meta_lengths
+
+    def _encode(self, records: Sequence[RecordLike]) -> tuple[bytes, np.ndarray, bytes, np.ndarray]:
+        """Any batch, record by record."""
         blocks: list[Any] = []
         record_bytes = np.empty(len(records), dtype=np.uint64)
         metas: list[bytes] = []
@@ -161,13 +214,7 @@ class SwmrSender:
             record_bytes[index] = sum(lengths)
             metas.append(self._encode_meta(record.tags, lengths, record.sequence))
         meta_lengths = np.fromiter(map(len, metas), dtype=np.uint64, count=len(metas))
-        data_ends = np.cumsum(record_bytes, dtype=np.uint64) + np.uint64(self.data.size)
-        meta_ends = np.cumsum(meta_lengths, dtype=np.uint64) + np.uint64(self.meta.size)
-        self.data.append(np.frombuffer(b"".join(blocks), dtype=np.uint8))
-        self.meta.append(np.frombuffer(b"".join(metas), dtype=np.uint8))
-        self.meta_idx.append(meta_ends)
-        self.data_idx.append(data_ends)
-        return len(records), int(record_bytes.sum())
+        return b"".join(blocks), record_bytes, b"".join(metas), meta_lengths
 
     def write_eor(self, user_tags: Mapping[str, Any], run_metadata: Mapping[str, Any]) -> None:
         """Fill the pre-created EOR datasets with compact JSON."""
@@ -217,6 +264,30 @@ def record_nbytes(record: RecordLike) -> int:
     return sum(map(_nbytes, record.blocks))
 
 
+def uniform_blocks(records: Sequence[RecordLike]) -> tuple[list[bytes], int] | None:
+    """The blocks and their common length if every record has one ``bytes`` block of the same
+    length (else None); C-level passes only."""
+    block_lists = list(map(_BLOCKS, records))
+    if not block_lists or set(map(len, block_lists)) != {1}:
+        return None
+    blocks = list(map(_FIRST, block_lists))
+    if set(map(type, blocks)) != {bytes}:
+        return None
+    lengths = set(map(len, blocks))
+    return (blocks, lengths.pop()) if len(lengths) == 1 else None
+
+
+def batch_nbytes(records: Sequence[RecordLike]) -> int:
+    """Total bytes of the blocks of ``records`` (C loops when every block is ``bytes``)."""
+    blocks = list(chain.from_iterable(map(_BLOCKS, records)))
+    if set(map(type, blocks)) <= {bytes}:
+        return sum(map(len, blocks))
+    return sum(map(_nbytes, blocks))
+
+
 def _write_slice(dset: h5py.Dataset, start: int, values: np.ndarray) -> None:
-    """Write ``values`` at ``start`` (single patch point for tests)."""
-    dset[start : start + values.shape[0]] = values
+    """Write ``values`` at ``start`` (single patch point for tests); low-level, no checks."""
+    count = int(values.shape[0])
+    file_space = dset.id.get_space()
+    file_space.select_hyperslab((start,), (count,))
+    dset.id.write(h5s.create_simple((count,)), file_space, np.ascontiguousarray(values))
