@@ -13,32 +13,26 @@ metric polls and a ``do_failure`` caused from the loop in the task worker
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from constellation import __version__
 from constellation.autonomy import Autonomy, AutonomyLinks
-from constellation.core.commands import CommandRegistry, CommandResult, CommandSpec, Param
+from constellation.core.commands import CommandRegistry, CommandResult
 from constellation.core.config import (
     Configuration,
     FrameworkConfig,
-    normalize_framework_keys,
-    resolve_env,
 )
 from constellation.core.fsm import Command, SatelliteFSM
 from constellation.core.roles import Role
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
 from constellation.errors import (
-    CommandDefinitionError,
     HookError,
     InvalidStateError,
-    SendingStoppedError,
     UsageError,
 )
 from constellation.metrics import MetricRegistry
@@ -49,31 +43,23 @@ from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop, TimerHandle
 from constellation.net.monitoring import STATUS, CMDPLogHandler, MonitoringPublisher
 from constellation.protocol.common import validate_name
+from constellation.runtime.custom_commands import CustomCommand, custom_command_specs
+from constellation.runtime.jobs import TransitionJobs
 from constellation.runtime.lifecycle import Lifecycle
 from constellation.runtime.requests import RequestRouter
 from constellation.runtime.services import ServiceHandlers, ServiceSet
 from constellation.runtime.standard_commands import standard_commands
+from constellation.runtime.tasks import PeriodicTasks
 from constellation.runtime.transitions import (
     DEFAULT_STATUS,
     HookCaller,
     TransitionRunner,
-    failure_reason,
     is_expected_failure,
     original_error,
 )
 from constellation.runtime.workers import ActiveCalls, Worker
 
 __all__ = ["CustomCommand", "HookError", "Satellite"]
-
-
-@dataclass(frozen=True)
-class CustomCommand:
-    """Declaration of a user command: the method of the same name is its handler."""
-
-    name: str
-    description: str
-    params: tuple[tuple[str, type], ...] = ()
-    allowed_states: frozenset[State] | None = None
 
 
 class Satellite(Lifecycle):
@@ -118,7 +104,6 @@ class Satellite(Lifecycle):
         self._interrupt_reason = ""
         self._stop_event = threading.Event()
         self._shutdown_event = threading.Event()
-        self._timers: list[TimerHandle] = []
         self._started = False
         self._closed = False
 
@@ -128,9 +113,14 @@ class Satellite(Lifecycle):
         self._command_worker = Worker(f"{self.canonical_name}-commands")
         self._tasks = Worker(f"{self.canonical_name}-tasks")
         self._hook = HookCaller(self, self._active)
+        self._jobs = TransitionJobs(self, self._hook, self._stop_event)
+        self._periodic = PeriodicTasks(self._tasks, self._active, lambda: self.fsm.state, self.log)
 
         self.commands = CommandRegistry(standard_commands(self))
-        user_commands = self._register_custom_commands()
+        user_commands = [
+            self.commands.add(spec).name
+            for spec in custom_command_specs(self, self.custom_commands)
+        ]
         self.metrics = MetricRegistry(self.canonical_name, lambda: self.fsm.state, self.log.name)
         self.autonomy = Autonomy(
             AutonomyLinks(
@@ -151,7 +141,7 @@ class Satellite(Lifecycle):
             fail=self.fail,
             set_status=self.set_status,
             default_status=self._default_status,
-            on_run=self._run_loop,
+            on_run=self._jobs.run,
         )
         self._router = RequestRouter(
             self.commands,
@@ -209,33 +199,9 @@ class Satellite(Lifecycle):
     ) -> TimerHandle:
         """Call ``fn`` every ``interval`` s in the task worker (a tick is skipped while the
         previous call still runs); ``states`` limits the calls to those states."""
-        loop = self.loop
-        if loop is None:
+        if self.loop is None:
             raise UsageError("start() the satellite before scheduling tasks")
-        label = f"task {getattr(fn, '__name__', fn)}"
-        busy = threading.Event()
-
-        def run() -> None:
-            try:
-                with self._active.running(label):
-                    fn()
-            except Exception:
-                self.log.exception("scheduled %s failed", label)
-            finally:
-                busy.clear()
-
-        def tick() -> None:  # loop thread
-            if busy.is_set() or (states is not None and self.state not in states):
-                return
-            busy.set()
-            try:
-                self._tasks.submit(run)
-            except UsageError:
-                busy.clear()  # closing
-
-        handle = loop.call_every(interval, tick, first=interval)
-        self._timers.append(handle)
-        return handle
+        return self._periodic.every(self.loop, interval, fn, states)
 
     # --- parts, for the framework and tests -------------------------------------------------
     @property
@@ -327,8 +293,7 @@ class Satellite(Lifecycle):
         self.services.withdraw()
         self._wait_for_user_code(hook_timeout)
         self._close_extra()
-        for handle in self._timers:
-            handle.cancel()
+        self._periodic.cancel_all()
         self.metrics.stop()
         self.services.close()
         for worker in (self._worker, self._command_worker, self._tasks):
@@ -361,119 +326,39 @@ class Satellite(Lifecycle):
     # ------------------------------------------------------------------------------------------
     # commands
     # ------------------------------------------------------------------------------------------
-    def _register_custom_commands(self) -> list[str]:
-        names = []
-        for declared in self.custom_commands:
-            handler = getattr(self, declared.name, None)
-            if not callable(handler):
-                raise CommandDefinitionError(
-                    f"{self.type_name} declares command '{declared.name}' "
-                    "but has no method of that name"
-                )
-            params = tuple(Param(n, t) for n, t in declared.params)
-            spec = CommandSpec(
-                declared.name, handler, declared.description, params, declared.allowed_states
-            )
-            names.append(self.commands.add(spec).name)
-        return names
-
     @property
     def supports_reconfigure(self) -> bool:
         return type(self).do_reconfigure is not Lifecycle.do_reconfigure
 
     def transition(self, command: Command, argument: Any = None) -> CommandResult:
         """Begin ``command``; its job (hooks and framework work) runs in the hook worker."""
-        jobs: dict[Command, Callable[[], str | None]] = {
-            Command.initialize: lambda: self._job_initialize(argument),
-            Command.launch: self._job_launch,
-            Command.land: self._job_land,
-            Command.start: lambda: self._job_start(argument),
-            Command.stop: self._job_stop,
-            Command.reconfigure: lambda: self._job_reconfigure(argument),
-            Command.interrupt: self._job_interrupt,
+        jobs = self._jobs
+        table: dict[Command, Callable[[], str | None]] = {
+            Command.initialize: lambda: jobs.initialize(argument),
+            Command.launch: jobs.launch,
+            Command.land: jobs.land,
+            Command.start: lambda: jobs.start(argument),
+            Command.stop: jobs.stop,
+            Command.reconfigure: lambda: jobs.reconfigure(argument),
+            Command.interrupt: jobs.interrupt,
         }
-        return self.transitions.begin(command, jobs[command])
+        return self.transitions.begin(command, table[command])
 
-    def _default_status(self, command: Command, before: State) -> str:
-        text = DEFAULT_STATUS[command]
-        return text.format(before=before.name, reason=self._interrupt_reason, run=self.run_id)
-
-    # ------------------------------------------------------------------------------------------
-    # transition jobs (hook worker)
-    # ------------------------------------------------------------------------------------------
-    def _job_initialize(self, raw: dict[str, Any]) -> str | None:
-        data = resolve_env(normalize_framework_keys(raw), os.environ)
-        config = Configuration(data)
-        framework = FrameworkConfig.from_config(
-            config, own_name=self.canonical_name, data=self.handles_data
-        )
+    def apply_framework(self, framework: FrameworkConfig) -> None:
+        """Take the framework settings of a new configuration (hook worker, ``initialize``)."""
         self.framework = framework
         self.role = framework.role
         self.autonomy.configure(framework)
         if self._heartbeat is not None:
             self._heartbeat.max_interval_s = framework.max_heartbeat_interval
-        self._framework_initialize(config)
-        status = self._hook("do_initializing", config)
-        self.config = config
-        unused = config.unused_keys()
-        if unused:
-            self.log.warning("unused configuration keys: %s", ", ".join(unused))
-            base = status or "Initialized"
-            status = f"{base} ({len(unused)} unused keys: {', '.join(unused)})"
-        return status
 
-    def _job_launch(self) -> str | None:
-        self._framework_launch()
-        return self._hook("do_launching")
+    def publish_metric(self, name: str, value: Any) -> None:
+        """Publish ``value`` for metric ``name`` now, if anybody listens."""
+        self.metrics.publish_now(name, value)
 
-    def _job_land(self) -> str | None:
-        status = self._hook("do_landing")
-        self._framework_land()
-        return status
-
-    def _job_reconfigure(self, partial: dict[str, Any]) -> str | None:
-        data = resolve_env(normalize_framework_keys(partial), os.environ)
-        self.config.apply_partial(data)
-        return self._hook("do_reconfigure", Configuration(data))
-
-    def _job_start(self, run_id: str) -> str | None:
-        self._stop_event.clear()
-        self.run_id = run_id
-        self.run_condition = RunCondition.GOOD
-        self.metrics.publish_now("RUN_ID", run_id)
-        status = self._hook("do_starting", run_id)
-        self._framework_start(run_id)
-        return status
-
-    def _run_loop(self) -> None:
-        """Run ``do_run`` in the hook worker until it returns; a failure goes to ERROR."""
-        try:
-            status = self._hook("do_run", self.run_id)
-        except Exception as exc:
-            if isinstance(original_error(exc), SendingStoppedError):
-                return  # an interrupt stopped the data sending while do_run waited for room
-            if self.state is not State.ERROR:  # else a consequence of the failure: keep its status
-                self.fail(failure_reason(exc), exc)
-            return
-        if status and self.state is State.RUN:
-            self._status = status  # after stop, interrupt or failure their own status wins
-
-    def _job_stop(self) -> str | None:
-        self._framework_stop()
-        status = self._hook("do_stopping")
-        self._framework_stopped(self.run_condition)
-        return status
-
-    def _job_interrupt(self) -> str | None:
-        was_running = self.interrupted_from is State.RUN
-        if was_running:
-            self.run_condition |= RunCondition.INTERRUPTED
-            self._framework_stop()
-        status = self._hook("do_interrupting")
-        if was_running:
-            self._framework_stopped(self.run_condition)
-        self._framework_land()
-        return status
+    def _default_status(self, command: Command, before: State) -> str:
+        text = DEFAULT_STATUS[command]
+        return text.format(before=before.name, reason=self._interrupt_reason, run=self.run_id)
 
     # --- autonomous transitions ---------------------------------------------------------------
     def interrupt(self, reason: str) -> bool:
@@ -484,7 +369,7 @@ class Satellite(Lifecycle):
         try:
             self.interrupted_from = state
             self._interrupt_reason = reason  # read by the job, so set before it can run
-            self.transitions.begin(Command.interrupt, self._job_interrupt)
+            self.transitions.begin(Command.interrupt, self._jobs.interrupt)
         except InvalidStateError:
             return False
         try:

@@ -11,6 +11,7 @@ Messages without the delimiter frame are dropped (as a REP socket would) and cou
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -85,9 +86,7 @@ class CommandServer:
             reply = self._reply_for(body)
             if isinstance(reply, Future):
                 self.pending_replies += 1
-                reply.add_done_callback(
-                    lambda done, env=envelope: self._loop.call_soon(self._send_later, env, done)
-                )
+                reply.add_done_callback(functools.partial(self._completed, envelope))
             else:
                 self._send(envelope, reply)
 
@@ -103,6 +102,10 @@ class CommandServer:
         except Exception as exc:  # a reply must always go out
             log.exception("command handler failed for '%s'", request.verb)
             return self._error(f"{type(exc).__name__} while handling '{request.verb}': {exc}")
+
+    def _completed(self, envelope: list[bytes], done: Future[CSCP1Message]) -> None:
+        """Any thread: hand the completed reply to the loop thread."""
+        self._loop.call_soon(self._send_later, envelope, done)
 
     def _send_later(self, envelope: list[bytes], done: Future[CSCP1Message]) -> None:
         """Loop thread: send the reply of an asynchronous handler."""
