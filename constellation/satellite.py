@@ -27,6 +27,7 @@ from constellation.core.config import (
     FrameworkConfig,
 )
 from constellation.core.fsm import Command, SatelliteFSM
+from constellation.core.heartbeat_tracker import PeerInfo
 from constellation.core.roles import Role
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
@@ -57,7 +58,7 @@ from constellation.runtime.transitions import (
     is_expected_failure,
     original_error,
 )
-from constellation.runtime.workers import ActiveCalls, Worker
+from constellation.runtime.workers import UserThreads
 
 __all__ = ["CustomCommand", "HookError", "Satellite"]
 
@@ -108,10 +109,11 @@ class Satellite(Lifecycle):
         self._closed = False
 
         # Threads of user code (never the loop thread) and what runs in them right now.
-        self._active = ActiveCalls()
-        self._worker = Worker(f"{self.canonical_name}-hooks")
-        self._command_worker = Worker(f"{self.canonical_name}-commands")
-        self._tasks = Worker(f"{self.canonical_name}-tasks")
+        self.threads = UserThreads(self.canonical_name)
+        self._active = self.threads.active
+        self._worker = self.threads.hooks  # the receiver waits on it before closing its sockets
+        self._command_worker = self.threads.commands
+        self._tasks = self.threads.tasks
         self._hook = HookCaller(self, self._active)
         self._jobs = TransitionJobs(self, self._hook, self._stop_event)
         self._periodic = PeriodicTasks(self._tasks, self._active, lambda: self.fsm.state, self.log)
@@ -291,21 +293,9 @@ class Satellite(Lifecycle):
         self._closed = True
         self._stop_event.set()
         self.services.withdraw()
-        self._wait_for_user_code(hook_timeout)
-        self._close_extra()
-        self._periodic.cancel_all()
-        self.metrics.stop()
-        self.services.close()
-        for worker in (self._worker, self._command_worker, self._tasks):
-            worker.shutdown()
-        self._shutdown_event.set()
-
-    def _wait_for_user_code(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for worker in (self._worker, self._command_worker, self._tasks):
-            worker.wait_idle(max(0.0, deadline - time.monotonic()))
+        stuck = self.threads.settle(hook_timeout)
         now = time.monotonic()
-        for call in self._active.snapshot():
+        for call in stuck:
             self.log.critical(
                 "%s still running after %.1f s (it ignores stop_requested()); "
                 "closing without it, its thread %s is abandoned",
@@ -313,6 +303,12 @@ class Satellite(Lifecycle):
                 call.running_for(now),
                 call.thread,
             )
+        self._close_extra()
+        self._periodic.cancel_all()
+        self.metrics.stop()
+        self.services.close()
+        self.threads.shutdown()
+        self._shutdown_event.set()
 
     def _close_extra(self) -> None:
         """Close additional sockets (data sockets of transmitters and receivers)."""
@@ -434,7 +430,7 @@ class Satellite(Lifecycle):
     def _heartbeat_state(self) -> HeartbeatState:
         return HeartbeatState(int(self.state), self.role.flags, self._status)
 
-    def _peer(self, name: str) -> Any:
+    def _peer(self, name: str) -> PeerInfo | None:
         receiver = self.heartbeats
         return receiver.peer(name) if receiver is not None else None
 

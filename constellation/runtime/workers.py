@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from constellation.errors import UsageError
 
-__all__ = ["ActiveCall", "ActiveCalls", "Worker"]
+__all__ = ["ActiveCall", "ActiveCalls", "UserThreads", "Worker"]
 
 T = TypeVar("T")
 
@@ -135,3 +135,28 @@ class Worker:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+
+
+class UserThreads:
+    """The workers of one satellite's user code and the record of what runs in them.
+
+    ``hooks``: transitions and ``do_run``; ``commands``: custom commands; ``tasks``: periodic
+    tasks, metric polls, ``do_failure`` caused from the loop thread.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.active = ActiveCalls()
+        self.hooks = Worker(f"{prefix}-hooks")
+        self.commands = Worker(f"{prefix}-commands")
+        self.tasks = Worker(f"{prefix}-tasks")
+
+    def settle(self, timeout: float) -> list[ActiveCall]:
+        """Wait up to ``timeout`` s for every worker to be idle; the calls still running."""
+        deadline = time.monotonic() + timeout
+        for worker in (self.hooks, self.commands, self.tasks):
+            worker.wait_idle(max(0.0, deadline - time.monotonic()))
+        return self.active.snapshot()
+
+    def shutdown(self) -> None:
+        for worker in (self.hooks, self.commands, self.tasks):
+            worker.shutdown()
