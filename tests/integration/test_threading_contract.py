@@ -253,14 +253,31 @@ def test_user_code_runs_off_the_loop_thread(satellites: Any) -> None:
         sat._where("task")
         ticked.set()
 
+    polled = threading.Event()
+
+    def poll() -> int:
+        sat._where("metric poll")
+        polled.set()
+        return 1
+
+    assert sat.monitoring is not None
+    stats = zmq.Context.instance().socket(zmq.SUB)
+    stats.setsockopt(zmq.LINGER, 0)
+    stats.setsockopt(zmq.SUBSCRIBE, b"STAT/WHERE")
+    stats.connect(f"tcp://{LOOPBACK}:{sat.monitoring.port}")
     try:
         sock.send_multipart([b"", *_encode("hold", ["x"])])
         assert _receive(sock).payload == "held x"
         sat.every(0.01, tick)
         assert ticked.wait(5)
+        sat.metrics.register("WHERE", "", "thread check", poll, 0.02, frozenset(State))
+        assert polled.wait(10)
+        assert stats.poll(5000), "the sampled metric was not published"
         sock.send_multipart([b"", *_encode("_failure")])  # fail() called in the loop thread
         assert _receive(sock).msg_type is CSCPType.SUCCESS
         assert sat.failed.wait(5)
     finally:
         sock.close()
-    assert sat.in_loop == {"command": False, "task": False, "do_failure": False}
+        stats.close()
+    expected = {"command": False, "task": False, "metric poll": False, "do_failure": False}
+    assert sat.in_loop == expected
