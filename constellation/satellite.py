@@ -22,20 +22,13 @@ from typing import Any, ClassVar
 from constellation import __version__
 from constellation.autonomy import Autonomy, AutonomyLinks
 from constellation.core.commands import CommandRegistry, CommandResult
-from constellation.core.config import (
-    Configuration,
-    FrameworkConfig,
-)
+from constellation.core.config import Configuration, FrameworkConfig
 from constellation.core.fsm import Command, SatelliteFSM
 from constellation.core.heartbeat_tracker import PeerInfo
 from constellation.core.roles import Role
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
-from constellation.errors import (
-    HookError,
-    InvalidStateError,
-    UsageError,
-)
+from constellation.errors import HookError, InvalidStateError, UsageError
 from constellation.metrics import MetricRegistry
 from constellation.net.command_server import CommandServer
 from constellation.net.discovery import Discovery
