@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: After SIGINT/SIGTERM the process exits within this many seconds, even if a hook hangs.
-TERMINATE_TIMEOUT = 4.0
+TERMINATE_TIMEOUT = 3.5
 
 LEVELS = {
     "TRACE": TRACE,

@@ -284,9 +284,10 @@ class Satellite(Lifecycle):
         if self._closed:
             return
         self._closed = True
+        settle_until = time.monotonic() + hook_timeout
         self._stop_event.set()
         self.services.withdraw()
-        stuck = self.threads.settle(hook_timeout)
+        stuck = self.threads.settle(max(0.0, settle_until - time.monotonic()))
         now = time.monotonic()
         for call in stuck:
             self.log.critical(
