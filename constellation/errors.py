@@ -24,6 +24,7 @@ __all__ = [
     "HookError",
     "IncompleteCommandError",
     "InputFileError",
+    "InvalidNameError",
     "InvalidProtocolError",
     "InvalidStateError",
     "LoopTimeoutError",
@@ -44,6 +45,10 @@ class ConstellationError(Exception):
 
 class UsageError(ConstellationError, RuntimeError):
     """The local API was used out of order (e.g. a timer scheduled before ``start()``)."""
+
+
+class InvalidNameError(ConstellationError, ValueError):
+    """A satellite type or name is not made of letters, digits and underscores."""
 
 
 # --- protocol layer: bytes that came from somewhere else ---------------------------------------

@@ -28,7 +28,7 @@ from constellation.core.heartbeat_tracker import PeerInfo
 from constellation.core.roles import Role
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
-from constellation.errors import HookError, InvalidStateError, UsageError
+from constellation.errors import HookError, InvalidNameError, InvalidStateError, UsageError
 from constellation.metrics import MetricRegistry
 from constellation.net.command_server import CommandServer
 from constellation.net.discovery import Discovery
@@ -77,8 +77,11 @@ class Satellite(Lifecycle):
         mon_port: int = 0,
         discovery: str = "mdns",
     ) -> None:
-        validate_name(name)
-        validate_name(type(self).__name__)
+        try:
+            validate_name(name)
+            validate_name(type(self).__name__)
+        except ValueError as exc:
+            raise InvalidNameError(str(exc)) from exc
         self.type_name = type(self).__name__
         self.name = name
         self.group = group

@@ -5,8 +5,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from constellation import errors
 from constellation.net.command_server import split_envelope
+from constellation.runtime.custom_commands import CustomCommand
+from constellation.satellite import Satellite
 
 PACKAGE = Path(__file__).resolve().parents[3] / "constellation"
 
@@ -58,6 +62,7 @@ def test_error_hierarchy() -> None:
     assert issubclass(errors.UsageError, RuntimeError)
     assert issubclass(errors.MetricDefinitionError, ValueError)
     assert issubclass(errors.CommandDefinitionError, TypeError)
+    assert issubclass(errors.InvalidNameError, ValueError)
     hook = errors.HookError("do_run", ValueError("bad"))
     assert str(hook) == "ValueError in do_run: bad" and isinstance(hook.error, ValueError)
     for name in errors.__all__:
@@ -65,9 +70,9 @@ def test_error_hierarchy() -> None:
 
 
 def test_satellite_reexports_hook_error() -> None:
-    from constellation.satellite import HookError
+    from constellation import satellite
 
-    assert HookError is errors.HookError
+    assert satellite.HookError is errors.HookError
 
 
 def test_split_envelope_of_req_dealer_and_proxied_requests() -> None:
@@ -77,3 +82,14 @@ def test_split_envelope_of_req_dealer_and_proxied_requests() -> None:
     assert split_envelope([b"id", b""]) == ([b"id", b""], [])
     assert split_envelope([b"id", b"h", b"p"]) is None  # no delimiter: dropped like REP does
     assert split_envelope([b"", b"h"]) is None
+
+
+def test_satellite_constructor_raises_project_errors() -> None:
+    with pytest.raises(errors.InvalidNameError, match="bad name"):
+        Satellite("bad name", "g")
+
+    class Missing(Satellite):
+        custom_commands = (CustomCommand("calibrate", "no such method"),)
+
+    with pytest.raises(errors.CommandDefinitionError, match="calibrate"):
+        Missing("m", "g")
