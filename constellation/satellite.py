@@ -38,6 +38,7 @@ from constellation.net.loop import EventLoop, TimerHandle
 from constellation.net.monitoring import STATUS, CMDPLogHandler, MonitoringPublisher
 from constellation.protocol.common import validate_name
 from constellation.runtime.custom_commands import CustomCommand, custom_command_specs
+from constellation.runtime.failures import FailureHandler
 from constellation.runtime.jobs import TransitionJobs
 from constellation.runtime.lifecycle import Lifecycle
 from constellation.runtime.requests import RequestRouter
@@ -48,8 +49,6 @@ from constellation.runtime.transitions import (
     DEFAULT_STATUS,
     HookCaller,
     TransitionRunner,
-    is_expected_failure,
-    original_error,
 )
 from constellation.runtime.workers import UserThreads
 
@@ -112,6 +111,17 @@ class Satellite(Lifecycle):
         self._tasks = self.threads.tasks
         self._hook = HookCaller(self, self._active)
         self._jobs = TransitionJobs(self, self._hook, self._stop_event)
+        self._failures = FailureHandler(
+            self.fsm,
+            self._stop_event,
+            self.log,
+            set_status=self.set_status,
+            clean_up=self._framework_failure,
+            do_failure=self.do_failure,
+            in_loop_thread=lambda: self.loop is not None and self.loop.in_loop_thread(),
+            tasks=self._tasks,
+            active=self._active,
+        )
         self._periodic = PeriodicTasks(self._tasks, self._active, lambda: self.fsm.state, self.log)
 
         self.commands = CommandRegistry(standard_commands(self))
@@ -378,30 +388,7 @@ class Satellite(Lifecycle):
         ``do_failure`` runs in the calling thread, or in the task worker when called from the
         event-loop thread (user code never runs there).
         """
-        previous = self.state
-        self._status = reason
-        self._stop_event.set()
-        self.fsm.fail()
-        if error is not None and not is_expected_failure(error):
-            self.log.critical("%s", reason, exc_info=original_error(error))
-        else:
-            self.log.critical("%s", reason)
-        try:
-            self._framework_failure(previous)
-        except Exception:
-            self.log.exception("framework clean-up after failure failed")
-        loop = self.loop
-        if loop is not None and loop.in_loop_thread():
-            self._run_task(self._call_do_failure)
-        else:
-            self._call_do_failure()
-
-    def _call_do_failure(self) -> None:
-        try:
-            with self._active.running("do_failure"):
-                self.do_failure()
-        except Exception:
-            self.log.exception("do_failure raised")
+        self._failures.fail(reason, error)
 
     def _run_task(self, call: Callable[[], None]) -> None:
         """Run ``call`` in the task worker (dropped with a warning once closed)."""
