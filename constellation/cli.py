@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from constellation import CODENAME, __version__
-from constellation.core.states import State
 from constellation.net.monitoring import STATUS, TRACE
 from constellation.satellite import Satellite
 from constellation.terminal import LogLineHandler
@@ -32,6 +31,9 @@ __all__ = [
     "run_satellite",
     "setup_logging",
 ]
+
+#: After SIGINT/SIGTERM the process exits within this many seconds, even if a hook hangs.
+TERMINATE_TIMEOUT = 3.5
 
 LEVELS = {
     "TRACE": TRACE,
@@ -194,7 +196,7 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
         logging.getLogger("constellation").addHandler(satellite._log_handler)
     while not satellite.wait_for_shutdown(0.5):
         pass
-    if stop.is_set() and satellite.interrupt("process received a termination signal"):
-        satellite.wait_for_state(State.SAFE, timeout=30)
+    if stop.is_set():  # interrupt to SAFE and close within TERMINATE_TIMEOUT s
+        satellite.terminate("process received a termination signal", TERMINATE_TIMEOUT)
     satellite.close()
     return 0
