@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from constellation import CODENAME, __version__
+from constellation.errors import DuplicateNameError
 from constellation.net.monitoring import STATUS, TRACE
 from constellation.satellite import Satellite
 from constellation.terminal import LogLineHandler
@@ -43,6 +44,10 @@ LEVELS = {
     "STATUS": STATUS,
     "CRITICAL": logging.CRITICAL,
 }
+
+
+#: How long a satellite started from the command line asks whether its name is taken.
+NAME_CHECK_TIMEOUT = 0.5
 
 
 def default_name() -> str:
@@ -137,6 +142,13 @@ def build_parser(
     parser.add_argument(
         "-l", "--level", type=level_type(), default="INFO", help="console log level"
     )
+    parser.add_argument(
+        "--name-check",
+        type=float,
+        default=NAME_CHECK_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to ask the group whether the name is taken before starting (0: do not)",
+    )
     for flags, what in (
         (("--cmd-port", "--command-port"), "command (CSCP)"),
         (("--hb-port", "--heartbeat-port"), "heartbeat (CHP)"),
@@ -173,6 +185,7 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
         "hb_port": args.hb_port,
         "mon_port": args.mon_port,
         "discovery": args.discovery,
+        "name_check": args.name_check,
     }
     if is_transmitter:
         kwargs["data_port"] = args.data_port
@@ -190,7 +203,11 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    satellite.start()
+    try:
+        satellite.start()
+    except DuplicateNameError as exc:
+        print(f"Satellite{cls.__name__}: error: {exc}", file=sys.stderr)
+        return 2
     # Route framework logs of this process to the network as well.
     if satellite._log_handler is not None:
         logging.getLogger("constellation").addHandler(satellite._log_handler)

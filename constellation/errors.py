@@ -124,6 +124,10 @@ class DiscoveryError(ConstellationError):
     """A service could not be announced or found."""
 
 
+class DuplicateNameError(DiscoveryError):
+    """Another satellite of the group already runs under this canonical name."""
+
+
 class LoopTimeoutError(ConstellationError, TimeoutError):
     """The event loop did not run a handed-over call in time (it is blocked or stopped)."""
 

@@ -28,7 +28,13 @@ from constellation.core.heartbeat_tracker import PeerInfo
 from constellation.core.roles import Role
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
-from constellation.errors import HookError, InvalidNameError, InvalidStateError, UsageError
+from constellation.errors import (
+    DuplicateNameError,
+    HookError,
+    InvalidNameError,
+    InvalidStateError,
+    UsageError,
+)
 from constellation.metrics import MetricRegistry
 from constellation.net.command_server import CommandServer
 from constellation.net.discovery import Discovery
@@ -75,6 +81,7 @@ class Satellite(Lifecycle):
         hb_port: int = 0,
         mon_port: int = 0,
         discovery: str = "mdns",
+        name_check: float = 0.0,
     ) -> None:
         try:
             validate_name(name)
@@ -160,7 +167,9 @@ class Satellite(Lifecycle):
             deferred=user_commands,
         )
         ports = {"cmd": cmd_port, "hb": hb_port, "mon": mon_port}
-        self.services = ServiceSet(self.canonical_name, group, self.scope, ports, discovery)
+        self.services = ServiceSet(
+            self.canonical_name, group, self.scope, ports, discovery, name_check
+        )
 
     # ------------------------------------------------------------------------------------------
     # user API
@@ -259,7 +268,11 @@ class Satellite(Lifecycle):
         self.services.open(handlers, self.log, self.type_name)
         assert self.services.loop is not None and self.services.monitoring is not None
         self.metrics.start(self.services.loop, self.services.monitoring, self._run_task)
-        self._announce()
+        try:
+            self._announce()
+        except DuplicateNameError:
+            self.close()
+            raise
         self.log.log(STATUS, "%s started in group '%s'", self.canonical_name, self.group)
         return self
 

@@ -17,6 +17,7 @@ from typing import Any
 import zmq
 
 from constellation.core.heartbeat_tracker import PeerEvent
+from constellation.errors import DuplicateNameError
 from constellation.net.command_server import CommandServer, RequestHandler
 from constellation.net.discovery import Discovery, DiscoveryEvent, ServiceId, make_discovery
 from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
@@ -49,12 +50,14 @@ class ServiceSet:
         scope: NetworkScope,
         ports: dict[str, int],
         discovery_kind: str,
+        name_check: float = 0.0,
     ) -> None:
         self.canonical_name = canonical_name
         self.group = group
         self.scope = scope
         self._ports = dict(ports)
         self._discovery_kind = discovery_kind
+        self._name_check = name_check
         self.loop: EventLoop | None = None
         self.monitoring: MonitoringPublisher | None = None
         self.log_handler: CMDPLogHandler | None = None
@@ -93,11 +96,22 @@ class ServiceSet:
         )
 
     def announce(self, extra: Callable[[Discovery], None] = lambda discovery: None) -> Discovery:
-        """Announce monitoring, heartbeat, ``extra`` services, then control; follow heartbeats."""
+        """Announce monitoring, heartbeat, ``extra`` services, then control; follow heartbeats.
+
+        With a ``name_check`` time, first ask the group whether the name is taken: raises
+        :class:`~constellation.errors.DuplicateNameError` naming the other's address.
+        """
         assert self.command_server and self.heartbeat and self.monitoring and self.heartbeats
         discovery = make_discovery(
             self._discovery_kind, self.group, self.canonical_name, self.scope
         )
+        other = discovery.find_namesake(self._name_check)
+        if other is not None:
+            discovery.close()
+            raise DuplicateNameError(
+                f"{self.canonical_name} already runs in group '{self.group}' at {other}: "
+                "start this one under another name (-n)"
+            )
         self.discovery = discovery
         discovery.announce(ServiceId.MONITORING, self.monitoring.port)
         discovery.announce(ServiceId.HEARTBEAT, self.heartbeat.port)
