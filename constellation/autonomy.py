@@ -6,6 +6,9 @@ satellite is in ORBIT or RUN; a degraded mark needs a run (``starting`` or RUN).
 transitions (``_conditions.require_<transition>_after``) wait here, in the worker thread, until
 the listed peers reached the target state, and fail on timeout or at once when a peer is in
 ERROR, dead or gone. The peer view is read through the receiver's thread-safe snapshots.
+
+Autonomy never sees the satellite: it gets the few things it reads and does as callables
+(:class:`AutonomyLinks`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from constellation.core.config import FrameworkConfig
 from constellation.core.fsm import Command
@@ -22,10 +26,7 @@ from constellation.core.roles import PeerEventKind, Role, reaction
 from constellation.core.states import State
 from constellation.errors import TransitionError
 
-if TYPE_CHECKING:
-    from constellation.satellite import Satellite
-
-__all__ = ["TRANSITION_OF", "Autonomy"]
+__all__ = ["TRANSITION_OF", "Autonomy", "AutonomyLinks"]
 
 #: Command -> name of its transitional state, as used in ``require_<name>_after``.
 TRANSITION_OF: dict[Command, str] = {
@@ -37,12 +38,30 @@ TRANSITION_OF: dict[Command, str] = {
 }
 
 
+@dataclass(frozen=True)
+class AutonomyLinks:
+    """What autonomy reads from and asks of its satellite (all thread-safe)."""
+
+    #: The satellite's current state.
+    state: Callable[[], State]
+    #: The latest view of a peer by canonical name (None: never seen).
+    peer: Callable[[str], PeerInfo | None]
+    #: Interrupt to SAFE with a reason; False if not in ORBIT or RUN.
+    interrupt: Callable[[str], bool]
+    #: Mark the current run degraded with a reason.
+    mark_degraded: Callable[[str], None]
+    #: Set the status text.
+    set_status: Callable[[str], None]
+    #: True once the satellite is closing.
+    closing: Callable[[], bool]
+
+
 class Autonomy:
     """Role reactions and conditional transitions of one satellite."""
 
-    def __init__(self, satellite: Satellite) -> None:
-        self._sat = satellite
-        self.log = logging.getLogger(f"{satellite.log.name}.autonomy")
+    def __init__(self, links: AutonomyLinks, log_name: str) -> None:
+        self._links = links
+        self.log = logging.getLogger(f"{log_name}.autonomy")
         self._changed = threading.Condition()
         self._generation = 0  # counts notifications, so that none is missed between checks
         self._conditions: dict[str, list[str]] = {}
@@ -70,7 +89,7 @@ class Autonomy:
         self.state_changed()
 
     def _react(self, event: PeerEvent) -> None:
-        state = self._sat.state
+        state = self._links.state()
         in_operation = state in (State.ORBIT, State.RUN)
         decision = reaction(event.flags, event.kind, in_operation)
         if not decision.log:
@@ -80,9 +99,9 @@ class Autonomy:
         role = Role.from_flags(event.flags).name
         what = f"{event.name} {event.kind.value}" + (f" ({event.detail})" if event.detail else "")
         if decision.degrade and state in _RUNNING:
-            self._sat.mark_run_degraded(f"{role} peer {what}")
+            self._links.mark_degraded(f"{role} peer {what}")
         if decision.interrupt:
-            if self._sat.interrupt(what):
+            if self._links.interrupt(what):
                 return
             self.log.warning("%s peer %s, but %s cannot be interrupted", role, what, state.name)
         elif not decision.degrade:
@@ -139,13 +158,13 @@ class Autonomy:
             if not pending:
                 self.log.info("%s: %s reached %s", transition, ", ".join(peers), target.name)
                 return
-            if self._sat.state is not transitional:
+            if self._links.state() is not transitional:
                 return
-            if self._sat._closed:
+            if self._links.closing():
                 raise TransitionError(f"{transition} abandoned: the satellite is shutting down")
             if pending != shown:
                 shown = list(pending)
-                self._sat.set_status(f"Waiting for {', '.join(pending)} to reach {target.name}")
+                self._links.set_status(f"Waiting for {', '.join(pending)} to reach {target.name}")
                 self.log.info("%s waits for %s to reach %s", transition, shown, target.name)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -156,8 +175,7 @@ class Autonomy:
             self.wait_change(min(remaining, 0.5), since=seen)
 
     def _peer(self, name: str) -> PeerInfo | None:
-        receiver = self._sat.heartbeats
-        return receiver.peer(name) if receiver is not None else None
+        return self._links.peer(name)
 
     def _describe(self, peer: str) -> str:
         info = self._peer(peer)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from constellation import CODENAME, __version__
-from constellation.core.states import State
+from constellation.errors import DuplicateNameError
 from constellation.net.monitoring import STATUS, TRACE
 from constellation.satellite import Satellite
 from constellation.terminal import LogLineHandler
@@ -33,6 +33,9 @@ __all__ = [
     "setup_logging",
 ]
 
+#: After SIGINT/SIGTERM the process exits within this many seconds, even if a hook hangs.
+TERMINATE_TIMEOUT = 3.5
+
 LEVELS = {
     "TRACE": TRACE,
     "DEBUG": logging.DEBUG,
@@ -41,6 +44,10 @@ LEVELS = {
     "STATUS": STATUS,
     "CRITICAL": logging.CRITICAL,
 }
+
+
+#: How long a satellite started from the command line asks whether its name is taken.
+NAME_CHECK_TIMEOUT = 0.5
 
 
 def default_name() -> str:
@@ -135,6 +142,13 @@ def build_parser(
     parser.add_argument(
         "-l", "--level", type=level_type(), default="INFO", help="console log level"
     )
+    parser.add_argument(
+        "--name-check",
+        type=float,
+        default=NAME_CHECK_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to ask the group whether the name is taken before starting (0: do not)",
+    )
     for flags, what in (
         (("--cmd-port", "--command-port"), "command (CSCP)"),
         (("--hb-port", "--heartbeat-port"), "heartbeat (CHP)"),
@@ -171,6 +185,7 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
         "hb_port": args.hb_port,
         "mon_port": args.mon_port,
         "discovery": args.discovery,
+        "name_check": args.name_check,
     }
     if is_transmitter:
         kwargs["data_port"] = args.data_port
@@ -188,13 +203,17 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    satellite.start()
+    try:
+        satellite.start()
+    except DuplicateNameError as exc:
+        print(f"Satellite{cls.__name__}: error: {exc}", file=sys.stderr)
+        return 2
     # Route framework logs of this process to the network as well.
     if satellite._log_handler is not None:
         logging.getLogger("constellation").addHandler(satellite._log_handler)
     while not satellite.wait_for_shutdown(0.5):
         pass
-    if stop.is_set() and satellite.interrupt("process received a termination signal"):
-        satellite.wait_for_state(State.SAFE, timeout=30)
+    if stop.is_set():  # interrupt to SAFE and close within TERMINATE_TIMEOUT s
+        satellite.terminate("process received a termination signal", TERMINATE_TIMEOUT)
     satellite.close()
     return 0

@@ -2,12 +2,17 @@
 
 Every exception the framework raises on purpose derives from :class:`ConstellationError`.
 Decoding problems of received bytes (remote errors) are kept apart from misuse of the local API.
-The table mapping exception types to CSCP reply types lives in ``constellation.core.commands``.
+Where callers traditionally catch a builtin, the project error has it as second base
+(:class:`DataTimeoutError` is a ``TimeoutError``, :class:`UsageError` a ``RuntimeError``...), so
+``except TimeoutError`` keeps working. A stop request (:class:`SendingStoppedError`) is not a
+failure and derives from no failure class. The table mapping exception types to CSCP reply types
+lives in ``constellation.core.commands``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CommandDefinitionError",
     "CommandError",
     "ConfigError",
     "ConstellationError",
@@ -16,21 +21,34 @@ __all__ = [
     "DecodeError",
     "DiscoveryError",
     "EncodeError",
+    "HookError",
     "IncompleteCommandError",
     "InputFileError",
+    "InvalidNameError",
     "InvalidProtocolError",
     "InvalidStateError",
+    "LoopTimeoutError",
+    "MetricDefinitionError",
     "OutputFileError",
     "OutputFileExistsError",
     "SendingStoppedError",
     "TransitionError",
     "UnexpectedProtocolError",
     "UnknownCommandError",
+    "UsageError",
 ]
 
 
 class ConstellationError(Exception):
     """Root of every error raised on purpose by this framework."""
+
+
+class UsageError(ConstellationError, RuntimeError):
+    """The local API was used out of order (e.g. a timer scheduled before ``start()``)."""
+
+
+class InvalidNameError(ConstellationError, ValueError):
+    """A satellite type or name is not made of letters, digits and underscores."""
 
 
 # --- protocol layer: bytes that came from somewhere else ---------------------------------------
@@ -80,8 +98,25 @@ class InvalidStateError(CommandError):
     """The command is not allowed in the current state."""
 
 
+class CommandDefinitionError(ConstellationError, TypeError):
+    """A satellite class declares a command it does not implement (or implements wrongly)."""
+
+
 class TransitionError(ConstellationError):
     """A state transition failed or timed out."""
+
+
+class HookError(ConstellationError):
+    """An exception raised inside a user hook; ``hook`` names it, ``error`` is the original."""
+
+    def __init__(self, hook: str, error: BaseException) -> None:
+        self.hook = hook
+        self.error = error
+        super().__init__(f"{type(error).__name__} in {hook}: {error}")
+
+
+class MetricDefinitionError(ConstellationError, ValueError):
+    """A metric registration is invalid (name, unit, poll function or interval)."""
 
 
 # --- I/O ------------------------------------------------------------------------------------------
@@ -89,12 +124,23 @@ class DiscoveryError(ConstellationError):
     """A service could not be announced or found."""
 
 
-class DataTimeoutError(ConstellationError):
+class DuplicateNameError(DiscoveryError):
+    """Another satellite of the group already runs under this canonical name."""
+
+
+class LoopTimeoutError(ConstellationError, TimeoutError):
+    """The event loop did not run a handed-over call in time (it is blocked or stopped)."""
+
+
+class DataTimeoutError(ConstellationError, TimeoutError):
     """Sending data blocked longer than the configured timeout (receiver did not keep up)."""
 
 
-class SendingStoppedError(DataTimeoutError):
-    """A record was offered after an interrupt stopped the run's data sending (not a failure)."""
+class SendingStoppedError(ConstellationError):
+    """A record was offered after an interrupt stopped the run's data sending.
+
+    Not a failure: ``do_run`` ends on it and the interrupt proceeds to SAFE.
+    """
 
 
 # --- data runs --------------------------------------------------------------------------------

@@ -4,6 +4,11 @@ A metric has a name (UPPER_SNAKE), a unit and a description. Values are scalars.
 are sampled every ``interval`` seconds in the allowed states and published only when somebody
 subscribed; a poll function that raises is logged (rate-limited), never fatal. Rates and averages
 are computed by listeners, not put on the wire.
+
+The registry knows its collaborators only: the sender name, a state getter, and — once started —
+the event loop (timers), the publisher and a task runner. The loop's timer only checks the
+state and the subscriptions; the poll function itself (user code) runs through the task runner,
+off the loop thread, and a sample still running when the next one is due is skipped.
 """
 
 from __future__ import annotations
@@ -13,20 +18,21 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 
 from constellation.core.states import State
-from constellation.errors import EncodeError
-from constellation.net.loop import TimerHandle
+from constellation.errors import EncodeError, MetricDefinitionError
+from constellation.net.loop import EventLoop, TimerHandle
+from constellation.net.monitoring import MonitoringPublisher
 from constellation.net.ratelimit import RateLimitedWarning
 from constellation.protocol.cmdp1 import CMDP1Metric
 
-if TYPE_CHECKING:
-    from constellation.satellite import Satellite
+#: Runs a call off the loop thread (the satellite's task worker).
+TaskRunner = Callable[[Callable[[], None]], None]
 
-__all__ = ["DEFAULT_METRIC_STATES", "Metric", "MetricRegistry"]
+__all__ = ["DEFAULT_METRIC_STATES", "Metric", "MetricRegistry", "TaskRunner"]
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -51,6 +57,7 @@ class Metric:
     interval: float = 10.0
     states: frozenset[State] = DEFAULT_METRIC_STATES
     timer: TimerHandle | None = None
+    sampling: bool = False
 
 
 def _interval_scale() -> float:
@@ -58,14 +65,18 @@ def _interval_scale() -> float:
 
 
 class MetricRegistry:
-    """The metrics of one satellite."""
+    """The metrics of one satellite (``sender``: its canonical name)."""
 
-    def __init__(self, satellite: Satellite) -> None:
-        self._sat = satellite
+    def __init__(self, sender: str, state: Callable[[], State], log_name: str) -> None:
+        self._sender = sender
+        self._state = state
         self._metrics: dict[str, Metric] = {}
-        self._log = logging.getLogger(f"{satellite.log.name}.monitoring")
+        self._log = logging.getLogger(f"{log_name}.monitoring")
         self._failures: dict[str, RateLimitedWarning] = {}
         self._running = False
+        self._loop: EventLoop | None = None
+        self._publisher: MonitoringPublisher | None = None
+        self._run_task: TaskRunner = _run_inline
         self.register("STATE", "", "Current state name")
         self.register("RUN_ID", "", "Identifier of the current run")
         self.register("CPU_LOAD_AVG", "%", "CPU load of the host", _cpu_load, 10.0)
@@ -80,24 +91,30 @@ class MetricRegistry:
         interval: float = 10.0,
         states: frozenset[State] = DEFAULT_METRIC_STATES,
     ) -> Metric:
-        """Register a metric; with ``poll`` it is sampled every ``interval`` s."""
+        """Register a metric; with ``poll`` it is sampled every ``interval`` s.
+
+        Raises :class:`~constellation.errors.MetricDefinitionError` (a ``ValueError``) naming
+        the metric for a bad name, unit, description, poll function or interval.
+        """
         name = name.upper()
         if not _NAME.match(name):
-            raise ValueError(f"metric name '{name}' must be UPPER_SNAKE")
+            raise MetricDefinitionError(f"metric name '{name}' must be UPPER_SNAKE")
         if not isinstance(unit, str) or not isinstance(description, str):
-            raise TypeError(f"metric {name}: unit and description must be str")
+            raise MetricDefinitionError(f"metric {name}: unit and description must be str")
         if poll is not None and not callable(poll):
-            raise TypeError(f"metric {name}: poll must be callable")
+            raise MetricDefinitionError(f"metric {name}: poll must be callable")
         if not interval > 0:
-            raise ValueError(f"metric {name}: interval must be positive, not {interval!r}")
+            raise MetricDefinitionError(
+                f"metric {name}: interval must be positive, not {interval!r}"
+            )
         if name in self._metrics:
             self._cancel(self._metrics[name])
         metric = Metric(name, unit, description, poll, interval, states)
         self._metrics[name] = metric
         if self._running:
             self._schedule(metric)
-            if self._sat.monitoring is not None:
-                self._sat.monitoring.notify("STAT")
+            if self._publisher is not None:
+                self._publisher.notify("STAT")
         return metric
 
     def topics(self) -> dict[str, str]:
@@ -110,7 +127,7 @@ class MetricRegistry:
         numpy scalars are sent as plain numbers; a value that cannot travel (a list, bytes...)
         is reported as a warning and dropped, never raised.
         """
-        publisher = self._sat.monitoring
+        publisher = self._publisher
         if value is None or publisher is None:
             return
         name = name.upper()
@@ -121,11 +138,17 @@ class MetricRegistry:
         if hasattr(value, "item") and getattr(value, "shape", None) == ():
             value = value.item()  # numpy scalar or 0-d array -> Python scalar
         try:
-            publisher.publish(CMDP1Metric(self._sat.canonical_name, name, value, unit))
+            publisher.publish(CMDP1Metric(self._sender, name, value, unit))
         except EncodeError as exc:
             self._warn(name, "metric %s not sent: %s", name, exc)
 
-    def start(self) -> None:
+    def start(
+        self, loop: EventLoop, publisher: MonitoringPublisher, run_task: TaskRunner | None = None
+    ) -> None:
+        """Begin sampling: timers in ``loop``, polls through ``run_task`` (default: inline)."""
+        self._loop = loop
+        self._publisher = publisher
+        self._run_task = run_task or _run_inline
         self._running = True
         for metric in list(self._metrics.values()):
             self._schedule(metric)
@@ -136,11 +159,25 @@ class MetricRegistry:
             self._cancel(metric)
 
     def _schedule(self, metric: Metric) -> None:
-        loop = self._sat.loop
+        loop = self._loop
         if metric.poll is None or loop is None:
             return
         interval = max(0.01, metric.interval * _interval_scale())
-        metric.timer = loop.call_every(interval, lambda: self._sample(metric), first=interval)
+        metric.timer = loop.call_every(interval, lambda: self._due(metric), first=interval)
+
+    def _due(self, metric: Metric) -> None:
+        """Loop thread: hand the sample to the task runner if somebody wants it."""
+        if metric.sampling or self._state() not in metric.states or metric.poll is None:
+            return
+        publisher = self._publisher
+        if publisher is None or not publisher.wants(f"STAT/{metric.name}"):
+            return
+        metric.sampling = True
+        try:
+            self._run_task(lambda: self._sample(metric))
+        except Exception:
+            metric.sampling = False
+            raise
 
     @staticmethod
     def _cancel(metric: Metric) -> None:
@@ -149,23 +186,23 @@ class MetricRegistry:
             metric.timer = None
 
     def _sample(self, metric: Metric) -> None:
-        if self._sat.state not in metric.states or metric.poll is None:
-            return
-        publisher = self._sat.monitoring
-        if publisher is None or not publisher.wants(f"STAT/{metric.name}"):
-            return
         try:
-            value = metric.poll()
-        except Exception as exc:
-            self._warn(
-                metric.name,
-                "metric %s could not be sampled: %s: %s",
-                metric.name,
-                type(exc).__name__,
-                exc,
-            )
-            return
-        self.publish_now(metric.name, value)
+            if metric.poll is None:
+                return
+            try:
+                value = metric.poll()
+            except Exception as exc:
+                self._warn(
+                    metric.name,
+                    "metric %s could not be sampled: %s: %s",
+                    metric.name,
+                    type(exc).__name__,
+                    exc,
+                )
+                return
+            self.publish_now(metric.name, value)
+        finally:
+            metric.sampling = False
 
     def _warn(self, name: str, message: str, *args: object) -> None:
         """A warning rate-limited per metric, so one broken metric does not hide another."""
@@ -173,6 +210,10 @@ class MetricRegistry:
         if warning is None:
             warning = self._failures[name] = RateLimitedWarning(self._log)
         warning(message, *args)
+
+
+def _run_inline(call: Callable[[], None]) -> None:
+    call()
 
 
 def _cpu_load() -> float:

@@ -1,84 +1,68 @@
 """Assembly layer: the Satellite base class and its small user API.
 
-A satellite is composed of explicit parts: a state machine (``core.fsm``), a command registry
-(``core.commands``), a configuration (``core.config``), and the I/O services of ``net/`` — command
-server, heartbeat sender and receiver, monitoring publisher and discovery — all served by one
-event loop. User code overrides the ``do_*`` hooks; they run in one worker thread, so a hook may
-block (hardware calls, ``do_run``) without delaying command replies or heartbeats.
+A satellite assembles explicit parts: a state machine (``core.fsm``), a command registry filled
+from the standard command table (``runtime.standard_commands``, which sees a narrow view of the
+satellite) and the ``custom_commands``, a transition runner (``runtime.transitions``), a
+service set (``runtime.services``: loop, sockets, discovery), autonomy and metrics (which get
+callables, never the satellite). User code never runs in the event-loop thread: hooks and
+``do_run`` run in the hook worker, custom commands in the command worker, periodic tasks,
+metric polls and a ``do_failure`` caused from the loop in the task worker
+(``runtime.workers``). So a blocking call delays neither heartbeats nor command replies.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-import zmq
-
 from constellation import __version__
-from constellation.autonomy import Autonomy
-from constellation.core.commands import CommandRegistry, CommandResult, CommandSpec, Param
-from constellation.core.config import (
-    Configuration,
-    FrameworkConfig,
-    normalize_framework_keys,
-    resolve_env,
-)
+from constellation.autonomy import Autonomy, AutonomyLinks
+from constellation.core.commands import CommandRegistry, CommandResult
+from constellation.core.config import Configuration, FrameworkConfig
 from constellation.core.fsm import Command, SatelliteFSM
-from constellation.core.heartbeat_tracker import PeerEvent
+from constellation.core.heartbeat_tracker import PeerInfo
 from constellation.core.roles import Role
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
 from constellation.errors import (
-    ConfigError,
-    IncompleteCommandError,
+    DuplicateNameError,
+    HookError,
+    InvalidNameError,
     InvalidStateError,
-    SendingStoppedError,
-    TransitionError,
+    UsageError,
 )
 from constellation.metrics import MetricRegistry
 from constellation.net.command_server import CommandServer
-from constellation.net.discovery import Discovery, DiscoveryEvent, ServiceId, make_discovery
+from constellation.net.discovery import Discovery
 from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop, TimerHandle
-from constellation.net.monitoring import STATUS, TRACE, CMDPLogHandler, MonitoringPublisher
-from constellation.protocol.common import validate_name, validate_run_id
-from constellation.protocol.cscp1 import CSCP1Message
+from constellation.net.monitoring import STATUS, CMDPLogHandler, MonitoringPublisher
+from constellation.protocol.common import validate_name
+from constellation.runtime.custom_commands import CustomCommand, custom_command_specs
+from constellation.runtime.failures import FailureHandler
+from constellation.runtime.jobs import TransitionJobs
+from constellation.runtime.lifecycle import Lifecycle
+from constellation.runtime.requests import RequestRouter
+from constellation.runtime.services import ServiceHandlers, ServiceSet
+from constellation.runtime.standard_commands import standard_commands
+from constellation.runtime.tasks import PeriodicTasks
+from constellation.runtime.transitions import (
+    DEFAULT_STATUS,
+    HookCaller,
+    TransitionRunner,
+)
+from constellation.runtime.workers import UserThreads
 
 __all__ = ["CustomCommand", "HookError", "Satellite"]
 
 
-@dataclass(frozen=True)
-class CustomCommand:
-    """Declaration of a user command: the method of the same name is its handler."""
-
-    name: str
-    description: str
-    params: tuple[tuple[str, type], ...] = ()
-    allowed_states: frozenset[State] | None = None
-
-
-class HookError(Exception):
-    """An exception raised inside a user hook, with the hook's name."""
-
-    def __init__(self, hook: str, error: BaseException) -> None:
-        self.hook = hook
-        self.error = error
-        super().__init__(f"{type(error).__name__} in {hook}: {error}")
-
-
-_STEADY_FOR_SHUTDOWN = frozenset({State.NEW, State.INIT, State.SAFE, State.ERROR})
-
-
-class Satellite:
-    """Base class of every satellite: override the ``do_*`` hooks."""
+class Satellite(Lifecycle):
+    """Base class of every satellite: override the ``do_*`` hooks (see :class:`Lifecycle`)."""
 
     #: User commands of this satellite class (see :class:`CustomCommand`).
     custom_commands: ClassVar[tuple[CustomCommand, ...]] = ()
@@ -97,17 +81,19 @@ class Satellite:
         hb_port: int = 0,
         mon_port: int = 0,
         discovery: str = "mdns",
+        name_check: float = 0.0,
     ) -> None:
-        validate_name(name)
-        validate_name(type(self).__name__)
+        try:
+            validate_name(name)
+            validate_name(type(self).__name__)
+        except ValueError as exc:
+            raise InvalidNameError(str(exc)) from exc
         self.type_name = type(self).__name__
         self.name = name
         self.group = group
         self.canonical_name = f"{self.type_name}.{name}"
         self.log = logging.getLogger(f"sat.{self.canonical_name}")
         self.scope = NetworkScope.from_interfaces(interfaces)
-        self._ports = {"cmd": cmd_port, "hb": hb_port, "mon": mon_port}
-        self._discovery_kind = discovery
 
         self.fsm = SatelliteFSM(on_change=self._on_state_change)
         self._last_changed = datetime.now(timezone.utc)
@@ -121,66 +107,69 @@ class Satellite:
         self._interrupt_reason = ""
         self._stop_event = threading.Event()
         self._shutdown_event = threading.Event()
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{self.canonical_name}-hooks")
-        self._timers: list[TimerHandle] = []
-
-        self.commands = CommandRegistry()
-        self._register_standard_commands()
-        self._register_custom_commands()
-        self.metrics = MetricRegistry(self)
-        self.autonomy = Autonomy(self)
-
-        self.loop: EventLoop | None = None
-        self.discovery: Discovery | None = None
-        self._command_server: CommandServer | None = None
-        self._heartbeat: HeartbeatSender | None = None
-        self.heartbeats: HeartbeatReceiver | None = None
-        self.monitoring: MonitoringPublisher | None = None
-        self._log_handler: CMDPLogHandler | None = None
         self._started = False
         self._closed = False
 
-    # ------------------------------------------------------------------------------------------
-    # user hooks (run in the worker thread)
-    # ------------------------------------------------------------------------------------------
-    def do_initializing(self, config: Configuration) -> str | None:
-        """Read and check the configuration; connect to hardware."""
-        return None
+        # Threads of user code (never the loop thread) and what runs in them right now.
+        self.threads = UserThreads(self.canonical_name)
+        self._active = self.threads.active
+        self._worker = self.threads.hooks  # the receiver waits on it before closing its sockets
+        self._command_worker = self.threads.commands
+        self._tasks = self.threads.tasks
+        self._hook = HookCaller(self, self._active)
+        self._jobs = TransitionJobs(self, self._hook, self._stop_event)
+        self._failures = FailureHandler(
+            self.fsm,
+            self._stop_event,
+            self.log,
+            set_status=self.set_status,
+            clean_up=self._framework_failure,
+            do_failure=self.do_failure,
+            in_loop_thread=lambda: self.loop is not None and self.loop.in_loop_thread(),
+            tasks=self._tasks,
+            active=self._active,
+        )
+        self._periodic = PeriodicTasks(self._tasks, self._active, lambda: self.fsm.state, self.log)
 
-    def do_launching(self) -> str | None:
-        """Prepare for data taking (e.g. ramp up voltages)."""
-        return None
-
-    def do_landing(self) -> str | None:
-        """Undo ``do_launching``."""
-        return None
-
-    def do_reconfigure(self, partial: Configuration) -> str | None:
-        """Apply a partial configuration in ORBIT (override to support ``reconfigure``)."""
-        raise NotImplementedError
-
-    def do_starting(self, run_id: str) -> str | None:
-        """Prepare run ``run_id``."""
-        return None
-
-    def do_run(self, run_id: str) -> str | None:
-        """Take data until :meth:`stop_requested` is true (default: just wait)."""
-        self._stop_event.wait()
-        return None
-
-    def do_stopping(self) -> str | None:
-        """Finish the current run."""
-        return None
-
-    def do_interrupting(self) -> str | None:
-        """Bring the satellite to SAFE: by default stop if running, then land."""
-        if self.interrupted_from is State.RUN:
-            self.do_stopping()
-        self.do_landing()
-        return None
-
-    def do_failure(self) -> None:
-        """Called on entering ERROR; put hardware in a safe condition."""
+        self.commands = CommandRegistry(standard_commands(self))
+        user_commands = [
+            self.commands.add(spec).name
+            for spec in custom_command_specs(self, self.custom_commands)
+        ]
+        self.metrics = MetricRegistry(self.canonical_name, lambda: self.fsm.state, self.log.name)
+        self.autonomy = Autonomy(
+            AutonomyLinks(
+                state=lambda: self.fsm.state,
+                peer=self._peer,
+                interrupt=self.interrupt,
+                mark_degraded=self.mark_run_degraded,
+                set_status=self.set_status,
+                closing=lambda: self._closed,
+            ),
+            self.log.name,
+        )
+        self.transitions = TransitionRunner(
+            self.fsm,
+            self._worker,
+            self._stop_event,
+            await_conditions=self.autonomy.await_conditions,
+            fail=self.fail,
+            set_status=self.set_status,
+            default_status=self._default_status,
+            on_run=self._jobs.run,
+        )
+        self._router = RequestRouter(
+            self.commands,
+            lambda: self.fsm.state,
+            self.canonical_name,
+            self._command_worker,
+            self._active,
+            deferred=user_commands,
+        )
+        ports = {"cmd": cmd_port, "hb": hb_port, "mon": mon_port}
+        self.services = ServiceSet(
+            self.canonical_name, group, self.scope, ports, discovery, name_check
+        )
 
     # ------------------------------------------------------------------------------------------
     # user API
@@ -201,6 +190,11 @@ class Satellite:
     def status(self) -> str:
         return self._status
 
+    @property
+    def last_changed(self) -> datetime:
+        """When the state last changed (UTC)."""
+        return self._last_changed
+
     def set_status(self, text: str) -> None:
         """Set the status text shown next to the state (sent with the next heartbeat)."""
         self._status = text
@@ -220,21 +214,40 @@ class Satellite:
         fn: Callable[[], Any],
         states: frozenset[State] | None = None,
     ) -> TimerHandle:
-        """Call ``fn`` every ``interval`` s (in the loop thread; keep it short)."""
+        """Call ``fn`` every ``interval`` s in the task worker (a tick is skipped while the
+        previous call still runs); ``states`` limits the calls to those states."""
         if self.loop is None:
-            raise RuntimeError("start() the satellite before scheduling tasks")
+            raise UsageError("start() the satellite before scheduling tasks")
+        return self._periodic.every(self.loop, interval, fn, states)
 
-        def tick() -> None:
-            if states is not None and self.state not in states:
-                return
-            try:
-                fn()
-            except Exception:
-                self.log.exception("scheduled task %s failed", getattr(fn, "__name__", fn))
+    # --- parts, for the framework and tests -------------------------------------------------
+    @property
+    def loop(self) -> EventLoop | None:
+        return self.services.loop
 
-        handle = self.loop.call_every(interval, tick, first=interval)
-        self._timers.append(handle)
-        return handle
+    @property
+    def discovery(self) -> Discovery | None:
+        return self.services.discovery
+
+    @property
+    def monitoring(self) -> MonitoringPublisher | None:
+        return self.services.monitoring
+
+    @property
+    def heartbeats(self) -> HeartbeatReceiver | None:
+        return self.services.heartbeats
+
+    @property
+    def _heartbeat(self) -> HeartbeatSender | None:
+        return self.services.heartbeat
+
+    @property
+    def _command_server(self) -> CommandServer | None:
+        return self.services.command_server
+
+    @property
+    def _log_handler(self) -> CMDPLogHandler | None:
+        return self.services.log_handler
 
     # ------------------------------------------------------------------------------------------
     # life cycle
@@ -244,62 +257,30 @@ class Satellite:
         if self._started:
             return self
         self._started = True
-        self.loop = EventLoop(zmq.Context.instance(), f"{self.canonical_name}-loop")
-        self.loop.on_error = self._on_framework_error
-        self.loop.start()
-        self._open_services()
-        self._announce()
+        handlers = ServiceHandlers(
+            handle_request=self._router,
+            heartbeat_state=self._heartbeat_state,
+            on_peer_events=self.autonomy.on_peer_events,
+            log_topics=self._log_topics,
+            metric_topics=self.metrics.topics,
+            on_loop_error=self._on_framework_error,
+        )
+        self.services.open(handlers, self.log, self.type_name)
+        assert self.services.loop is not None and self.services.monitoring is not None
+        self.metrics.start(self.services.loop, self.services.monitoring, self._run_task)
+        try:
+            self._announce()
+        except DuplicateNameError:
+            self.close()
+            raise
         self.log.log(STATUS, "%s started in group '%s'", self.canonical_name, self.group)
         return self
 
-    def _open_services(self) -> None:
-        assert self.loop is not None
-        self.monitoring = MonitoringPublisher(
-            self.loop,
-            self.scope,
-            self.canonical_name,
-            self._ports["mon"],
-            log_topics=self._log_topics,
-            metric_topics=self.metrics.topics,
-        )
-        self._log_handler = CMDPLogHandler(self.monitoring, self.log.name, self.type_name)
-        self.log.addHandler(self._log_handler)
-        # Everything down to TRACE reaches the handlers: the CMDP handler sends only what
-        # somebody subscribed to, the console handler filters by its own level.
-        self.log.setLevel(TRACE if self.log.level == logging.NOTSET else self.log.level)
-        self._heartbeat = HeartbeatSender(
-            self.loop,
-            self.scope,
-            self.canonical_name,
-            self._heartbeat_state,
-            self._ports["hb"],
-        )
-        self.heartbeats = HeartbeatReceiver(self.loop, self.canonical_name, self._on_peer_events)
-        self._command_server = CommandServer(
-            self.loop, self.scope, self.canonical_name, self._handle_request, self._ports["cmd"]
-        )
-        self.metrics.start()
-
     def _announce(self) -> None:
-        assert self._command_server and self._heartbeat and self.monitoring and self.heartbeats
-        self.discovery = make_discovery(
-            self._discovery_kind, self.group, self.canonical_name, self.scope
-        )
-        self.discovery.announce(ServiceId.MONITORING, self.monitoring.port)
-        self.discovery.announce(ServiceId.HEARTBEAT, self._heartbeat.port)
-        self._announce_extra(self.discovery)
-        self.discovery.announce(ServiceId.CONTROL, self._command_server.port)
-        self.discovery.add_listener([ServiceId.HEARTBEAT], self._on_heartbeat_service)
+        self.services.announce(self._announce_extra)
 
     def _announce_extra(self, discovery: Discovery) -> None:
         """Announce additional services (the data service of transmitters)."""
-
-    def _on_heartbeat_service(self, event: DiscoveryEvent, service: Any) -> None:
-        assert self.heartbeats is not None
-        if event is DiscoveryEvent.ADDED:
-            self.heartbeats.peer_added(service)
-        else:
-            self.heartbeats.peer_removed(service)
 
     def wait_for_shutdown(self, timeout: float | None = None) -> bool:
         """Block until the ``shutdown`` command was received (or ``timeout``)."""
@@ -308,26 +289,45 @@ class Satellite:
     def request_shutdown(self) -> None:
         self._shutdown_event.set()
 
-    def close(self) -> None:
-        """Withdraw the announcements, stop the run if any, close every socket."""
+    def terminate(self, reason: str, timeout: float = 4.0) -> None:
+        """Interrupt to SAFE if in ORBIT or RUN, then :meth:`close`, all within ``timeout`` s.
+
+        A hook that ignores the stop request does not hold this up: it is named in a
+        CRITICAL log and left behind (its thread does not keep the process alive).
+        """
+        deadline = time.monotonic() + timeout
+        close_grace = min(1.0, timeout / 4)
+        if self.interrupt(reason):
+            self.wait_for_state(State.SAFE, max(0.0, deadline - close_grace - time.monotonic()))
+        self.close(hook_timeout=max(0.1, deadline - time.monotonic()))
+
+    def close(self, hook_timeout: float = 1.0) -> None:
+        """Withdraw the announcements, stop the run if any, close every socket.
+
+        Waits up to ``hook_timeout`` s for running hooks and commands to return; any still
+        running then is logged CRITICAL by name and abandoned.
+        """
         if self._closed:
             return
         self._closed = True
+        settle_until = time.monotonic() + hook_timeout
         self._stop_event.set()
-        if self.discovery is not None:
-            self.discovery.close()
+        self.services.withdraw()
+        stuck = self.threads.settle(max(0.0, settle_until - time.monotonic()))
+        now = time.monotonic()
+        for call in stuck:
+            self.log.critical(
+                "%s still running after %.1f s (it ignores stop_requested()); "
+                "closing without it, its thread %s is abandoned",
+                call.name,
+                call.running_for(now),
+                call.thread,
+            )
         self._close_extra()
-        for handle in self._timers:
-            handle.cancel()
+        self._periodic.cancel_all()
         self.metrics.stop()
-        for part in (self._command_server, self.heartbeats, self._heartbeat, self.monitoring):
-            if part is not None:
-                part.close()
-        if self._log_handler is not None:
-            self.log.removeHandler(self._log_handler)
-        if self.loop is not None:
-            self.loop.stop()
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        self.services.close()
+        self.threads.shutdown()
         self._shutdown_event.set()
 
     def _close_extra(self) -> None:
@@ -342,273 +342,39 @@ class Satellite:
     # ------------------------------------------------------------------------------------------
     # commands
     # ------------------------------------------------------------------------------------------
-    def _handle_request(self, request: CSCP1Message) -> CSCP1Message:
-        return self.commands.dispatch(request, self.state, self.canonical_name)
-
-    def _register_standard_commands(self) -> None:
-        add = self.commands.add
-        info = [
-            ("get_name", "Canonical name of this satellite.", lambda: self.canonical_name),
-            ("get_version", "Version of this satellite.", lambda: self.version),
-            ("get_cnstln_version", "Version of the framework.", lambda: __version__),
-            ("get_status", "Current status text.", lambda: self._status),
-            ("get_run_id", "Identifier of the current or last run.", lambda: self.run_id),
-        ]
-        for name, doc, fn in info:
-            add(CommandSpec(name, _text_result(fn), doc))
-        add(CommandSpec("get_commands", self._cmd_get_commands, "List the public commands."))
-        add(CommandSpec("_get_commands", self._cmd_get_hidden, "List the hidden commands."))
-        add(CommandSpec("get_state", self._cmd_get_state, "Current state (name, code, time)."))
-        add(CommandSpec("get_config", self._cmd_get_config, "The effective configuration."))
-        add(CommandSpec("get_role", self._cmd_get_role, "Autonomy role and its heartbeat flags."))
-        add(
-            CommandSpec(
-                "initialize",
-                self._cmd_initialize,
-                "Initialize with a configuration map (NEW, INIT, SAFE, ERROR -> INIT).",
-                (Param("config", dict),),
-                raw_payload=True,
-            )
-        )
-        add(CommandSpec("launch", self._cmd(Command.launch), "Launch: INIT -> ORBIT."))
-        add(CommandSpec("land", self._cmd(Command.land), "Land: ORBIT -> INIT."))
-        add(
-            CommandSpec(
-                "start",
-                self._cmd_start,
-                "Start a run with the given run identifier: ORBIT -> RUN.",
-                (Param("run_id", str),),
-                raw_payload=True,
-            )
-        )
-        add(CommandSpec("stop", self._cmd(Command.stop), "Stop the run: RUN -> ORBIT."))
-        if self.supports_reconfigure:
-            add(
-                CommandSpec(
-                    "reconfigure",
-                    self._cmd_reconfigure,
-                    "Apply a partial configuration map in ORBIT.",
-                    (Param("partial", dict),),
-                    raw_payload=True,
-                )
-            )
-        add(
-            CommandSpec(
-                "shutdown",
-                self._cmd_shutdown,
-                "Shut the satellite down (NEW, INIT, SAFE, ERROR).",
-                allowed_states=_STEADY_FOR_SHUTDOWN,
-            )
-        )
-        add(CommandSpec("_interrupt", self._cmd_interrupt, "Interrupt to SAFE (debugging)."))
-        add(CommandSpec("_failure", self._cmd_failure, "Go to ERROR (debugging)."))
-
-    def _register_custom_commands(self) -> None:
-        for declared in self.custom_commands:
-            handler = getattr(self, declared.name, None)
-            if not callable(handler):
-                raise TypeError(
-                    f"{self.type_name} declares command '{declared.name}' "
-                    "but has no method of that name"
-                )
-            params = tuple(Param(n, t) for n, t in declared.params)
-            self.commands.add(
-                CommandSpec(
-                    declared.name, handler, declared.description, params, declared.allowed_states
-                )
-            )
-
     @property
     def supports_reconfigure(self) -> bool:
-        return type(self).do_reconfigure is not Satellite.do_reconfigure
+        return type(self).do_reconfigure is not Lifecycle.do_reconfigure
 
-    def _cmd_get_commands(self) -> CommandResult:
-        public = self.commands.public()
-        return CommandResult(f"{len(public)} commands known", public)
-
-    def _cmd_get_hidden(self) -> CommandResult:
-        hidden = self.commands.hidden()
-        return CommandResult(f"{len(hidden)} hidden commands known", hidden)
-
-    def _cmd_get_state(self) -> CommandResult:
-        tags = {
-            "last_changed": self._last_changed,
-            "last_changed_iso": self._last_changed.isoformat(),
+    def transition(self, command: Command, argument: Any = None) -> CommandResult:
+        """Begin ``command``; its job (hooks and framework work) runs in the hook worker."""
+        jobs = self._jobs
+        table: dict[Command, Callable[[], str | None]] = {
+            Command.initialize: lambda: jobs.initialize(argument),
+            Command.launch: jobs.launch,
+            Command.land: jobs.land,
+            Command.start: lambda: jobs.start(argument),
+            Command.stop: jobs.stop,
+            Command.reconfigure: lambda: jobs.reconfigure(argument),
+            Command.interrupt: jobs.interrupt,
         }
-        return CommandResult(self.state.name, int(self.state), tags)
+        return self.transitions.begin(command, table[command])
 
-    def _cmd_get_config(self) -> CommandResult:
-        return CommandResult("Effective configuration", self.config.effective())
-
-    def _cmd_get_role(self) -> CommandResult:
-        return CommandResult(self.role.name, self.role.flags)
-
-    def _cmd(self, command: Command) -> Callable[[], CommandResult]:
-        return lambda: self._begin(command, self._job_for(command))
-
-    def _cmd_initialize(self, config: dict[str, Any]) -> CommandResult:
-        return self._begin(Command.initialize, lambda: self._job_initialize(config))
-
-    def _cmd_start(self, run_id: str) -> CommandResult:
-        try:
-            validate_run_id(run_id)
-        except ValueError as exc:
-            raise IncompleteCommandError(f"argument 'run_id': {exc}") from exc
-        return self._begin(Command.start, lambda: self._job_start(run_id))
-
-    def _cmd_reconfigure(self, partial: dict[str, Any]) -> CommandResult:
-        return self._begin(Command.reconfigure, lambda: self._job_reconfigure(partial))
-
-    def _cmd_shutdown(self) -> CommandResult:
-        self.log.log(STATUS, "shutdown requested")
-        threading.Timer(0.1, self.request_shutdown).start()  # let the reply go out first
-        return CommandResult("Shutting down")
-
-    def _cmd_interrupt(self) -> CommandResult:
-        if not self.interrupt("interrupt requested by command"):
-            raise InvalidStateError(f"Command '_interrupt' not allowed in state {self.state.name}")
-        return CommandResult("transitioning", Command.interrupt.value)
-
-    def _cmd_failure(self) -> CommandResult:
-        self.fail("failure requested by command")
-        return CommandResult("Failed on request")
-
-    # ------------------------------------------------------------------------------------------
-    # transitions
-    # ------------------------------------------------------------------------------------------
-    def _begin(self, command: Command, job: Callable[[], str | None]) -> CommandResult:
-        before = self.state
-        transitional = self.fsm.begin(command)
-        if command in (Command.stop, Command.interrupt):
-            self._stop_event.set()
-        self._worker.submit(self._run_job, command, before, transitional, job)
-        return CommandResult("transitioning", command.value)
-
-    def _job_for(self, command: Command) -> Callable[[], str | None]:
-        jobs: dict[Command, Callable[[], str | None]] = {
-            Command.launch: self._job_launch,
-            Command.land: self._job_land,
-            Command.stop: self._job_stop,
-            Command.interrupt: self._job_interrupt,
-        }
-        return jobs[command]
-
-    def _run_job(
-        self, command: Command, before: State, transitional: State, job: Callable[[], str | None]
-    ) -> None:
-        if self.state is not transitional:
-            return  # failed before the job could begin
-        try:
-            self.autonomy.await_conditions(command)
-            if self.state is not transitional:
-                return  # failed while waiting for the peers
-            status = job()
-        except Exception as exc:
-            self.fail(_reason(exc), exc)
-            return
-        if self.state is not transitional:
-            return  # failed or interrupted meanwhile
-        if command is Command.start:
-            default = f"Run {self.run_id} started"
-        else:
-            default = _DEFAULT_STATUS[command].format(
-                before=before.name, reason=self._interrupt_reason
-            )
-        # Set before completing, so the extrasystole of the new state carries this status.
-        self._set_transition_status(status, default)
-        try:
-            self.fsm.complete()
-        except InvalidStateError:
-            return  # failed at this very moment
-        if command is Command.start:
-            self._run_loop()
-
-    def _set_transition_status(self, hook_status: str | None, default: str) -> None:
-        text = hook_status if isinstance(hook_status, str) and hook_status else default
-        self._status = text
-
-    def _hook(self, name: str, *args: Any) -> str | None:
-        try:
-            result = getattr(self, name)(*args)
-        except HookError:
-            raise
-        except Exception as exc:
-            raise HookError(name, exc) from exc
-        return result if isinstance(result, str) else None
-
-    def _job_initialize(self, raw: dict[str, Any]) -> str | None:
-        data = resolve_env(normalize_framework_keys(raw), os.environ)
-        config = Configuration(data)
-        framework = FrameworkConfig.from_config(
-            config, own_name=self.canonical_name, data=self.handles_data
-        )
+    def apply_framework(self, framework: FrameworkConfig) -> None:
+        """Take the framework settings of a new configuration (hook worker, ``initialize``)."""
         self.framework = framework
         self.role = framework.role
         self.autonomy.configure(framework)
         if self._heartbeat is not None:
             self._heartbeat.max_interval_s = framework.max_heartbeat_interval
-        self._framework_initialize(config)
-        status = self._hook("do_initializing", config)
-        self.config = config
-        unused = config.unused_keys()
-        if unused:
-            self.log.warning("unused configuration keys: %s", ", ".join(unused))
-            base = status or "Initialized"
-            status = f"{base} ({len(unused)} unused keys: {', '.join(unused)})"
-        return status
 
-    def _job_launch(self) -> str | None:
-        self._framework_launch()
-        return self._hook("do_launching")
+    def publish_metric(self, name: str, value: Any) -> None:
+        """Publish ``value`` for metric ``name`` now, if anybody listens."""
+        self.metrics.publish_now(name, value)
 
-    def _job_land(self) -> str | None:
-        status = self._hook("do_landing")
-        self._framework_land()
-        return status
-
-    def _job_reconfigure(self, partial: dict[str, Any]) -> str | None:
-        data = resolve_env(normalize_framework_keys(partial), os.environ)
-        self.config.apply_partial(data)
-        return self._hook("do_reconfigure", Configuration(data))
-
-    def _job_start(self, run_id: str) -> str | None:
-        self._stop_event.clear()
-        self.run_id = run_id
-        self.run_condition = RunCondition.GOOD
-        self.metrics.publish_now("RUN_ID", run_id)
-        status = self._hook("do_starting", run_id)
-        self._framework_start(run_id)
-        return status
-
-    def _run_loop(self) -> None:
-        """Run ``do_run`` in the worker thread until it returns; a failure goes to ERROR."""
-        try:
-            status = self._hook("do_run", self.run_id)
-        except Exception as exc:
-            if isinstance(_original(exc), SendingStoppedError):
-                return  # an interrupt stopped the data sending while do_run waited for room
-            if self.state is not State.ERROR:  # else a consequence of the failure: keep its status
-                self.fail(_reason(exc), exc)
-            return
-        if status and self.state is State.RUN:
-            self._status = status  # after stop, interrupt or failure their own status wins
-
-    def _job_stop(self) -> str | None:
-        self._framework_stop()
-        status = self._hook("do_stopping")
-        self._framework_stopped(self.run_condition)
-        return status
-
-    def _job_interrupt(self) -> str | None:
-        was_running = self.interrupted_from is State.RUN
-        if was_running:
-            self.run_condition |= RunCondition.INTERRUPTED
-            self._framework_stop()
-        status = self._hook("do_interrupting")
-        if was_running:
-            self._framework_stopped(self.run_condition)
-        self._framework_land()
-        return status
+    def _default_status(self, command: Command, before: State) -> str:
+        text = DEFAULT_STATUS[command]
+        return text.format(before=before.name, reason=self._interrupt_reason, run=self.run_id)
 
     # --- autonomous transitions ---------------------------------------------------------------
     def interrupt(self, reason: str) -> bool:
@@ -619,7 +385,7 @@ class Satellite:
         try:
             self.interrupted_from = state
             self._interrupt_reason = reason  # read by the job, so set before it can run
-            self._begin(Command.interrupt, self._job_interrupt)
+            self.transitions.begin(Command.interrupt, self._jobs.interrupt)
         except InvalidStateError:
             return False
         try:
@@ -630,51 +396,22 @@ class Satellite:
         return True
 
     def fail(self, reason: str, error: BaseException | None = None) -> None:
-        """Go to ERROR from any state with ``reason`` as status (thread-safe)."""
-        previous = self.state
-        self._status = reason
-        self._stop_event.set()
-        self.fsm.fail()
-        if error is not None and not isinstance(error, (ConfigError, TransitionError)):
-            self.log.critical("%s", reason, exc_info=_original(error))
-        else:
-            self.log.critical("%s", reason)
+        """Go to ERROR from any state with ``reason`` as status (thread-safe).
+
+        ``do_failure`` runs in the calling thread, or in the task worker when called from the
+        event-loop thread (user code never runs there).
+        """
+        self._failures.fail(reason, error)
+
+    def _run_task(self, call: Callable[[], None]) -> None:
+        """Run ``call`` in the task worker (dropped with a warning once closed)."""
         try:
-            self._framework_failure(previous)
-        except Exception:
-            self.log.exception("framework clean-up after failure failed")
-        try:
-            self.do_failure()
-        except Exception:
-            self.log.exception("do_failure raised")
+            self._tasks.submit(call)
+        except UsageError:
+            self.log.warning("%s not run: the satellite is closed", getattr(call, "__name__", call))
 
     def _on_framework_error(self, exc: BaseException) -> None:
         self.fail(f"{type(exc).__name__} in framework: {exc}", exc)
-
-    # --- framework extension points for transmitters and receivers -----------------------------
-    def _framework_initialize(self, config: Configuration) -> None:
-        """Read framework sections of the configuration (before ``do_initializing``)."""
-
-    def _framework_launch(self) -> None:
-        """Framework work before ``do_launching``."""
-
-    def _framework_land(self) -> None:
-        """Framework work after ``do_landing``."""
-
-    def _framework_start(self, run_id: str) -> None:
-        """Framework work after ``do_starting``, before entering RUN (e.g. send the BOR)."""
-
-    def _framework_interrupting(self) -> None:
-        """Called by the interrupting thread once ``interrupting`` began (e.g. unblock sends)."""
-
-    def _framework_stop(self) -> None:
-        """Framework work after ``do_run`` returned, before ``do_stopping``."""
-
-    def _framework_stopped(self, condition: RunCondition) -> None:
-        """Framework work after ``do_stopping`` (e.g. send the EOR)."""
-
-    def _framework_failure(self, previous: State) -> None:
-        """Framework clean-up on entering ERROR."""
 
     # ------------------------------------------------------------------------------------------
     # state reporting
@@ -690,8 +427,9 @@ class Satellite:
     def _heartbeat_state(self) -> HeartbeatState:
         return HeartbeatState(int(self.state), self.role.flags, self._status)
 
-    def _on_peer_events(self, events: list[PeerEvent]) -> None:
-        self.autonomy.on_peer_events(events)
+    def _peer(self, name: str) -> PeerInfo | None:
+        receiver = self.heartbeats
+        return receiver.peer(name) if receiver is not None else None
 
     def _log_topics(self) -> dict[str, str]:
         return {
@@ -710,31 +448,3 @@ class Satellite:
                 return True
             self.autonomy.wait_change(min(0.1, max(0.0, deadline - time.monotonic())))
         return self.state is state
-
-
-_DEFAULT_STATUS: dict[Command, str] = {
-    Command.initialize: "Initialized",
-    Command.launch: "Launched",
-    Command.land: "Landed",
-    Command.stop: "Run stopped",
-    Command.reconfigure: "Reconfigured",
-    Command.interrupt: "Interrupted in {before}: {reason}",
-    Command.start: "Running",
-}
-
-
-def _text_result(fn: Callable[[], str]) -> Callable[[], CommandResult]:
-    return lambda: CommandResult(fn())
-
-
-def _original(exc: BaseException) -> BaseException:
-    return exc.error if isinstance(exc, HookError) else exc
-
-
-def _reason(exc: BaseException) -> str:
-    """Status text for a failed transition: ``<ExceptionType> in <hook>: <message>``."""
-    if isinstance(exc, HookError):
-        return str(exc)
-    if isinstance(exc, ConfigError):
-        return f"Configuration error: {exc}"
-    return f"{type(exc).__name__}: {exc}"

@@ -11,7 +11,6 @@ running average (floating-point gauges) worked out here, and with ``-o`` appends
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import logging
 import signal
@@ -31,7 +30,9 @@ from constellation.errors import DiscoveryError
 from constellation.net.listener import MetricSample, MetricStats, MonitoringListener
 from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
 from constellation.protocol.common import to_datetime
-from constellation.terminal import LEVEL_STYLES, colour_wanted
+from constellation.terminal import LEVEL_STYLES, colour_wanted, state_text
+from controller.monitor_csv import LOG_HEADER, METRIC_HEADER, CsvRecorder, RotatingCsv
+from controller.monitor_state import FOLLOWED, SenderStates, StateChange
 
 __all__ = [
     "LOG_HEADER",
@@ -45,126 +46,7 @@ __all__ = [
 
 log = logging.getLogger("constellation.monitor")
 
-#: Columns of ``log.csv`` and of every ``metric_<NAME>.csv``.
-LOG_HEADER = ("time", "sender", "level", "topic", "message")
-METRIC_HEADER = ("time", "sender", "value", "unit")
-
 _METRIC_STYLE = "cyan"
-
-
-class RotatingCsv:
-    """An append-only CSV file with a header row, rotated when it grows past ``max_bytes``.
-
-    ``name.csv`` becomes ``name.csv.1`` (older ones shift to ``.2`` ... ``.<backups>``, the oldest
-    is deleted) and a fresh ``name.csv`` with the header row is started. An existing file is
-    continued, so stopping and restarting the Monitor never loses earlier rows.
-    """
-
-    def __init__(
-        self, path: Path, header: Sequence[str], max_bytes: int = 10 * 2**20, backups: int = 3
-    ) -> None:
-        self.path = path
-        self.header = tuple(header)
-        self.max_bytes = max_bytes
-        self.backups = backups
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="\n")
-        self._file: TextIO | None = None
-        self._size = 0
-        self._open()
-
-    def _open(self) -> None:
-        self._file = self.path.open("a", encoding="utf-8", newline="")
-        self._size = self.path.stat().st_size
-        if self._size == 0:
-            self._write_line(self.header)
-
-    def _write_line(self, row: Sequence[Any]) -> None:
-        assert self._file is not None
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._writer.writerow(row)
-        line = self._buffer.getvalue()
-        self._file.write(line)
-        self._file.flush()
-        self._size += len(line.encode("utf-8"))
-
-    def write(self, row: Sequence[Any]) -> None:
-        """Append one row (flushed at once), rotating first if the file is full."""
-        if self._file is None:
-            return
-        if self._size >= self.max_bytes:
-            self._rotate()
-        self._write_line(row)
-
-    def _rotate(self) -> None:
-        assert self._file is not None
-        self._file.close()
-        if self.backups <= 0:
-            self.path.unlink(missing_ok=True)
-        else:
-            self.path.with_name(f"{self.path.name}.{self.backups}").unlink(missing_ok=True)
-            for index in range(self.backups - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{index}")
-                if older.exists():
-                    older.rename(self.path.with_name(f"{self.path.name}.{index + 1}"))
-            self.path.rename(self.path.with_name(f"{self.path.name}.1"))
-        self._open()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-class CsvRecorder:
-    """``log.csv`` plus one ``metric_<NAME>.csv`` per metric in ``directory``."""
-
-    def __init__(self, directory: Path, max_bytes: int = 10 * 2**20, backups: int = 3) -> None:
-        self.directory = directory
-        self.max_bytes = max_bytes
-        self.backups = backups
-        directory.mkdir(parents=True, exist_ok=True)
-        self._logs: RotatingCsv | None = None
-        self._metrics: dict[str, RotatingCsv] = {}
-        self._lock = threading.Lock()
-
-    def log(self, message: CMDP1Log) -> None:
-        when = to_datetime(message.time).isoformat()
-        row = (when, message.sender, message.level, message.log_topic, message.message)
-        with self._lock:
-            if self._logs is None:
-                self._logs = self._file("log.csv", LOG_HEADER)
-            self._logs.write(row)
-
-    def metric(self, sample: MetricSample) -> None:
-        row = (sample.time.isoformat(), sample.sender, _csv_value(sample.value), sample.unit)
-        with self._lock:
-            writer = self._metrics.get(sample.name)
-            if writer is None:
-                writer = self._metrics[sample.name] = self._file(
-                    f"metric_{sample.name}.csv", METRIC_HEADER
-                )
-            writer.write(row)
-
-    def _file(self, name: str, header: Sequence[str]) -> RotatingCsv:
-        return RotatingCsv(self.directory / name, header, self.max_bytes, self.backups)
-
-    def close(self) -> None:
-        with self._lock:
-            for writer in [self._logs, *self._metrics.values()]:
-                if writer is not None:
-                    writer.close()
-
-
-def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
 
 
 # --- terminal output -----------------------------------------------------------------------------
@@ -222,9 +104,9 @@ class Display:
         unit = f" {sample.unit}" if sample.unit else ""
         extra = ""
         if sample.rate is not None:
-            extra = f"  ({_number(sample.rate)} {sample.rate_unit})"
+            extra = f"  ({_number(sample.rate, 3)} {sample.rate_unit})"
         elif sample.average is not None:
-            extra = f"  (avg {_number(sample.average)}{unit})"
+            extra = f"  (avg {_number(sample.average, 3)}{unit})"
         line = Text(f"{_clock(sample.time)} ")
         line.append("METRIC  ", _METRIC_STYLE)
         line.append(" ").append_text(self._sender(sample.sender))
@@ -246,6 +128,20 @@ class Display:
         line.append(f" {what}: {', '.join(topics)}", "dim")
         self._emit(line)
 
+    def state(self, change: StateChange, when: datetime) -> None:
+        """One line per state change; the first one of a sender is its state on connect."""
+        line = Text(f"{_clock(when)} ")
+        line.append("STATE   ", "bold")
+        line.append(" ").append_text(self._sender(change.sender))
+        line.append(" ")
+        if change.old is None:
+            line.append("is ").append_text(state_text(change.new))
+        else:
+            line.append_text(state_text(change.old)).append(" -> ").append_text(
+                state_text(change.new)
+            )
+        self._emit(line)
+
     def peer(self, name: str, connected: bool) -> None:
         if not connected:
             with self._lock:
@@ -265,9 +161,9 @@ def _clock(when: datetime) -> str:
     return when.astimezone().strftime("%H:%M:%S.%f")[:-3]
 
 
-def _number(value: float) -> str:
-    """Six significant digits, without switching to exponents for large values."""
-    return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.0f}"
+def _number(value: float, digits: int = 6) -> str:
+    """``digits`` significant digits, without switching to exponents for large values."""
+    return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:.0f}"
 
 
 def _display_value(value: Any) -> str:
@@ -362,22 +258,34 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
             print(f"error: cannot write to {args.output}: {exc}", file=sys.stderr)
             return 2
     stats = MetricStats()
+    senders = SenderStates()
+    wanted = None if args.metrics is None else {m.upper() for m in args.metrics}
 
     def on_log(message: CMDP1Log) -> None:
         display.log(message)
         if recorder is not None:
-            recorder.log(message)
+            recorder.log(message, senders.run_id(message.sender))
 
     def on_metric(message: CMDP1Metric) -> None:
+        if message.name == "RUN_ID":
+            senders.run_id(message.sender, message.value)
+        if message.name == "STATE":
+            change = senders.state(message.sender, message.value)
+            if change is not None:
+                display.state(change, to_datetime(message.time))
+        if wanted is None or (wanted and message.name not in wanted):
+            return  # followed for ourselves only
         sample = stats.add(message)
-        display.metric(sample)
+        if message.name != "STATE":  # shown as state lines
+            display.metric(sample)
         if recorder is not None:
-            recorder.metric(sample)
+            recorder.metric(sample, senders.run_id(message.sender))
 
     def on_peer(name: str, connected: bool) -> None:
         display.peer(name, connected)
         if not connected:
             stats.forget(name)
+            senders.forget(name)
 
     try:
         listener = MonitoringListener(
@@ -386,7 +294,7 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
             discovery=args.discovery,
             level=args.level,
             log_topics=args.topic,
-            metrics=args.metrics,
+            metrics=_subscribed(args.metrics),
             on_log=on_log,
             on_metric=on_metric,
             on_notification=display.notification,
@@ -413,6 +321,13 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
         if recorder is not None:
             recorder.close()
     return 0
+
+
+def _subscribed(metrics: list[str] | None) -> list[str]:
+    """What to subscribe: the user's metrics (``[]``: all) plus the ones we follow."""
+    if metrics is not None and not metrics:
+        return []
+    return sorted({*(m.upper() for m in metrics or ()), *FOLLOWED})
 
 
 if __name__ == "__main__":

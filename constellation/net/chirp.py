@@ -169,6 +169,8 @@ class ChirpDiscovery(Discovery):
         super().__init__(group, name, scope)
         self._group_id = name_id(group)
         self._host_id = name_id(name)
+        self._namesake: list[str] | None = None  # set while find_namesake() looks
+        self._namesake_found = threading.Event()
         self._loopback_only = scope.loopback_only
         self._emit_lock = threading.RLock()  # taken before self._lock; keeps events in order
         self._send_lock = threading.Lock()
@@ -383,7 +385,10 @@ class ChirpDiscovery(Discovery):
         except DecodeError as exc:
             self._bad_input("malformed CHIRP datagram from %s dropped: %s", address, exc)
             return
-        if beacon.group_id != self._group_id or beacon.host_id == self._host_id:
+        if beacon.group_id != self._group_id:
+            return
+        if beacon.host_id == self._host_id:
+            self._on_own_id(beacon, address)
             return
         if self._loopback_only and not ipaddress.IPv4Address(address).is_loopback:
             return
@@ -393,6 +398,36 @@ class ChirpDiscovery(Discovery):
             self._on_offer(beacon.host_id, beacon.service, address, beacon.port)
         else:
             self._on_depart(beacon.host_id, beacon.service)
+
+    def _on_own_id(self, beacon: ChirpBeacon, address: str) -> None:
+        """A beacon with our name's id: ours, or a namesake's (another process, same name).
+
+        A REQUEST is answered even so: a namesake asks before it starts whether the name is
+        taken (an answer to our own request only repeats our offers). An OFFER of control is
+        a namesake's while we look for one and offer nothing ourselves.
+        """
+        if beacon.msg_type is ChirpType.REQUEST:
+            self._on_request(beacon.service)
+            return
+        watch = self._namesake
+        offer = beacon.msg_type is ChirpType.OFFER and beacon.service is ServiceId.CONTROL
+        if watch is not None and offer and not self._offers:
+            watch.append(f"tcp://{address}:{beacon.port}")
+            self._namesake_found.set()
+
+    def find_namesake(self, timeout: float) -> str | None:
+        """Ask for control services; an OFFER under our own name's id is a namesake's."""
+        if timeout <= 0:
+            return None
+        found: list[str] = []
+        self._namesake_found.clear()
+        self._namesake = found
+        try:
+            self.request(ServiceId.CONTROL)
+            self._namesake_found.wait(timeout)
+        finally:
+            self._namesake = None
+        return found[0] if found else None
 
     def _on_request(self, service: ServiceId) -> None:
         with self._lock:

@@ -56,6 +56,9 @@ class CombinedDiscovery(Discovery):
             raise
         self._closed = False
 
+    def find_namesake(self, timeout: float) -> str | None:
+        return self.chirp.find_namesake(timeout / 2) or self.mdns.find_namesake(timeout / 2)
+
     # --- announcing ------------------------------------------------------------------------
     def announce(self, service: ServiceId, port: int) -> None:
         self.chirp.announce(service, port)

@@ -99,6 +99,11 @@ class Discovery(ABC):
     def request(self, service: ServiceId) -> None:  # noqa: B027 - optional hook
         """Ask peers to announce ``service`` again (a no-op where the backend does it itself)."""
 
+    def find_namesake(self, timeout: float) -> str | None:
+        """Before announcing anything: the control endpoint of another process that already
+        offers this group and name, if one answers within ``timeout`` s (else ``None``)."""
+        return None
+
     def known(self, service: ServiceId | None = None) -> list[DiscoveredService]:
         with self._lock:
             return [s for s in self._known.values() if service is None or s.service == service]

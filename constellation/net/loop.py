@@ -3,7 +3,9 @@
 One thread owns the command, heartbeat and monitoring sockets. Other threads never touch those
 sockets; they hand work to the loop with :meth:`EventLoop.call_soon`, which wakes the poller
 through an inproc socket pair. Timers (``call_later``/``call_every``) are served by the same
-thread, with the poll timeout set to the next deadline, so nothing sleeps.
+thread, with the poll timeout set to the next deadline, so nothing sleeps. Only framework code
+runs here: anything that may block (user hooks, custom commands, periodic user tasks) is handed
+to a worker thread (``constellation.runtime.workers``) by its owner.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
+
+from constellation.errors import LoopTimeoutError
 
 __all__ = ["EventLoop", "TimerHandle"]
 
@@ -84,7 +88,11 @@ class EventLoop:
         self._wake()
 
     def run_sync(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
-        """Run ``fn`` in the loop thread and return its result (raises what it raised)."""
+        """Run ``fn`` in the loop thread and return its result (raises what it raised).
+
+        Raises :class:`~constellation.errors.LoopTimeoutError` (a ``TimeoutError``) when the
+        loop does not run it within ``timeout`` s.
+        """
         if self.in_loop_thread() or not self._running.is_set():
             return fn()
         done = threading.Event()
@@ -100,7 +108,7 @@ class EventLoop:
 
         self.call_soon(call)
         if not done.wait(timeout):
-            raise TimeoutError(f"event loop {self.name} did not answer within {timeout} s")
+            raise LoopTimeoutError(f"event loop {self.name} did not answer within {timeout} s")
         if "error" in box:
             raise box["error"]
         return box.get("result")

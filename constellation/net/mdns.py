@@ -62,6 +62,18 @@ class MdnsDiscovery(Discovery):
         self._closed = False
         self._closing = False
 
+    def find_namesake(self, timeout: float) -> str | None:
+        """Ask for our own control instance: an answer comes from a namesake."""
+        if timeout <= 0:
+            return None
+        type_ = SERVICE_TYPES[ServiceId.CONTROL]
+        name = f"{instance_name(self.group, self.name)}.{type_}"
+        info = self._zc.get_service_info(type_, name, timeout=int(timeout * 1000))
+        if info is None or not info.port:
+            return None
+        addresses = info.parsed_addresses(IPVersion.V4Only)
+        return f"tcp://{addresses[0] if addresses else '?'}:{info.port}"
+
     # --- announcing ------------------------------------------------------------------------
     def announce(self, service: ServiceId, port: int) -> None:
         type_ = SERVICE_TYPES[service]

@@ -23,6 +23,7 @@ import pytest
 import zmq
 
 from constellation.core.config import Configuration
+from constellation.core.fsm import Command
 from constellation.core.roles import Role, heartbeat_interval
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
@@ -458,7 +459,8 @@ def test_heartbeats_carry_state_role_interval_and_status(
             what="interval scaled to the subscriber count",
         )
 
-        sat._cmd_initialize({"_autonomy": {"max_heartbeat_interval": 1.0}, "sample_period": 0.1})
+        config = {"_autonomy": {"max_heartbeat_interval": 1.0}, "sample_period": 0.1}
+        sat.transition(Command.initialize, config)
         beats = _read_beats(subs[0], time.monotonic() + 0.7)
         extra = [b for b in beats if b.is_extrasystole]
         # one extra beat per change, in order (a change reported late may be repeated)

@@ -481,7 +481,12 @@ def test_monitor_command_writes_csv_and_leaves_the_group_alone(
 
     shown = stdout.read_text()
     assert "\033[" not in shown  # no colours when stdout is not a terminal
-    assert "METRIC   Example.p" in shown and "STATE = RUN" in shown
+    assert "METRIC   Example.p" in shown and "STATE = " not in shown  # states: lines of their own
+    state_lines = [line.split()[-3:] for line in shown.splitlines() if " STATE    " in line]
+    assert ["starting", "->", "RUN"] in state_lines and ["stopping", "->", "ORBIT"] in state_lines
+    assert len(state_lines) == len({tuple(line) for line in state_lines})  # one per change
+    run_rows = [r for r in logs if r["message"] == "state starting -> RUN"]
+    assert run_rows and run_rows[0]["run_id"] == "mon_1"  # rows carry their run
     assert "[FSM] state ORBIT -> starting" in shown
 
 

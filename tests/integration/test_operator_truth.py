@@ -187,3 +187,39 @@ def test_console_mistakes_are_one_line_and_error_shows_in_the_prompt(
         child.expect(pexpect.EOF)
     finally:
         close_console(child)
+
+
+@pytest.mark.parametrize("discovery", ["mdns", "chirp"])
+def test_a_second_satellite_with_the_same_name_refuses_to_start(
+    processes: Any, group: str, discovery: str
+) -> None:
+    import subprocess
+
+    from tests.helpers import LOOPBACK, console_script
+
+    first = processes("SatelliteExample", "a", "--discovery", discovery)
+    with Controller(group, interface=LOOPBACK, discovery=discovery) as ctl:
+        ctl.await_satellites(["Example.a"])
+        endpoint = ctl.satellites["Example.a"].endpoint
+        second = subprocess.run(
+            [
+                console_script("SatelliteExample"),
+                "-g",
+                group,
+                "-n",
+                "A",
+                "-i",
+                LOOPBACK,
+                "--discovery",
+                discovery,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 2, second.stderr
+        assert f"Example.A already runs in group '{group}' at {endpoint}" in second.stderr
+        # The first one is unaffected, and still the only Example.a.
+        assert ctl.satellites["Example.a"].command("get_state").verb == "NEW"
+        assert list(ctl.satellites) == ["Example.a"]
+    assert first.proc.poll() is None
