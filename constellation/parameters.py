@@ -129,6 +129,8 @@ def _int(value: float | None) -> int | None:
 
 
 def _show(value: Any) -> str:
+    if value is None:
+        return "see description"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return f"{value:.1f}"
     if isinstance(value, str):

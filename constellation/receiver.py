@@ -63,6 +63,10 @@ class ReceiverSatellite(Satellite):
         #: Frame bytes of the DATA message being handed to ``receive_data_batch``.
         self.last_message_bytes = 0
         self._protocol_warning = RateLimitedWarning(self.log.getChild("data"))
+        # Per sender in the current run: EOR condition codes, BORs seen, records without BOR.
+        self._conditions: dict[str, int] = {}
+        self._bor_seen: set[str] = set()
+        self._orphans: dict[str, int] = {}
         self._register_metrics()
 
     def _register_metrics(self) -> None:
@@ -71,7 +75,10 @@ class ReceiverSatellite(Satellite):
             ("RX_RECORDS", "", "Records received in this run", lambda: self.rx_records),
             ("RX_BYTES", "B", "Bytes of DATA messages received in this run", lambda: self.rx_bytes),
         ):
-            self.metrics.register(name, unit, doc, poll, 5.0, _RUN_METRIC_STATES)
+            self.metrics.register(name, unit, doc, poll, 1.0, _RUN_METRIC_STATES)
+        self.metrics.register(
+            "RUN_CONDITION", "", "Condition of the last run as received (sent when it ends)"
+        )
 
     # --- user callbacks (worker thread) -------------------------------------------------------
     def receive_bor(self, sender: str, user_tags: dict[str, Any], config: dict[str, Any]) -> None:
@@ -141,6 +148,7 @@ class ReceiverSatellite(Satellite):
         self._close_receiver()  # left open by a failed run
         self.tracker = RunTracker()
         self.rx_records = self.rx_bytes = 0
+        self._conditions, self._bor_seen, self._orphans = {}, set(), {}
         receiver = DataReceiver(zmq.Context.instance())
         with self._services_changed:
             services = [s for s in self._data_services.values() if self._wanted(s.name)]
@@ -194,6 +202,7 @@ class ReceiverSatellite(Satellite):
             elif message.msg_type is CDTPType.BOR:
                 user_tags, config = split_bor_eor(message)
                 self.tracker.on_bor(sender, user_tags, config, time.monotonic())
+                self._bor_seen.add(sender.lower())
                 self.log.getChild("data").info("BOR from %s", sender)
                 self.receive_bor(sender, user_tags, config)
             else:
@@ -208,9 +217,25 @@ class ReceiverSatellite(Satellite):
                     metadata.get("data_records"),
                     metadata.get("condition"),
                 )
+                self._conditions[sender] = int(metadata.get("condition_code", 0) or 0)
                 self.receive_eor(sender, user_tags, metadata)
         except (DataProtocolError, DecodeError) as exc:
-            self._protocol_warning("message from %s dropped: %s", sender, exc)
+            if message.msg_type is CDTPType.DATA and sender.lower() not in self._bor_seen:
+                self._orphan_records(sender, len(message.records))
+            else:
+                self._protocol_warning("message from %s dropped: %s", sender, exc)
+
+    def _orphan_records(self, sender: str, count: int) -> None:
+        """Records of a sender whose BOR never came: another receiver probably took it."""
+        first = sender not in self._orphans
+        self._orphans[sender] = self._orphans.get(sender, 0) + count
+        if first:
+            self.log.getChild("data").warning(
+                "records of %s arrive without its BOR: another receiver takes part of its data "
+                "(each message goes to one receiver); give each transmitter one receiver with "
+                "_data.receive_from",
+                sender,
+            )
 
     def _sync_flags(self) -> None:
         """Pass a DEGRADED mark of this satellite's run on to the tracker."""
@@ -236,6 +261,7 @@ class ReceiverSatellite(Satellite):
             self.log.getChild("data").warning(
                 "no EOR from %s: substitute EOR with condition %s", sender, metadata["condition"]
             )
+            self._conditions[sender] = int(metadata.get("condition_code", 0) or 0)
             self.receive_eor(sender, {}, metadata)
         self._close_receiver()
 
@@ -250,6 +276,20 @@ class ReceiverSatellite(Satellite):
         self._finish_run(interrupted=self.state is State.interrupting)
         self.metrics.publish_now("RX_RECORDS", self.rx_records)
         self.metrics.publish_now("RX_BYTES", self.rx_bytes)
+        self.metrics.publish_now("RUN_CONDITION", self.run_condition_text())
+
+    def run_condition_text(self) -> str:
+        """The run's condition as this receiver saw it: the flags of all its EORs, ``NO_BOR``
+        when records came without their BOR, ``NO_DATA`` when no sender began a run here."""
+        if not self._conditions and not self._orphans:
+            return "NO_DATA"
+        code = 0
+        for value in self._conditions.values():
+            code |= value
+        text = describe_condition(code)
+        if self._orphans:
+            text = "NO_BOR" if text == "GOOD" else f"{text}|NO_BOR"
+        return text
 
     def _framework_failure(self, previous: State) -> None:
         # The receive loop in do_run sees ERROR and returns; the sockets are closed by the next

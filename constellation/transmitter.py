@@ -118,7 +118,7 @@ class TransmitterSatellite(Satellite):
             ("TX_RECORDS", "", "Records sent in this run", self._tx_records),
             ("TX_BYTES", "B", "Bytes of DATA messages sent in this run", self._tx_bytes),
         ):
-            self.metrics.register(name, unit, doc, poll, 5.0, _RUN_METRIC_STATES)
+            self.metrics.register(name, unit, doc, poll, 1.0, _RUN_METRIC_STATES)
 
     # --- user API -------------------------------------------------------------------------------
     def send_record(self, blocks: Any, tags: dict[str, Any] | None = None) -> int:

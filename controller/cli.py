@@ -159,9 +159,27 @@ def _warn(config: ControllerConfig | None, view: GroupView) -> None:
 
 def _report_failure(exc: RunError, view: GroupView) -> None:
     print(f"FAILED: {exc}", file=sys.stderr)
-    for name, what in sorted(exc.failures.items()):
-        print(f"  {name}: {what}", file=sys.stderr)
+    for line in failure_lines(exc.failures):
+        print(f"  {line}", file=sys.stderr)
     print(view.table(), file=sys.stderr)
+
+
+def failure_lines(failures: dict[str, str]) -> list[str]:
+    """The root causes first, in full; then the satellites that only reacted to them.
+
+    A failure whose text names another failed satellite (an interrupt to SAFE because a peer
+    failed, a receiver missing its transmitter) is a reaction: shown as ``STATE (reacted to X)``
+    instead of repeating the cause's text.
+    """
+    causes, reactions = [], []
+    for name, what in sorted(failures.items()):
+        others = [o for o in sorted(failures) if o != name and o.lower() in what.lower()]
+        if others:
+            state = what.split(":", 1)[0]
+            reactions.append(f"{name}: {state} (reacted to {', '.join(others)})")
+        else:
+            causes.append(f"{name}: {what}")
+    return causes + reactions
 
 
 def _cmd_status(ctl: Controller, view: GroupView, args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ file is closed with everything written before the error intact.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,7 @@ from constellation.cli import run_satellite
 from constellation.core.commands import CommandResult
 from constellation.core.config import Configuration
 from constellation.errors import ConfigError
+from constellation.parameters import Param, read_parameters
 from constellation.protocol.cdtp2 import DataRecord
 from constellation.receiver import ReceiverSatellite
 from constellation.satellite import CustomCommand
@@ -68,6 +70,41 @@ class H5DataWriter(ReceiverSatellite):
         CustomCommand("get_current_filename", "Path of the file being written (or the last)."),
     )
 
+    parameters = (
+        Param("output_directory", Path, doc="directory of the run files; created if missing"),
+        Param(
+            "allow_concurrent_reading",
+            bool,
+            False,
+            "SWMR mode: the file can be read while it is written (needs _data.receive_from)",
+        ),
+        Param(
+            "flush_interval",
+            float,
+            None,
+            "seconds between flushes, 0 = never; default 1.0 in SWMR mode (readers see records "
+            "about that late), 10.0 in normal mode",
+            unit="s",
+            min=0.0,
+        ),
+        Param(
+            "file_conflict",
+            str,
+            "error",
+            "what to do when data_<run_id>.h5 exists: fail, or add a _<n> suffix",
+            choices=("error", "rename"),
+        ),
+        Param("compression", str, "none", "filter of the data datasets", choices=_COMPRESSIONS),
+        Param(
+            "free_space_warning",
+            float,
+            1024.0,
+            "free space below which a warning is logged",
+            unit="MiB",
+            min=0.0,
+        ),
+    )
+
     output_directory = Path(".")
     flush_interval = FLUSH_INTERVAL_NORMAL
     swmr = False
@@ -107,14 +144,16 @@ class H5DataWriter(ReceiverSatellite):
 
     # --- configuration (worker thread) ----------------------------------------------------------
     def do_initializing(self, config: Configuration) -> str:
-        self.output_directory = config.get_path("output_directory")
-        self.swmr = config.get_bool("allow_concurrent_reading", False)
+        values = read_parameters(self.parameters, config)
+        self.output_directory = values["output_directory"]
+        self.swmr = values["allow_concurrent_reading"]
         default_interval = FLUSH_INTERVAL_SWMR if self.swmr else FLUSH_INTERVAL_NORMAL
-        self.flush_interval = config.get_float("flush_interval", default_interval, min=0.0)
-        self.file_conflict = config.get_str("file_conflict", "error", choices=["error", "rename"])
-        compression = config.get_str("compression", "none", choices=list(_COMPRESSIONS))
+        interval = values["flush_interval"]
+        self.flush_interval = default_interval if interval is None else interval
+        self.file_conflict = values["file_conflict"]
+        compression = values["compression"]
         self.compression = None if compression == "none" else compression
-        self.free_space_warning_mib = config.get_float("free_space_warning", 1024.0, min=0.0)
+        self.free_space_warning_mib = values["free_space_warning"]
         if self.swmr and not self.framework.data.receive_from:
             raise ConfigError(
                 "allow_concurrent_reading",
@@ -129,7 +168,15 @@ class H5DataWriter(ReceiverSatellite):
             self.output_directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
-                "output_directory", f"cannot create {self.output_directory}: {exc}"
+                "output_directory", f"cannot create {self.output_directory}: {exc.strerror or exc}"
+            ) from exc
+        try:  # checked now, not when the first run's file cannot be created
+            with tempfile.TemporaryFile(dir=self.output_directory):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                "output_directory",
+                f"cannot write into {self.output_directory}: {exc.strerror or exc}",
             ) from exc
         self._check_free_space()
 

@@ -242,7 +242,8 @@ def test_run_end_to_end(satellites: Any, group: str, fast_timing: Any, tmp_path:
     assert re.search(r"e2e_1 \[#+\] 00:01 / 00:01", out), out
     assert re.search(r"sent [\d,]+ .* received [\d,]+", out), out
     assert "run e2e_1 done (duration, " in out
-    assert re.search(r"^  BorRecorder\.rx: [\d,]+ records, [\d.]+ KiB, condition ", out, re.M), out
+    summary = r"^  BorRecorder\.rx: [\d,]+ records, [\d.]+ KiB, condition GOOD$"
+    assert re.search(summary, out, re.M), out
     assert state_of(tx, rx) == {State.INIT}
     assert [(run, sender) for run, sender, _ in rx.recorded()] == [
         ("e2e_1", "RandomTransmitter.tx")

@@ -223,3 +223,44 @@ def test_a_second_satellite_with_the_same_name_refuses_to_start(
         assert ctl.satellites["Example.a"].command("get_state").verb == "NEW"
         assert list(ctl.satellites) == ["Example.a"]
     assert first.proc.poll() is None
+
+
+def test_a_split_stream_at_run_time_fails_the_run(
+    satellites: Any, group: str, fast_timing: Any, controller: Controller
+) -> None:
+    """Receivers set up behind the controller's back (one at a time) still share a stream:
+    one of them gets records without the BOR, and `Controller run` says so and exits 1."""
+    from tests.integration.test_controller_cli import controller_cli
+
+    satellites(RandomTransmitter, "t1")
+    first, second = satellites(DevNullReceiver, "a"), satellites(DevNullReceiver, "b")
+    controller.await_satellites(["RandomTransmitter.t1", "DevNullReceiver.a", "DevNullReceiver.b"])
+    for name in ("DevNullReceiver.a", "DevNullReceiver.b"):  # one by one: no pre-flight check
+        controller.initialize({"DevNullReceiver": {}}, targets=[name])
+    controller.initialize(
+        {"RandomTransmitter": {"t1": {"rate": 2000}}}, targets=["RandomTransmitter.t1"]
+    )
+    controller.await_state("INIT")
+    controller.launch()
+    controller.await_state("ORBIT")
+    result = controller_cli(group, "run", "split_1", "--duration", "1", "--wait", "3")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "condition NO_BOR" in result.stdout
+    assert "FAILED: run condition not GOOD" in result.stderr
+    assert {first.run_condition_text(), second.run_condition_text()} >= {"NO_BOR"}
+
+
+def test_writer_refuses_an_unwritable_output_directory_at_initialize(
+    satellites: Any, controller: Controller
+) -> None:
+    from satellites.h5datawriter.satellite import H5DataWriter
+
+    writer = satellites(H5DataWriter, "w")
+    controller.await_satellites(["H5DataWriter.w"])
+    controller.initialize({"H5DataWriter": {"w": {"output_directory": "/proc"}}})
+    with pytest.raises(Exception) as info:
+        controller.await_state("INIT", timeout=10)
+    status = str(info.value)
+    assert "output_directory" in status and "cannot write into /proc" in status
+    assert len(status) < 300  # one clear line, not h5py's text four times
+    assert writer.state.name == "ERROR"

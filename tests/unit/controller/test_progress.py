@@ -78,3 +78,22 @@ def test_say_prints_on_its_own_line_off_a_terminal() -> None:
         "stopping",
         "r1 [##..................] 00:01 / 00:10",
     ]
+
+
+def test_failure_lines_show_the_cause_once() -> None:
+    from controller.cli import failure_lines
+
+    cause = "ERROR: OutputFileError: cannot create /data/run_1.h5: No space left on device"
+    lines = failure_lines(
+        {
+            "RandomTransmitter.t1": f"SAFE: Interrupted: H5DataWriter.w failed ({cause})",
+            "H5DataWriter.w": cause,
+            "Example.x": "ERROR: RuntimeError in do_starting: no beam",
+        }
+    )
+    assert lines == [
+        "Example.x: ERROR: RuntimeError in do_starting: no beam",
+        f"H5DataWriter.w: {cause}",
+        "RandomTransmitter.t1: SAFE (reacted to H5DataWriter.w)",
+    ]
+    assert sum(cause in line for line in lines) == 1
