@@ -13,6 +13,7 @@ from __future__ import annotations
 import code
 import difflib
 import inspect
+import logging
 import re
 import sys
 import threading
@@ -29,6 +30,8 @@ from controller.conditions import unused_keys_in
 from controller.config import ControllerConfig, config_warnings, load_config
 from controller.controller import Controller, Reply
 from controller.group import GroupView, colour_state, reply_lines
+
+log = logging.getLogger("constellation.console")
 
 __all__ = [
     "ALARM_STATES",
@@ -503,8 +506,8 @@ def _run_ipython(namespace: dict[str, Any], view: GroupView, banner: str) -> Non
 
                 app.message = PygmentsTokens(self.in_prompt_tokens())
                 app.app.invalidate()
-            except Exception:
-                pass
+            except Exception:  # a failed redraw must not break the console
+                log.debug("prompt refresh failed", exc_info=True)
 
         def in_prompt_tokens(self) -> list[tuple[Any, str]]:
             group, count, state, run_id = prompt_text(view)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,8 +82,3 @@ def controller(group: str) -> Iterator[Any]:
     ctl = Controller(group, interface=LOOPBACK)
     yield ctl
     ctl.close()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Never let a test fall back to all interfaces: tests pass LOOPBACK explicitly everywhere.
-    os.environ.setdefault("CONSTELLATION_TEST", "1")
