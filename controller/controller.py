@@ -168,15 +168,20 @@ class Controller:
         self._callback_thread.start()
         self.loop = EventLoop(self._context, f"{name}-loop")
         self.loop.start()
-        self.heartbeats = HeartbeatReceiver(self.loop, name, self._on_peer_events)
-        self._heartbeat = HeartbeatSender(
-            self.loop, self.scope, name, lambda: HeartbeatState(int(State.NEW), 0, "controller")
-        )
-        self.discovery = make_discovery(discovery, group, name, self.scope)
-        self.discovery.announce(ServiceId.HEARTBEAT, self._heartbeat.port)
-        self.discovery.add_listener([ServiceId.HEARTBEAT], self._on_heartbeat_service)
-        self.discovery.add_listener([ServiceId.CONTROL], self._on_control_service)
-        self.discovery.add_listener([ServiceId.DATA], _ignore)  # browse: see ``transmitters``
+        try:
+            self.heartbeats = HeartbeatReceiver(self.loop, name, self._on_peer_events)
+            self._heartbeat = HeartbeatSender(
+                self.loop, self.scope, name, lambda: HeartbeatState(int(State.NEW), 0, "controller")
+            )
+            self.discovery = make_discovery(discovery, group, name, self.scope)
+            self.discovery.announce(ServiceId.HEARTBEAT, self._heartbeat.port)
+            self.discovery.add_listener([ServiceId.HEARTBEAT], self._on_heartbeat_service)
+            self.discovery.add_listener([ServiceId.CONTROL], self._on_control_service)
+            self.discovery.add_listener([ServiceId.DATA], _ignore)  # browse: see transmitters
+        except BaseException:
+            self._closed = False
+            self.close()  # a half-built controller leaves no thread or socket behind
+            raise
         self._closed = False
 
     # --- discovery and state view ---------------------------------------------------------------
@@ -549,11 +554,15 @@ class Controller:
         if self._closed:
             return
         self._closed = True
-        self.discovery.close()
+        # getattr: a construction that failed half-way closes what it built.
+        for part in ("discovery",):
+            if getattr(self, part, None) is not None:
+                getattr(self, part).close()
         for handle in self.satellites.values():
             handle.close()
-        self.heartbeats.close()
-        self._heartbeat.close()
+        for part in ("heartbeats", "_heartbeat"):
+            if getattr(self, part, None) is not None:
+                getattr(self, part).close()
         self.loop.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._callbacks.put(None)

@@ -264,3 +264,15 @@ def test_writer_refuses_an_unwritable_output_directory_at_initialize(
     assert "output_directory" in status and "cannot write into /proc" in status
     assert len(status) < 300  # one clear line, not h5py's text four times
     assert writer.state.name == "ERROR"
+
+
+def test_a_failed_controller_construction_leaves_no_threads(group: str) -> None:
+    import threading
+
+    from tests.helpers import LOOPBACK
+
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(ValueError, match="unknown discovery backend"):
+        Controller(group, interface=LOOPBACK, discovery="carrier-pigeon")
+    leaked = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    wait_for(lambda: not [t for t in leaked if t.is_alive()], 5, what="threads to end")
