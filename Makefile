@@ -8,8 +8,12 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
+	@echo "==> creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[all]"
+	@echo "==> installing constellation-py and its dependencies into $(VENV) (about a minute)"
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off -e ".[all]" \
+		| grep -E "^(Collecting|Successfully)" || true
+	$(PY) -c "import constellation, h5py, rich, zmq"
 	touch $(STAMP)
 
 demo: $(STAMP)

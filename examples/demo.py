@@ -111,6 +111,7 @@ def main() -> int:
     print(f"-> decoding {written}")
     summary = subprocess.run([str(BIN / "constellation-h5"), "summary", written], check=False)
     ok = all(c == 0 for c in codes) and summary.returncode == 0
+    print("demo OK: a run was taken, stored and decoded" if ok else "demo FAILED (see above)")
     return 0 if ok else 1
 
 
