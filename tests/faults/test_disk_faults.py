@@ -93,7 +93,7 @@ def test_full_disk_stops_writer_and_keeps_records(
     assert count == eor["run_metadata"]["data_records"] > 0
 
 
-def test_read_only_mount_fails_at_start(
+def test_read_only_mount_fails_at_initialize(
     processes: Any, group: str, tmp_path: Path, fast_timing: Any
 ) -> None:
     processes("SatelliteH5DataWriter", "w")
@@ -101,15 +101,13 @@ def test_read_only_mount_fails_at_start(
     with tmpfs(tmp_path / "ro", "ro,size=1m") as ro, Controller(group, interface=LOOPBACK) as ctl:
         cfg = config(ro, swmr=False)
         ctl.await_satellites([TX, WRITER], timeout=20)
-        ctl.initialize(cfg)
-        ctl.await_state("INIT", 15)
-        ctl.launch()
-        ctl.await_state("ORBIT", 15)
-        ctl.start("ro", targets=[WRITER])
+        ctl.initialize(cfg, targets=[WRITER])
+        # Found at initialize, not when the first run's file cannot be created.
         assert wait_state(ctl, WRITER, {"ERROR"}, 15) == "ERROR"
         status = status_of(ctl, WRITER)
-        assert "data_ro.h5" in status and "Read-only" in status, status
-        assert not (ro / "data_ro.h5").exists()
+        assert "output_directory" in status and "Read-only file system" in status, status
+        assert status.count("Read-only") == 1  # the cause once, in one line
+        assert not list(ro.iterdir())
         # not a crash: the writer still answers and can be initialized again
         ctl.initialize(config(tmp_path / "rw", swmr=False), targets=[WRITER])
         assert wait_state(ctl, WRITER, {"INIT"}, 15) == "INIT"
