@@ -29,7 +29,7 @@ from constellation.terminal import colour_wanted
 from controller.conditions import unused_keys_in
 from controller.config import ControllerConfig, config_warnings, load_config
 from controller.controller import Controller, Reply
-from controller.group import GroupView, colour_state, reply_lines
+from controller.group import GroupView, colour_state
 
 log = logging.getLogger("constellation.console")
 
@@ -70,19 +70,34 @@ _GROUP_COMMANDS = {
 }
 
 
+#: Commands whose reply payload repeats the verb in another form (the state code): not shown.
+_QUIET_PAYLOAD = frozenset({"get_state"})
+
+
 @dataclass(frozen=True, repr=False)
 class ConsoleReply(Reply):
-    """A :class:`Reply` shown as ``SUCCESS: verb`` (plus the payload, if any)."""
+    """A :class:`Reply` shown as ``Type.Name: SUCCESS: verb`` (plus the payload, if any).
+
+    A satellite's reply and each line of a group's replies look the same.
+    """
+
+    name: str = ""
+    command: str = ""
 
     @classmethod
-    def of(cls, reply: Reply) -> ConsoleReply:
-        return cls(reply.msg_type, reply.verb, reply.payload, reply.tags)
+    def of(cls, reply: Reply, name: str = "", command: str = "") -> ConsoleReply:
+        return cls(reply.msg_type, reply.verb, reply.payload, reply.tags, name, command)
 
     def __repr__(self) -> str:
-        text = f"{self.msg_type.name}: {self.verb}"
-        if self.payload is None:
+        text = f"{self.name + ': ' if self.name else ''}{self.msg_type.name}: {self.verb}"
+        if self.payload is None or self.command in _QUIET_PAYLOAD:
             return text
-        return f"{text}\n{pformat(self.payload, sort_dicts=False)}"
+        shown = pformat(self.payload, sort_dicts=False)
+        return (
+            f"{text} {shown}"
+            if "\n" not in shown and len(text + shown) < 100
+            else (f"{text}\n{shown}")
+        )
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
@@ -96,7 +111,7 @@ class ReplyMap(dict[str, Reply]):
         return all(r.ok for r in self.values())
 
     def __repr__(self) -> str:
-        return "\n".join(reply_lines(self, payload=True)) or "(no satellites)"
+        return "\n".join(repr(self[name]) for name in sorted(self)) or "(no satellites)"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
@@ -113,6 +128,12 @@ def _make_command(name: str, doc: str, call: Callable[..., Any], owner: str) -> 
     command.__module__ = owner  # shown by help(): "function set_offset in module Example.a"
     command.__signature__ = _ARGS  # type: ignore[attr-defined]
     return command
+
+
+def _run_number(run_id: str) -> int:
+    """``n`` of a run id ``<prefix>_<n>`` (0 if it has no number)."""
+    tail = run_id.rpartition("_")[2]
+    return int(tail) if run_id.count("_") and tail.isdigit() else 0
 
 
 class ConsoleError(ConstellationError):
@@ -247,7 +268,13 @@ class Session:
         sets = [self.commands(n) for n in names]
         common = set.intersection(*(set(s) for s in sets)) if sets else set()
         result = {c: sets[0][c] for c in sorted(common)}
-        result.update({c: d for c, d in _GROUP_COMMANDS.items() if c not in result})
+        result.update(
+            {
+                c: d
+                for c, d in _GROUP_COMMANDS.items()
+                if c not in result and (c != "reconfigure" or not sets)
+            }
+        )
         return result
 
     def send(self, verb: str, args: tuple[Any, ...], names: list[str]) -> ReplyMap:
@@ -255,17 +282,28 @@ class Session:
         if not names:
             return ReplyMap()
         if verb.lower() == "initialize":
-            return self._wrap(self._initialize(args, names))
+            return self._wrap(self._initialize(args, names), "initialize")
+        if verb.lower() == "start" and not args:
+            args = (self.next_run_id(),)
+            self.out(f"starting run {args[0]}")
         if verb.lower() in _RAW_PAYLOAD:
             if len(args) != 1:
                 raise TypeError(f"{verb}() takes exactly one argument ({len(args)} given)")
             payload = dict(args[0]) if isinstance(args[0], Mapping) else args[0]
         else:
             payload = list(args) if args else NO_PAYLOAD
-        return self._wrap(self.ctl.command(verb, payload, targets=names))
+        return self._wrap(self.ctl.command(verb, payload, targets=names), verb.lower())
 
-    def _wrap(self, replies: Mapping[str, Reply]) -> ReplyMap:
-        return ReplyMap({n: ConsoleReply.of(r) for n, r in replies.items()})
+    def _wrap(self, replies: Mapping[str, Reply], verb: str) -> ReplyMap:
+        return ReplyMap({n: ConsoleReply.of(r, n, verb) for n, r in replies.items()})
+
+    def next_run_id(self) -> str:
+        """The next of the group's run sequence: ``<prefix>_<n+1>`` after ``<prefix>_<n>``."""
+        from controller.scan import next_run_number
+
+        last = max((self.view.run_id(n) for n in self.ctl.satellites), key=_run_number, default="")
+        prefix = last.rpartition("_")[0] if _run_number(last) else "run"
+        return f"{prefix}_{next_run_number(self.ctl, prefix)}"
 
     def _initialize(self, args: tuple[Any, ...], names: list[str]) -> dict[str, Reply]:
         if len(args) > 1:
@@ -429,12 +467,17 @@ def make_namespace(
         """Print every satellite with its state, role, last heartbeat, run and status."""
         print(view.table(colour=colour_wanted(sys.stdout)))
 
-    def wait(state: str, timeout: float = 30.0) -> None:
-        """Wait until every satellite is in ``state`` (raises on ERROR or timeout)."""
-        controller.await_state(state, timeout=timeout)
+    def wait(state: str, timeout: float = 30.0, targets: Iterable[str] | None = None) -> None:
+        """Wait until every satellite (or each of ``targets``) is in ``state``.
+
+        Raises on ERROR or timeout.
+        """
+        names = None if targets is None else [targets] if isinstance(targets, str) else targets
+        controller.await_state(state, timeout=timeout, targets=names)
         if state.upper() == "RUN":
             view.refresh_run_ids()  # so that the next prompt shows the run
-        print(f"all {len(controller.satellites)} satellites in {state.upper()}")
+        count = len(controller.satellites) if names is None else len(list(names))
+        print(f"{'all ' if names is None else ''}{count} satellites in {state.upper()}")
 
     namespace.update(
         ctl=controller,

@@ -296,11 +296,11 @@ class GroupView:
 
 
 def reply_lines(replies: dict[str, Reply], payload: bool = False) -> list[str]:
-    """``name: TYPE verb`` lines for a set of replies (sorted by name)."""
+    """``name: TYPE: verb`` lines for a set of replies (sorted by name), as the console shows."""
     lines = []
     for name in sorted(replies):
         reply = replies[name]
-        line = f"{name}: {reply.msg_type.name} {reply.verb}"
+        line = f"{name}: {reply.msg_type.name}: {reply.verb}"
         if payload and reply.payload is not None:
             line += f" {reply.payload!r}"
         lines.append(line)

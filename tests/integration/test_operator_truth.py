@@ -276,3 +276,55 @@ def test_a_failed_controller_construction_leaves_no_threads(group: str) -> None:
         Controller(group, interface=LOOPBACK, discovery="carrier-pigeon")
     leaked = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
     wait_for(lambda: not [t for t in leaked if t.is_alive()], 5, what="threads to end")
+
+
+def test_console_polish_run_sequence_reconfigure_and_wait_targets(
+    satellites: Any, group: str, fast_timing: Any, controller: Controller
+) -> None:
+    from controller.console import make_namespace
+
+    class Tunable(Example):
+        def do_reconfigure(self, partial: Any) -> str:
+            return "reconfigured"
+
+    satellites(Example, "plain")
+    satellites(Tunable, "knob")
+    controller.await_satellites(["Example.plain", "Tunable.knob"])
+    view = GroupView(controller)
+    lines: list[str] = []
+    namespace = make_namespace(controller, view, None)
+    session = namespace["constellation"]._session
+    session.out = lines.append
+    group_proxy = namespace["constellation"]
+    try:
+        # reconfigure is offered where it exists only.
+        assert "reconfigure" in dir(group_proxy.Tunable.knob)
+        assert "reconfigure" not in dir(group_proxy.Example.plain)
+        assert "reconfigure" not in dir(group_proxy)  # not every member has it
+        # get_state shows the state name only, in the same format for one and for many.
+        assert repr(group_proxy.Example.plain.get_state()) == "Example.plain: SUCCESS: NEW"
+        assert repr(group_proxy.get_state()).splitlines() == [
+            "Example.plain: SUCCESS: NEW",
+            "Tunable.knob: SUCCESS: NEW",
+        ]
+        group_proxy.initialize({"Example": {}, "Tunable": {}})
+        namespace["wait"]("INIT", targets=["Tunable.knob"])
+        assert controller.states["Tunable.knob"] == "INIT"
+        namespace["wait"]("INIT")
+        group_proxy.launch()
+        namespace["wait"]("ORBIT")
+        # start() without an id continues the run sequence.
+        group_proxy.start("beam_7")
+        namespace["wait"]("RUN")
+        group_proxy.stop()
+        namespace["wait"]("ORBIT")
+        view.refresh_run_ids()
+        group_proxy.start()
+        namespace["wait"]("RUN")
+        assert "starting run beam_8" in lines
+        assert {r.verb for r in controller.command("get_run_id").values()} == {"beam_8"}
+        group_proxy.stop()
+        namespace["wait"]("ORBIT")
+    finally:
+        session.close()
+        view.close()
