@@ -107,8 +107,13 @@ class RunControl:
         return {n: states.get(n, "?") if n in present else "DEAD" for n in self.names}
 
     def poll_states(self) -> dict[str, str]:
-        """Ask every present participant for its state (``get_state``), DEAD if gone."""
-        present = [n for n in self.names if n in self.ctl.satellites]
+        """Ask every present participant for its state (``get_state``), DEAD if gone.
+
+        Satellites whose heartbeats stopped (DEAD in the view) are not asked: a frozen one
+        would only make every poll wait for its timeout.
+        """
+        view = self.ctl.states
+        present = [n for n in self.names if n in self.ctl.satellites and view.get(n) != "DEAD"]
         replies = self._command("get_state", present)
         states = self.states()
         for name, reply in replies.items():

@@ -24,7 +24,7 @@ from typing import Any
 
 from constellation.core.config import normalize_framework_keys
 from constellation.protocol.common import validate_run_id
-from controller.conditions import flat_keys
+from controller.conditions import flat_keys, unused_keys_in
 from controller.config import ConfigFileError, ControllerConfig, load_config, read_file
 from controller.controller import Controller
 from controller.group import GroupView
@@ -286,6 +286,8 @@ class Scan:
         reinitialize = [n for n in overrides if n not in reconfigure]
         for name in reconfigure:
             control.transition("reconfigure", "ORBIT", [name], payload=overrides[name])
+            control.unused[name] = unused_keys_in(control.status_of(name))
+            _check_used(control, {name: overrides[name]})
         if reinitialize:
             control.transition("land", "INIT", reinitialize)
             control.initialize(base.with_overrides(overrides), reinitialize)

@@ -6,7 +6,7 @@ Each job runs in the hook worker between ``begin`` and ``complete`` of its trans
     initialize  apply framework keys, _framework_initialize, do_initializing, report unused keys
     launch      _framework_launch, do_launching
     land        do_landing, _framework_land
-    reconfigure apply the partial map, do_reconfigure
+    reconfigure apply the partial map, do_reconfigure, report unused keys
     start       reset run state, do_starting, _framework_start (BOR)
     (RUN)       do_run until it returns
     stop        _framework_stop (drain), do_stopping, _framework_stopped (EOR)
@@ -85,12 +85,7 @@ class TransitionJobs:
         host._framework_initialize(config)
         status = self._hook("do_initializing", config)
         host.config = config
-        unused = config.unused_keys()
-        if unused:
-            host.log.warning("unused configuration keys: %s", ", ".join(unused))
-            base = status or "Initialized"
-            status = f"{base} ({len(unused)} unused keys: {', '.join(unused)})"
-        return status
+        return _with_unused(status, config, "Initialized", host.log)
 
     def launch(self) -> str | None:
         self._host._framework_launch()
@@ -104,7 +99,9 @@ class TransitionJobs:
     def reconfigure(self, partial: dict[str, Any]) -> str | None:
         data = resolve_env(normalize_framework_keys(partial), os.environ)
         self._host.config.apply_partial(data)
-        return self._hook("do_reconfigure", Configuration(data))
+        partial_config = Configuration(data)
+        status = self._hook("do_reconfigure", partial_config)
+        return _with_unused(status, partial_config, "Reconfigured", self._host.log)
 
     def start(self, run_id: str) -> str | None:
         host = self._host
@@ -148,3 +145,14 @@ class TransitionJobs:
             host._framework_stopped(host.run_condition)
         host._framework_land()
         return status
+
+
+def _with_unused(
+    status: str | None, config: Configuration, default: str, log: logging.Logger
+) -> str | None:
+    """``status`` with ``(N unused keys: a, b)`` appended when ``config`` has keys nobody read."""
+    unused = config.unused_keys()
+    if not unused:
+        return status
+    log.warning("unused configuration keys: %s", ", ".join(unused))
+    return f"{status or default} ({len(unused)} unused keys: {', '.join(unused)})"

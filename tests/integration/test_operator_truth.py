@@ -328,3 +328,39 @@ def test_console_polish_run_sequence_reconfigure_and_wait_targets(
     finally:
         session.close()
         view.close()
+
+
+def test_a_reconfigure_scan_over_a_key_nobody_reads_fails(
+    satellites: Any, fast_timing: Any, controller: Controller
+) -> None:
+    from controller.runs import RunError
+    from controller.scan import Parameter, Scan
+
+    class Knob(Example):
+        def do_reconfigure(self, partial: Any) -> str:
+            self.sample_period = partial.get_float("sample_period", self.sample_period)
+            return "reconfigured"
+
+    satellites(Knob, "k")
+    controller.await_satellites(["Knob.k"])
+    good = Scan(
+        [Parameter("Knob.k", "sample_period", [0.1, 0.2])],
+        prefix="g",
+        duration=0.2,
+        mode="reconfigure",
+    )
+    assert [r.ok for r in good.run(controller, {"_default": {}}, log=lambda _: None)] == [True] * 2
+    bad = Scan(
+        [Parameter("Knob.k", "sample_perod", [0.1, 0.2])],
+        prefix="b",
+        duration=0.2,
+        mode="reconfigure",
+    )
+    controller.initialize({"Knob": {}})  # in ORBIT already: the scan's first step reconfigures
+    controller.await_state("INIT")
+    controller.launch()
+    controller.await_state("ORBIT")
+    with pytest.raises(RunError) as info:
+        bad.run(controller, {"_default": {}}, log=lambda _: None)
+    # A key the satellite never had is refused by reconfigure itself, naming the key.
+    assert "key 'sample_perod': unknown key" in info.value.failures["Knob.k"]
