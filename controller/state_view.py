@@ -12,7 +12,8 @@ Rules:
   never makes the view step back.
 - An accepted transition command shows its transitional state at once, unless the view moved
   since the command was sent.
-- ``DEAD`` (departed or silent) keeps the last live state and status, for display.
+- ``DEAD`` (departed or silent) keeps the last live state and status, for display; beats of a
+  departed satellite read after its departure do not bring it back.
 - Satellites are known once their command service was found; changes of others are silent.
 """
 
@@ -148,8 +149,14 @@ class StateView:
     def heartbeat(
         self, name: str, state: str, now: float, status: str | None = None
     ) -> list[Change]:
-        """A heartbeat (or a revived peer) reported ``state``."""
+        """A heartbeat (or a revived peer) reported ``state``.
+
+        Ignored once the satellite left (its last beats may be read after its departure);
+        it counts again when its command service is found again.
+        """
         view = self._view(name)
+        if view.known and not view.present:
+            return []
         view.heartbeat_seen = True
         if status is not None:
             view.status = status

@@ -58,6 +58,16 @@ def test_dead_keeps_last_state_and_status() -> None:
     assert view.left("Sat.a", 3.0) == []  # only once
 
 
+def test_beats_read_after_a_departure_do_not_revive() -> None:
+    view = joined_view("Sat.a")
+    view.heartbeat("Sat.a", "ORBIT", 1.0)
+    view.left("Sat.a", 2.0)
+    assert view.heartbeat("Sat.a", "SAFE", 2.1) == []  # its last beat, read late
+    assert view.states()["Sat.a"] == "DEAD"
+    view.joined("Sat.a", 3.0)  # restarted
+    assert view.heartbeat("Sat.a", "NEW", 3.1) == [Change("state", "Sat.a", "DEAD", "NEW")]
+
+
 def test_dead_ignores_answers_unless_rejoined() -> None:
     view = joined_view("Sat.a")
     view.heartbeat("Sat.a", "ORBIT", 1.0)
