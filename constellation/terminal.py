@@ -63,10 +63,13 @@ def colour_wanted(stream: TextIO) -> bool:
         return False
 
 
-def make_console(stream: TextIO | None = None, *, width: int | None = None) -> Console:
-    """A Rich console on ``stream`` (default stdout) following :func:`colour_wanted`."""
+def make_console(
+    stream: Any = None, *, width: int | None = None, colour: bool | None = None
+) -> Console:
+    """A Rich console on ``stream`` (default stdout); ``colour`` None follows
+    :func:`colour_wanted`. Without colour: plain text, 200 columns unless ``width``."""
     stream = sys.stdout if stream is None else stream
-    colour = colour_wanted(stream)
+    colour = colour_wanted(stream) if colour is None else colour
     return Console(
         file=stream,
         force_terminal=colour,
@@ -101,16 +104,7 @@ def plain_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
 
 def render(renderable: Any, *, colour: bool = False, width: int = 200) -> str:
     """``renderable`` as a string (with escape codes only if ``colour``)."""
-    console = Console(
-        force_terminal=colour,
-        no_color=not colour,
-        color_system="standard" if colour else None,
-        width=width,
-        highlight=False,
-        emoji=False,
-        record=False,
-        file=_Discard(),
-    )
+    console = make_console(_Discard(), width=width, colour=colour)
     with console.capture() as capture:
         console.print(renderable, end="")
     return capture.get()

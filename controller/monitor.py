@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rich.console import Console
 from rich.text import Text
 
 from constellation import __version__
@@ -30,7 +29,7 @@ from constellation.errors import DiscoveryError
 from constellation.net.listener import MetricSample, MetricStats, MonitoringListener
 from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
 from constellation.protocol.common import to_datetime
-from constellation.terminal import LEVEL_STYLES, colour_wanted, state_text
+from constellation.terminal import LEVEL_STYLES, colour_wanted, make_console, state_text
 from controller.monitor_csv import LOG_HEADER, METRIC_HEADER, CsvRecorder, RotatingCsv
 from controller.monitor_state import FOLLOWED, SenderStates, StateChange
 
@@ -55,15 +54,7 @@ class Display:
 
     def __init__(self, stream: TextIO, colour: bool) -> None:
         self._out = stream
-        self._console = Console(
-            file=stream,
-            force_terminal=colour,
-            no_color=not colour,
-            color_system="auto" if colour else None,
-            highlight=False,
-            emoji=False,
-            soft_wrap=True,
-        )
+        self._console = make_console(stream, colour=colour, width=None if colour else 10_000)
         self._width = 16
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], tuple[str, ...]] = {}
