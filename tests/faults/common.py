@@ -72,6 +72,8 @@ def clean_second_run(ctl: Controller, cfg: dict[str, Any], out: Path, run_id: st
     to_run(ctl, cfg, run_id)
     writer = ctl.satellites[WRITER]
     wait_for(lambda: writer.command("get_current_filename").verb.endswith(f"data_{run_id}.h5"))
+    # pacing, not synchronisation: the run lasts long enough (0.6 s at 1 kHz) to carry records;
+    # the ``count > 0`` check below fails if none arrived
     time.sleep(0.6)
     ctl.stop()
     ctl.await_state("ORBIT", 20)

@@ -142,8 +142,10 @@ def test_sigkill_of_dynamic_process_in_run_brings_peers_to_safe(
         f"{proc_reaction:.3f} s (process) = {local_reaction / interval:.2f} / "
         f"{proc_reaction / interval:.2f} intervals"
     )
-    assert 3 * interval < local_reaction < 5 * interval
-    assert proc_reaction < 5 * interval
+    # Never before three silent intervals (the lives); the upper bound is generous for a loaded
+    # machine yet still tells the lives rule from a slower one (departure, a fixed long timeout).
+    assert 3 * interval < local_reaction < 10 * interval
+    assert 3 * interval < proc_reaction < 10 * interval
     assert "Example.k died" in local.status
     assert local.run_condition & RunCondition.INTERRUPTED
     assert local.run_condition & RunCondition.DEGRADED

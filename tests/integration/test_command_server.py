@@ -79,8 +79,9 @@ def test_error_replies(satellites: Any, req: Any) -> None:
     assert invalid.msg_type is CSCPType.INVALID and "NEW" in invalid.verb
     wrong_type = _request(sock, "initialize", "not a map")
     assert wrong_type.msg_type is CSCPType.INCOMPLETE and "config" in wrong_type.verb
+    # the payload is checked before the state: a bad run identifier is named even in NEW
     bad_run_id = _request(sock, "start", "has space")
-    assert bad_run_id.msg_type in (CSCPType.INCOMPLETE, CSCPType.INVALID)
+    assert bad_run_id.msg_type is CSCPType.INCOMPLETE and "run_id" in bad_run_id.verb
     assert _request(sock, "initialize", {}).msg_type is CSCPType.SUCCESS
     assert sat.wait_for_state(State.INIT, 5)
     count = _request(sock, "set_offset", [1.0, 2.0])

@@ -293,16 +293,28 @@ def test_slow_receiver_blocks_then_fails_the_transmitter(satellites: Any, ctl: C
     assert tx.data is not None and tx.data.pending_records > 0  # failed, not dropped silently
 
 
+def _stalled(history: list[int], value: int, polls: int = 5) -> bool:
+    """Record ``value``; True once it has not changed over the last ``polls`` polls."""
+    history.append(value)
+    return len(history) > polls and len(set(history[-polls - 1 :])) == 1
+
+
 def test_interrupt_unblocks_a_transmitter_waiting_for_room(
     satellites: Any, ctl: Controller, caplog: pytest.LogCaptureFixture
 ) -> None:
     tx = satellites(Source, "tx")
     rx = satellites(Collector, "rx")
-    rx.slow = 0.5
+    # the receiver sits in its first batch until it is stopped: the queue can never drain, so
+    # there is always a backlog when the interrupt comes
+    rx.slow = 60
     ctl.await_satellites([TX, RX])
     tx_data = {"data_timeout": 30, "queue_size": 20, "payload_threshold": 64}
     _to_run(ctl, _config({"mode": "flood", "_autonomy": {"role": "NONE"}, "_data": tx_data}))
     wait_for(lambda: tx.blocked.is_set(), what="send_record waiting for room")
+    assert tx.data is not None
+    # the socket buffers fill up behind the stuck receiver; then nothing more leaves the queue
+    sent: list[int] = []
+    wait_for(lambda: _stalled(sent, tx.data.records_sent), 20, 0.1, "the queue stuck full")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
         assert ctl.satellites[TX].command("_interrupt").ok
@@ -313,8 +325,9 @@ def test_interrupt_unblocks_a_transmitter_waiting_for_room(
     assert took < 10, f"the interrupt waited {took:.1f} s (data_timeout is 30 s)"
     assert tx.data is not None
     unsent = tx.data.sequence - tx.data.records_sent
-    if unsent:  # what the slow receiver could not take is reported, not dropped silently
-        assert f"{unsent} queued records not sent" in caplog.text
+    assert unsent > 0, "no backlog: the receiver took everything"
+    # what the stuck receiver could not take is reported, not dropped silently
+    assert f"{unsent} queued records not sent" in caplog.text
     _stop(ctl, [RX])
     assert rx.records[-1].sequence == len(rx.records) == tx.data.records_sent
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,14 @@ def _cycle_to_run(ctl: Controller, config: dict[str, Any], run_id: str) -> None:
 
 @pytest.mark.parametrize("swmr", [False, True], ids=["normal", "swmr"])
 def test_run_is_persisted(satellites: Any, group: str, tmp_path: Path, swmr: bool) -> None:
-    satellites(H5DataWriter, "w")
+    local_writer = satellites(H5DataWriter, "w")
     satellites(RandomTransmitter, "tx")
     with Controller(group, interface=LOOPBACK) as ctl:
         _cycle_to_run(ctl, _config(tmp_path, swmr), "run_1")
         writer = ctl.satellites[WRITER]
         wait_for(lambda: writer.command("get_current_filename").verb.endswith("data_run_1.h5"))
-        time.sleep(0.5)
+        # the source of its RECORDS_WRITTEN metric (in-process: no 5 s metric interval)
+        wait_for(lambda: local_writer._records_written() > 100, 20, what="100 records written")
         ctl.stop()
         ctl.await_state("ORBIT", 20)
         status = writer.command("get_status").verb
@@ -201,6 +201,15 @@ def test_concurrent_reader_sees_records_grow(satellites: Any, group: str, tmp_pa
     assert len(counts) >= 4 and counts == sorted(counts) and counts[-1] > counts[0]
 
 
+def _flushed_records(path: Path) -> int:
+    """Records a live SWMR reader sees in ``path`` now (0 while it cannot open it)."""
+    try:
+        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+            return int((f[TX]["data_idx"][:] != 0).sum()) if TX in f else 0
+    except OSError:
+        return 0
+
+
 def test_killed_writer_leaves_a_readable_file(
     processes: Any, satellites: Any, group: str, tmp_path: Path
 ) -> None:
@@ -211,7 +220,8 @@ def test_killed_writer_leaves_a_readable_file(
         _cycle_to_run(ctl, config, "killed")
         handle = ctl.satellites[WRITER]
         wait_for(lambda: handle.command("get_concurrent_reading_status").payload["swmr_active"])
-        time.sleep(1.0)  # let several flush intervals (0.2 s) pass
+        path = tmp_path / "data_killed.h5"
+        wait_for(lambda: _flushed_records(path) > 100, 20, 0.1, "100 records flushed")
         writer.signal(signal.SIGKILL)
         writer.proc.wait(10)
     path = tmp_path / "data_killed.h5"
