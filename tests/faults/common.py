@@ -82,3 +82,18 @@ def clean_second_run(ctl: Controller, cfg: dict[str, Any], out: Path, run_id: st
     assert eor["run_metadata"]["condition"] == "GOOD", eor
     assert count == eor["run_metadata"]["data_records"] > 0
     return count
+
+
+def swmr_records_seen(path: Path, sender: str = TX) -> int:
+    """Records of ``sender`` a live SWMR reader sees in ``path`` now (0 while none or no file)."""
+    import h5py
+    import numpy as np
+
+    try:
+        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+            if sender not in f:
+                return 0
+            idx = f[sender]["data_idx"][:]
+    except (OSError, KeyError):
+        return 0
+    return int(np.argmax(idx == 0)) if (idx == 0).any() else len(idx)

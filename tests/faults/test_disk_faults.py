@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +22,11 @@ from tests.faults.common import (
     check_contiguous,
     config,
     status_of,
+    swmr_records_seen,
     to_run,
     wait_state,
 )
-from tests.helpers import LOOPBACK
+from tests.helpers import LOOPBACK, wait_for
 
 
 @contextmanager
@@ -85,7 +85,8 @@ def test_full_disk_stops_writer_and_keeps_records(
     with Controller(group, interface=LOOPBACK) as ctl:
         good = config(tmp_path / "good", swmr=True)
         to_run(ctl, good, "good")
-        time.sleep(0.6)  # a short run
+        good_file = tmp_path / "good" / "data_good.h5"
+        wait_for(lambda: swmr_records_seen(good_file) > 100, 20, what="records of the new run")
         ctl.stop()
         ctl.await_state("ORBIT", 20)
     count, eor = check_contiguous(tmp_path / "good" / "data_good.h5")
