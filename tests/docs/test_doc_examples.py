@@ -181,7 +181,7 @@ _FORBIDDEN = re.compile(
     "|".join(
         [
             r"\.\./" + "shared",
-            "/work/" + "shared",
+            r"(?<![\w.])/\w+/" + r"shared\b",  # an absolute path to the spec folder
             r"\b(?:SPEC|PROTOCOLS|DESIGN|CSCP|CHP|CMDP|CDTP|CHIRP)(?:\.md)?\s*" + "§",
             r"\b(?:SPEC|PROTOCOLS|DESIGN)" + r"\.md\b",
         ]
