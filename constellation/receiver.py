@@ -1,4 +1,4 @@
-"""Assembly layer: ReceiverSatellite — per-sender run tracking on top of ``net.data``.
+"""Assembly layer: ReceiverSatellite — per-sender run tracking on top of ``net.data_receiver``.
 
 The receiver takes data from every transmitter of its group, or only from those listed in
 ``_data.receive_from`` (all of which must be discovered before ``launch`` completes). It connects
@@ -24,8 +24,9 @@ import zmq
 from constellation.core.run_tracker import RunCondition, RunTracker, describe_condition
 from constellation.core.states import State
 from constellation.errors import DataProtocolError, DecodeError, TransitionError
-from constellation.net.data import DataReceiver, gc_relief
+from constellation.net.data_receiver import DataReceiver
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent, ServiceId
+from constellation.net.process_tuning import gc_relief
 from constellation.net.ratelimit import RateLimitedWarning
 from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, split_bor_eor
 from constellation.satellite import Satellite

@@ -1,4 +1,4 @@
-"""Assembly layer: TransmitterSatellite — BOR / DATA / EOR sending on top of ``net.data``.
+"""Assembly layer: TransmitterSatellite — BOR / DATA / EOR sending on top of ``net.data_sender``.
 
 User code only makes records in ``do_run`` with :meth:`TransmitterSatellite.send_record`; the
 framework sends the BOR (``bor_tags`` + the effective configuration) after ``do_starting`` and
@@ -26,7 +26,7 @@ from constellation.core.config import Configuration
 from constellation.core.run_tracker import RunCondition, make_run_metadata
 from constellation.core.states import State
 from constellation.errors import DataTimeoutError
-from constellation.net.data import DataSender
+from constellation.net.data_sender import DataSender
 from constellation.net.discovery import Discovery, ServiceId
 from constellation.protocol.cdtp2 import make_bor, make_eor
 from constellation.satellite import Satellite

@@ -12,7 +12,7 @@ import pytest
 import zmq
 
 from constellation.errors import DataTimeoutError
-from constellation.net.data import DataSender
+from constellation.net.data_sender import DataSender
 from constellation.net.interfaces import NetworkScope
 from constellation.protocol.cdtp2 import decode_data_frame
 from tests.helpers import LOOPBACK

@@ -1,4 +1,4 @@
-"""I/O layer: CDTP2 data sockets — the batching PUSH sender and the PULL receiver.
+"""I/O layer: the batching CDTP2 PUSH sender of a transmitter.
 
 :class:`DataSender` collects records in the producer's thread into batches of about
 ``payload_threshold`` block bytes and hands sealed batches to its own sender thread, which encodes
@@ -10,51 +10,26 @@ the receiver blocks until the queue has drained to half those limits (one wake-u
 batches) and gets :class:`DataTimeoutError` if nothing was sent for ``data_timeout``, as does a
 DATA message the receiver does not take within ``data_timeout`` — records are never dropped
 silently.
-
-:class:`DataReceiver` holds one PULL socket per transmitter endpoint and is polled by the
-receiving thread, which gets the decoded messages one at a time.
-
-Process-wide tuning for the data path lives here too: :data:`gc_relief` (fewer cyclic garbage
-collections while data flows) and :func:`tune_allocator` (glibc malloc thresholds).
 """
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
-import os
-import platform
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import zmq
 
-from constellation.errors import DataTimeoutError, DecodeError, SendingStoppedError
-from constellation.net.discovery import DiscoveredService
+from constellation.errors import DataTimeoutError, SendingStoppedError
 from constellation.net.interfaces import NetworkScope
-from constellation.net.ratelimit import RateLimitedWarning
+from constellation.net.process_tuning import gc_relief, tune_allocator
 from constellation.net.sockets import bind_in_scope
-from constellation.protocol.cdtp2 import (
-    CDTP2Message,
-    CDTPType,
-    DataRecord,
-    decode_data_frame,
-    encode_data_frame,
-)
+from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, encode_data_frame
 
-__all__ = [
-    "IDLE_FLUSH_S",
-    "MAX_QUEUED_BYTES",
-    "DataReceiver",
-    "DataSender",
-    "gc_relief",
-    "tune_allocator",
-]
+__all__ = ["DATA_HWM", "IDLE_FLUSH_S", "MAX_QUEUED_BYTES", "DataSender"]
 
 log = logging.getLogger("constellation.net.cdtp")
 
@@ -66,89 +41,10 @@ IDLE_FLUSH_S = 0.05
 DATA_HWM = 64
 #: Frames of at least this size are handed to ZeroMQ without a copy.
 _ZERO_COPY_BYTES = 64 * 1024
-#: One poll of the receiver returns at most this many frame bytes (bounds the memory held).
-_POLL_BYTES = 16 * 1024 * 1024
 
 _monotonic = time.monotonic
 #: Sequence number, tags, blocks: what the encoder packs as one record.
 _Record = tuple[int, dict[str, Any], Sequence[Any]]
-
-
-class _GcRelief:
-    """Process-wide: a higher first threshold of the cyclic garbage collector while data flows.
-
-    The data path allocates a few acyclic containers per record (tuples, lists, tag maps); with
-    the default threshold (700) the collector runs every few hundred records and rescans the
-    records still queued, which costs more than encoding or decoding them. While at least one
-    sender or receiver is active, generation 0 is collected every ``threshold`` allocations
-    instead; reference counting frees the records either way.
-    """
-
-    def __init__(self, threshold: int = 100_000) -> None:
-        self._threshold = threshold
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved: tuple[int, int, int] | None = None
-
-    def acquire(self) -> None:
-        with self._lock:
-            self._users += 1
-            if self._users == 1:
-                self._saved = gc.get_threshold()
-                first, *rest = self._saved
-                gc.set_threshold(max(first, self._threshold), *rest)
-
-    def release(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                return
-            self._users -= 1
-            if self._users == 0 and self._saved is not None:
-                gc.set_threshold(*self._saved)
-                self._saved = None
-
-
-#: The shared :class:`_GcRelief` of this process (``acquire`` / ``release`` in pairs).
-gc_relief = _GcRelief()
-
-
-_allocator_tuned: bool | None = None  # None: not tried yet
-_allocator_lock = threading.Lock()
-
-
-def tune_allocator() -> bool:
-    """Keep large buffers in the C heap of this process instead of mapping them anew (glibc).
-
-    Data messages are 128 KiB and more; glibc maps and unmaps such blocks (or trims its heap)
-    on almost every message, and the page faults of the fresh memory cost about a third of the
-    CPU time of the data path. Raising the mmap and trim thresholds lets freed message buffers
-    be reused; freed memory then returns to the system only above 256 MiB of free heap.
-    Tried once per process; set ``CONSTELLATION_MALLOC_TUNING=0`` to leave malloc alone.
-    Returns whether the settings are in effect.
-    """
-    global _allocator_tuned
-    with _allocator_lock:
-        if _allocator_tuned is None:
-            _allocator_tuned = _set_malloc_thresholds()
-            log.debug("malloc thresholds raised for the data path: %s", _allocator_tuned)
-        return _allocator_tuned
-
-
-def _set_malloc_thresholds() -> bool:
-    if os.environ.get("CONSTELLATION_MALLOC_TUNING", "1") == "0":
-        return False
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(
-        mallopt(m_mmap_threshold, 16 * 1024 * 1024) and mallopt(m_trim_threshold, 256 * 1024 * 1024)
-    )
 
 
 class _Cancelled(Exception):
@@ -506,110 +402,3 @@ class DataSender:
             return
         self._closed = True
         self._sock.close(linger=0)
-
-
-class DataReceiver:
-    """PULL sockets connected to transmitters, polled by the receiving thread.
-
-    One socket per data endpoint: a transmitter that reappears elsewhere gets a new socket and
-    the old one stays open until :meth:`close` or :meth:`disconnect`, so nothing it queued is
-    lost. :meth:`connect` and :meth:`disconnect` may be called from any thread; the sockets are
-    created, polled and closed only in the thread that calls :meth:`poll` and :meth:`close`.
-    """
-
-    def __init__(self, context: zmq.Context[Any], max_message_size: int = -1) -> None:
-        tune_allocator()
-        self._context = context
-        self._max = max_message_size
-        self._sockets: dict[str, zmq.Socket[Any]] = {}  # by endpoint
-        self._names: dict[str, str] = {}  # endpoint -> lower-cased transmitter name
-        self._poller = zmq.Poller()
-        self._changed = threading.Condition(threading.Lock())
-        self._pending: deque[tuple[str, DiscoveredService | None]] = deque()
-        self.bad_input = RateLimitedWarning(log)
-
-    def connect(self, service: DiscoveredService) -> None:
-        """Connect to a transmitter's data service (applied at the next :meth:`poll`)."""
-        with self._changed:
-            self._pending.append((service.name.lower(), service))
-            self._changed.notify_all()
-
-    def disconnect(self, name: str) -> None:
-        """Close the sockets to transmitter ``name`` (applied at the next :meth:`poll`)."""
-        with self._changed:
-            self._pending.append((name.lower(), None))
-            self._changed.notify_all()
-
-    def connected(self) -> list[str]:
-        """Lower-cased names of the transmitters with an open socket."""
-        return sorted(set(self._names.values()))
-
-    def _apply_pending(self) -> None:
-        if not self._pending:
-            return
-        with self._changed:
-            changes = list(self._pending)
-            self._pending.clear()
-        for name, service in changes:
-            if service is None:
-                for endpoint in [e for e, n in self._names.items() if n == name]:
-                    self._close_socket(endpoint)
-            elif service.endpoint not in self._sockets:
-                self._open_socket(name, service.endpoint)
-
-    def _open_socket(self, name: str, endpoint: str) -> None:
-        sock = self._context.socket(zmq.PULL)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, DATA_HWM)
-        if self._max > 0:
-            sock.setsockopt(zmq.MAXMSGSIZE, self._max)
-        sock.connect(endpoint)
-        self._sockets[endpoint] = sock
-        self._names[endpoint] = name
-        self._poller.register(sock, zmq.POLLIN)
-        log.debug("data socket connected to %s at %s", name, endpoint)
-
-    def _close_socket(self, endpoint: str) -> None:
-        sock = self._sockets.pop(endpoint)
-        self._names.pop(endpoint, None)
-        self._poller.unregister(sock)
-        sock.close(linger=0)
-
-    def poll(self, timeout_ms: int) -> Iterator[tuple[CDTP2Message, int]]:
-        """Messages as they are received, waiting up to ``timeout_ms`` for the first one.
-
-        Yields (message, frame bytes) one at a time, so that only the message being handled
-        is held in memory, and stops after about :data:`_POLL_BYTES` so the caller can look
-        at its stop flag. Malformed messages are dropped with a rate-limited warning. Large
-        blocks are zero-copy views of the received frame (``decode_data_frame(share_blocks)``).
-        """
-        self._apply_pending()
-        if not self._sockets:
-            with self._changed:
-                if not self._pending:
-                    self._changed.wait(timeout_ms / 1000)
-            return
-        budget = _POLL_BYTES
-        for sock, _ in self._poller.poll(timeout_ms):
-            while budget > 0:
-                try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
-                size = sum(len(f) for f in frames)
-                budget -= size
-                try:
-                    if len(frames) == 1:
-                        message = decode_data_frame(frames[0].buffer, share_blocks=True)
-                    else:
-                        message = CDTP2Message.decode([f.buffer for f in frames])
-                except DecodeError as exc:
-                    self.bad_input("malformed data message dropped: %s", exc)
-                    continue
-                yield message, size
-
-    def close(self) -> None:
-        """Close every socket (call from the polling thread, or after it finished)."""
-        self._apply_pending()
-        for endpoint in list(self._sockets):
-            self._close_socket(endpoint)

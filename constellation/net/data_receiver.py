@@ -1,0 +1,136 @@
+"""I/O layer: the CDTP2 PULL sockets of a receiver, polled by its receiving thread.
+
+:class:`DataReceiver` holds one PULL socket per transmitter endpoint and yields the decoded
+messages one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import zmq
+
+from constellation.errors import DecodeError
+from constellation.net.data_sender import DATA_HWM
+from constellation.net.discovery import DiscoveredService
+from constellation.net.process_tuning import tune_allocator
+from constellation.net.ratelimit import RateLimitedWarning
+from constellation.protocol.cdtp2 import CDTP2Message, decode_data_frame
+
+__all__ = ["DataReceiver"]
+
+log = logging.getLogger("constellation.net.cdtp")
+
+#: One poll of the receiver returns at most this many frame bytes (bounds the memory held).
+_POLL_BYTES = 16 * 1024 * 1024
+
+
+class DataReceiver:
+    """PULL sockets connected to transmitters, polled by the receiving thread.
+
+    One socket per data endpoint: a transmitter that reappears elsewhere gets a new socket and
+    the old one stays open until :meth:`close` or :meth:`disconnect`, so nothing it queued is
+    lost. :meth:`connect` and :meth:`disconnect` may be called from any thread; the sockets are
+    created, polled and closed only in the thread that calls :meth:`poll` and :meth:`close`.
+    """
+
+    def __init__(self, context: zmq.Context[Any], max_message_size: int = -1) -> None:
+        tune_allocator()
+        self._context = context
+        self._max = max_message_size
+        self._sockets: dict[str, zmq.Socket[Any]] = {}  # by endpoint
+        self._names: dict[str, str] = {}  # endpoint -> lower-cased transmitter name
+        self._poller = zmq.Poller()
+        self._changed = threading.Condition(threading.Lock())
+        self._pending: deque[tuple[str, DiscoveredService | None]] = deque()
+        self.bad_input = RateLimitedWarning(log)
+
+    def connect(self, service: DiscoveredService) -> None:
+        """Connect to a transmitter's data service (applied at the next :meth:`poll`)."""
+        with self._changed:
+            self._pending.append((service.name.lower(), service))
+            self._changed.notify_all()
+
+    def disconnect(self, name: str) -> None:
+        """Close the sockets to transmitter ``name`` (applied at the next :meth:`poll`)."""
+        with self._changed:
+            self._pending.append((name.lower(), None))
+            self._changed.notify_all()
+
+    def connected(self) -> list[str]:
+        """Lower-cased names of the transmitters with an open socket."""
+        return sorted(set(self._names.values()))
+
+    def _apply_pending(self) -> None:
+        if not self._pending:
+            return
+        with self._changed:
+            changes = list(self._pending)
+            self._pending.clear()
+        for name, service in changes:
+            if service is None:
+                for endpoint in [e for e, n in self._names.items() if n == name]:
+                    self._close_socket(endpoint)
+            elif service.endpoint not in self._sockets:
+                self._open_socket(name, service.endpoint)
+
+    def _open_socket(self, name: str, endpoint: str) -> None:
+        sock = self._context.socket(zmq.PULL)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, DATA_HWM)
+        if self._max > 0:
+            sock.setsockopt(zmq.MAXMSGSIZE, self._max)
+        sock.connect(endpoint)
+        self._sockets[endpoint] = sock
+        self._names[endpoint] = name
+        self._poller.register(sock, zmq.POLLIN)
+        log.debug("data socket connected to %s at %s", name, endpoint)
+
+    def _close_socket(self, endpoint: str) -> None:
+        sock = self._sockets.pop(endpoint)
+        self._names.pop(endpoint, None)
+        self._poller.unregister(sock)
+        sock.close(linger=0)
+
+    def poll(self, timeout_ms: int) -> Iterator[tuple[CDTP2Message, int]]:
+        """Messages as they are received, waiting up to ``timeout_ms`` for the first one.
+
+        Yields (message, frame bytes) one at a time, so that only the message being handled
+        is held in memory, and stops after about :data:`_POLL_BYTES` so the caller can look
+        at its stop flag. Malformed messages are dropped with a rate-limited warning. Large
+        blocks are zero-copy views of the received frame (``decode_data_frame(share_blocks)``).
+        """
+        self._apply_pending()
+        if not self._sockets:
+            with self._changed:
+                if not self._pending:
+                    self._changed.wait(timeout_ms / 1000)
+            return
+        budget = _POLL_BYTES
+        for sock, _ in self._poller.poll(timeout_ms):
+            while budget > 0:
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                size = sum(len(f) for f in frames)
+                budget -= size
+                try:
+                    if len(frames) == 1:
+                        message = decode_data_frame(frames[0].buffer, share_blocks=True)
+                    else:
+                        message = CDTP2Message.decode([f.buffer for f in frames])
+                except DecodeError as exc:
+                    self.bad_input("malformed data message dropped: %s", exc)
+                    continue
+                yield message, size
+
+    def close(self) -> None:
+        """Close every socket (call from the polling thread, or after it finished)."""
+        self._apply_pending()
+        for endpoint in list(self._sockets):
+            self._close_socket(endpoint)
