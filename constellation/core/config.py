@@ -7,23 +7,42 @@ case-insensitive (stored lower-cased) and addressed by dotted paths such as
 default used is recorded: :meth:`Configuration.effective` is what ``get_config`` and the BOR
 show, :meth:`Configuration.unused_keys` what the satellite warns about.
 
-:func:`resolve_env` and :func:`normalize_framework_keys` prepare a received map;
-:class:`FrameworkConfig` reads the framework parameters (the ``_autonomy``, ``_conditions`` and
-``_data`` sections). Pure: no I/O; the environment is passed in.
+:func:`resolve_env` (``config_env``) and :func:`normalize_framework_keys` prepare a received map;
+:class:`FrameworkConfig` (``framework_config``) reads the framework parameters (the
+``_autonomy``, ``_conditions`` and ``_data`` sections). Both are re-exported here. The key-path
+and value-check helpers are in ``config_values``. Pure: no I/O; the environment is passed in.
 """
 
 from __future__ import annotations
 
 import copy
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
-from constellation.core.roles import Role
-from constellation.core.states import State
+from constellation.core.config_env import resolve_env
+from constellation.core.config_values import (
+    _ELEMENT_CONVERTERS,
+    MISSING,
+    _as_bool,
+    _as_float,
+    _as_int,
+    _as_list,
+    _as_str,
+    _canonical,
+    _check_known,
+    _check_range,
+    _Converter,
+    _join,
+    _KeyPath,
+    _leaves,
+    _merge,
+    _Missing,
+    _pick_choice,
+    _put,
+    _split_key,
+    _wrong_type,
+)
 from constellation.errors import ConfigError
 
 __all__ = [
@@ -36,197 +55,7 @@ __all__ = [
     "resolve_env",
 ]
 
-
-class _Missing(Enum):
-    MISSING = "MISSING"
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Final = _Missing.MISSING
-"""Default of the getters: the key is required."""
-
 _D = TypeVar("_D")
-_KeyPath = tuple[str, ...]
-_Converter = Callable[[str, Any], Any]
-
-
-# --- key paths and canonical maps -----------------------------------------------------------------
-def _join(path: _KeyPath) -> str:
-    return ".".join(path)
-
-
-def _split_key(key: object, parent: _KeyPath) -> _KeyPath:
-    """Lower-cased parts of a (possibly dotted) key; ConfigError for non-str or empty parts."""
-    if not isinstance(key, str):
-        raise ConfigError(_join(parent) or "<root>", f"keys must be str, got {_type_name(key)}")
-    parts = tuple(key.lower().split("."))
-    if not all(parts):
-        raise ConfigError(_join((*parent, key.lower())), "empty key or empty part of a dotted key")
-    return parts
-
-
-def _canonical(mapping: Mapping[Any, Any], path: _KeyPath) -> dict[str, Any]:
-    """Deep copy with lower-cased keys and dotted keys expanded into sections."""
-    result: dict[str, Any] = {}
-    for key, value in mapping.items():
-        parts = _split_key(key, path)
-        full = (*path, *parts)
-        nested = _canonical(value, full) if isinstance(value, Mapping) else _copy_value(value)
-        _insert_new(result, parts, nested, path)
-    return result
-
-
-def _copy_value(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return [copy.deepcopy(item) for item in value]
-    return copy.deepcopy(value)
-
-
-def _insert_new(target: dict[str, Any], parts: _KeyPath, value: Any, path: _KeyPath) -> None:
-    """Insert ``value`` at ``parts``; sections merge, any other repetition is a duplicate."""
-    head, rest = parts[0], parts[1:]
-    here = (*path, head)
-    if rest:
-        section = target.setdefault(head, {})
-        if not isinstance(section, dict):
-            raise ConfigError(_join(here), "key given both as a value and as a section")
-        _insert_new(section, rest, value, here)
-    elif head not in target:
-        target[head] = value
-    elif isinstance(target[head], dict) and isinstance(value, dict):
-        for key, item in value.items():
-            _insert_new(target[head], (key,), item, here)
-    else:
-        raise ConfigError(_join(here), "duplicate key (keys are case-insensitive)")
-
-
-def _merge(target: dict[str, Any], update: Mapping[str, Any], path: _KeyPath) -> list[str]:
-    """Merge ``update`` into ``target`` section by section; return the changed leaf paths."""
-    changed: list[str] = []
-    for key, value in update.items():
-        here = (*path, key)
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            changed += _merge(target[key], value, here)
-        else:
-            target[key] = value
-            changed.append(_join(here))
-    return changed
-
-
-def _check_known(target: Mapping[str, Any], update: Mapping[str, Any], path: _KeyPath) -> None:
-    """ConfigError for the first key of ``update`` that ``target`` does not hold alike."""
-    for key, value in update.items():
-        here = (*path, key)
-        if key not in target:
-            raise ConfigError(_join(here), "unknown key: only existing keys can be changed")
-        current = target[key]
-        if isinstance(value, dict) != isinstance(current, dict):
-            kind = "a section" if isinstance(current, dict) else "a value"
-            raise ConfigError(_join(here), f"is {kind}, got {_type_name(value)}")
-        if isinstance(value, dict):
-            _check_known(current, value, here)
-
-
-def _leaves(section: Mapping[str, Any], path: _KeyPath) -> list[_KeyPath]:
-    """Paths of every value and every empty section under ``section``."""
-    result: list[_KeyPath] = []
-    for key, value in section.items():
-        here = (*path, key)
-        result += _leaves(value, here) if isinstance(value, dict) and value else [here]
-    return result
-
-
-def _put(target: dict[str, Any], parts: _KeyPath, value: Any) -> None:
-    """Set ``value`` at ``parts`` in a nested dict, merging sections."""
-    for part in parts[:-1]:
-        child = target.get(part)
-        if not isinstance(child, dict):
-            child = target[part] = {}
-        target = child
-    last = parts[-1]
-    if isinstance(value, dict) and isinstance(target.get(last), dict):
-        _merge(target[last], copy.deepcopy(value), ())
-    else:
-        target[last] = copy.deepcopy(value)
-
-
-# --- value checks ---------------------------------------------------------------------------------
-def _type_name(value: object) -> str:
-    if isinstance(value, tuple):
-        return "list"
-    return "None" if value is None else type(value).__name__
-
-
-def _wrong_type(path: str, expected: str, value: object) -> ConfigError:
-    shown = "" if isinstance(value, dict | list | tuple) else f" ({value!r})"
-    return ConfigError(path, f"expected {expected}, got {_type_name(value)}{shown}")
-
-
-def _as_int(path: str, value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise _wrong_type(path, "int", value)
-
-
-def _as_float(path: str, value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    raise _wrong_type(path, "float", value)
-
-
-def _as_bool(path: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise _wrong_type(path, "bool", value)
-
-
-def _as_str(path: str, value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise _wrong_type(path, "str", value)
-
-
-_ELEMENT_CONVERTERS: dict[type[Any], _Converter] = {
-    bool: _as_bool,
-    int: _as_int,
-    float: _as_float,
-    str: _as_str,
-}
-
-
-def _check_range(path: str, value: float, low: float | None, high: float | None) -> None:
-    if low is not None and value < low:
-        raise ConfigError(path, f"expected a value >= {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ConfigError(path, f"expected a value <= {high}, got {value!r}")
-
-
-def _as_list(path: str, value: Any, element_type: type[Any] | None) -> list[Any]:
-    if not isinstance(value, list | tuple):
-        raise _wrong_type(path, "list", value)
-    if element_type is None:
-        return copy.deepcopy(list(value))
-    convert = _ELEMENT_CONVERTERS[element_type]
-    result = []
-    for index, item in enumerate(value):
-        try:
-            result.append(convert(path, item))
-        except ConfigError as exc:
-            raise ConfigError(path, f"element {index}: {exc.reason}") from None
-    return result
-
-
-def _pick_choice(path: str, value: str, choices: Iterable[str]) -> str:
-    options = list(choices)
-    for option in options:
-        if option.lower() == value.lower():
-            return option
-    listed = ", ".join(repr(option) for option in options)
-    raise ConfigError(path, f"expected one of {listed}, got {value!r}")
 
 
 # --- the configuration object ---------------------------------------------------------------------
@@ -479,232 +308,10 @@ class Configuration:
         return node
 
 
-# --- preparing a received map ---------------------------------------------------------------------
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def resolve_env(mapping: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Copy of ``mapping`` with ``${VAR}`` / ``${VAR:-default}`` resolved in every string.
-
-    As in the shell, the default applies when VAR is unset or empty. ``$_{VAR}`` (resolved by
-    the controller) is left alone. An unset VAR without default is a ConfigError naming the key.
-    """
-    return {
-        key: _resolve_value(value, (str(key).lower(),), environ) for key, value in mapping.items()
-    }
-
-
-def _resolve_value(value: Any, path: _KeyPath, environ: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        return _resolve_text(value, _join(path), environ)
-    if isinstance(value, Mapping):
-        return {
-            key: _resolve_value(item, (*path, str(key).lower()), environ)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_resolve_value(item, path, environ) for item in value]
-    return value
-
-
-def _resolve_text(text: str, path: str, environ: Mapping[str, str]) -> str:
-    if text.count("${") != len(_ENV_REFERENCE.findall(text)):
-        raise ConfigError(path, f"malformed environment reference in {text!r}")
-
-    def substitute(match: re.Match[str]) -> str:
-        name, fallback = match.group(1), match.group(2)
-        found = environ.get(name)
-        if found:
-            return found
-        if fallback is not None:
-            return fallback
-        if found is not None:
-            return found
-        raise ConfigError(path, f"environment variable {name!r} is not set and has no default")
-
-    return _ENV_REFERENCE.sub(substitute, text)
-
-
-_FLAT_ALIASES: dict[str, _KeyPath] = {
-    "_role": ("_autonomy", "role"),
-    "_max_heartbeat_interval": ("_autonomy", "max_heartbeat_interval"),
-    "_data_transmitters": ("_data", "receive_from"),
-    "_bor_timeout": ("_data", "bor_timeout"),
-    "_data_timeout": ("_data", "data_timeout"),
-    "_eor_timeout": ("_data", "eor_timeout"),
-    "_transition_timeout": ("_conditions", "transition_timeout"),
-}
-
-CONDITION_TRANSITIONS: Final = (
-    State.initializing,
-    State.launching,
-    State.landing,
-    State.starting,
-    State.stopping,
+# The framework parameters live in their own module; re-exported here, where callers import them.
+from constellation.core.framework_config import (  # noqa: E402
+    CONDITION_TRANSITIONS,
+    DataConfig,
+    FrameworkConfig,
+    normalize_framework_keys,
 )
-"""The transitional states that can wait for other satellites (``require_<name>_after``)."""
-
-# spelling in a require_<x>_after key (state or command name) -> transitional state name
-_TRANSITION_SPELLINGS: dict[str, str] = {
-    **{state.name: state.name for state in CONDITION_TRANSITIONS},
-    "initialize": "initializing",
-    "launch": "launching",
-    "land": "landing",
-    "start": "starting",
-    "stop": "stopping",
-}
-_REQUIRE_KEY = re.compile(r"^require_(\w+?)_after$")
-
-
-def normalize_framework_keys(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    """Canonical copy of ``mapping`` with old flat framework keys moved into their sections.
-
-    ``_role`` → ``_autonomy.role``, ``_data_transmitters`` → ``_data.receive_from``,
-    ``_require_start_after`` / ``_require_starting_after`` →
-    ``_conditions.require_starting_after`` and so on. Keys are lower-cased; a key given in both
-    spellings is a ConfigError.
-    """
-    data = _canonical(mapping, ())
-    origins: dict[_KeyPath, str] = {}  # moved key -> the spelling it came from
-    for key in list(data):
-        target = _FLAT_ALIASES.get(key) or _flat_condition_target(key)
-        if target is not None:
-            _move(data, (key,), target, origins)
-    conditions = data.get("_conditions")
-    if isinstance(conditions, dict):
-        for key in list(conditions):
-            canonical = _condition_key(key)
-            if canonical is not None and canonical != key:
-                _move(data, ("_conditions", key), ("_conditions", canonical), origins)
-    return data
-
-
-def _condition_key(key: str) -> str | None:
-    """``require_<state>_after`` for a ``require_<state or command>_after`` key, else None."""
-    match = _REQUIRE_KEY.match(key)
-    state = _TRANSITION_SPELLINGS.get(match.group(1)) if match else None
-    return f"require_{state}_after" if state else None
-
-
-def _flat_condition_target(key: str) -> _KeyPath | None:
-    canonical = _condition_key(key[1:]) if key.startswith("_") else None
-    return ("_conditions", canonical) if canonical else None
-
-
-def _move(
-    data: dict[str, Any], source: _KeyPath, target: _KeyPath, origins: dict[_KeyPath, str]
-) -> None:
-    """Move the value at ``source`` to ``target`` (section, key); ConfigError if taken."""
-    parent = data
-    for part in source[:-1]:
-        parent = parent[part]
-    value = parent.pop(source[-1])
-    section = data.setdefault(target[0], {})
-    if not isinstance(section, dict):
-        raise _wrong_type(target[0], "a section (map)", section)
-    if target[1] in section:
-        other = origins.get(target, _join(target))
-        raise ConfigError(_join(target), f"given twice, as '{_join(source)}' and as '{other}'")
-    section[target[1]] = value
-    origins[target] = _join(source)
-
-
-# --- framework parameters -------------------------------------------------------------------------
-_CANONICAL_NAME = re.compile(r"^\w+\.\w+$")
-
-
-def _canonical_names(config: Configuration, key: str) -> tuple[str, ...] | None:
-    names = config.get_list(key, None, element_type=str)
-    if names is None:
-        return None
-    for index, name in enumerate(names):
-        if not _CANONICAL_NAME.match(name):
-            raise ConfigError(
-                config.key_path(key),
-                f"element {index}: expected a canonical name 'Type.Name', got {name!r}",
-            )
-    return tuple(names)
-
-
-def _positive(config: Configuration, key: str, default: float) -> float:
-    value = config.get_float(key, default)
-    if not value > 0:
-        raise ConfigError(config.key_path(key), f"expected a value > 0, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """The ``_data`` section: data transmission and reception options."""
-
-    bor_timeout: float = 10.0
-    data_timeout: float = 10.0
-    eor_timeout: float = 10.0
-    payload_threshold: int = 128
-    """KiB of block data that make a DATA message."""
-    queue_size: int = 32768
-    receive_from: tuple[str, ...] | None = None
-    """Canonical names to receive from; None means every transmitter of the group."""
-    disable_transmission: bool = False
-    license: str = "ODC-By-1.0"
-
-    @classmethod
-    def from_config(cls, config: Configuration) -> DataConfig:
-        """Read (and so mark used) the ``_data`` section of ``config``."""
-        data = config.get_section("_data")
-        return cls(
-            bor_timeout=data.get_float("bor_timeout", cls.bor_timeout, min=1),
-            data_timeout=data.get_float("data_timeout", cls.data_timeout, min=1),
-            eor_timeout=data.get_float("eor_timeout", cls.eor_timeout, min=1),
-            payload_threshold=data.get_int("payload_threshold", cls.payload_threshold, min=0),
-            queue_size=data.get_int("queue_size", cls.queue_size, min=1),
-            receive_from=_canonical_names(data, "receive_from"),
-            disable_transmission=data.get_bool("disable_transmission", cls.disable_transmission),
-            license=data.get_str("license", cls.license),
-        )
-
-
-@dataclass(frozen=True)
-class FrameworkConfig:
-    """The framework parameters of a configuration (docs/protocols.md#configuration-payload)."""
-
-    role: Role = Role.DYNAMIC
-    max_heartbeat_interval: float = 30.0
-    """Seconds."""
-    conditions: Mapping[State, tuple[str, ...]] = field(default_factory=dict)
-    """Transitional state → canonical names that must reach its target state first."""
-    transition_timeout: float = 30.0
-    data: DataConfig = field(default_factory=DataConfig)
-
-    @classmethod
-    def from_config(
-        cls, config: Configuration, *, own_name: str | None = None, data: bool = True
-    ) -> FrameworkConfig:
-        """Read the framework sections of ``config`` (``config`` should be normalized).
-
-        ``own_name`` rejects a condition on the satellite itself. With ``data=False`` the
-        ``_data`` section is not read (nor reported as defaults) and ``data`` holds defaults.
-        """
-        autonomy = config.get_section("_autonomy")
-        roles = [role.value for role in Role]
-        conditions_section = config.get_section("_conditions")
-        return cls(
-            role=Role(autonomy.get_str("role", Role.DYNAMIC.value, choices=roles)),
-            max_heartbeat_interval=_positive(autonomy, "max_heartbeat_interval", 30.0),
-            conditions=_read_conditions(conditions_section, own_name),
-            transition_timeout=_positive(conditions_section, "transition_timeout", 30.0),
-            data=DataConfig.from_config(config) if data else DataConfig(),
-        )
-
-
-def _read_conditions(section: Configuration, own_name: str | None) -> dict[State, tuple[str, ...]]:
-    conditions: dict[State, tuple[str, ...]] = {}
-    for state in CONDITION_TRANSITIONS:
-        key = f"require_{state.name}_after"
-        names = _canonical_names(section, key)
-        if names is None:
-            continue
-        if own_name is not None and own_name.lower() in (name.lower() for name in names):
-            raise ConfigError(section.key_path(key), "a satellite cannot wait for itself")
-        conditions[state] = names
-    return conditions
