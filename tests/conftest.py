@@ -9,9 +9,25 @@ from typing import Any
 import pytest
 
 from tests.helpers import LOOPBACK, SatelliteProcess, unique_group
+from tests.leaks import Snapshot, leaks_after
 
 #: Shrunk timing for tests: heartbeats every 0.1 s instead of 0.5 s, metrics 10x faster.
 FAST_TIMING = {"CONSTELLATION_HEARTBEAT_SCALE": "0.2", "CONSTELLATION_METRIC_SCALE": "0.05"}
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves threads, file descriptors, sockets or child processes behind.
+
+    Autouse fixtures are set up first and torn down last, so the check runs after the test's
+    other fixtures (satellites, processes, controller) have closed what they started. The
+    process-wide library singletons that may stay are listed in tests/leaks.py.
+    """
+    before = Snapshot.take()
+    yield
+    leaked = leaks_after(before)
+    if leaked:
+        pytest.fail(f"{request.node.nodeid} leaked: " + "; ".join(leaked), pytrace=False)
 
 
 @pytest.fixture

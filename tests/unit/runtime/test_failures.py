@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,12 +14,23 @@ from constellation.errors import ConfigError
 from constellation.runtime.failures import FailureHandler
 from constellation.runtime.workers import ActiveCalls, Worker
 
+_RIGS: list[Rig] = []
+
+
+@pytest.fixture(autouse=True)
+def _shut_down_rigs() -> Iterator[None]:
+    """Shut down every rig's worker so that its thread ends with the test."""
+    yield
+    while _RIGS:
+        _RIGS.pop().tasks.shutdown()
+
 
 class Rig:
     def __init__(self, in_loop: bool, failing_hook: bool = False) -> None:
         self.fsm = SatelliteFSM()
         self.stop = threading.Event()
         self.tasks = Worker("rig-tasks")
+        _RIGS.append(self)
         self.status: list[str] = []
         self.cleaned: list[State] = []
         self.hook_threads: list[str] = []

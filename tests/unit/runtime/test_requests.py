@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
+
+import pytest
 
 from constellation.core.commands import CommandRegistry, CommandResult, CommandSpec, Param
 from constellation.core.states import State
@@ -19,6 +22,17 @@ def _request(verb: str, payload: Any = NO_PAYLOAD) -> CSCP1Message:
     return CSCP1Message("Test.ctrl", CSCPType.REQUEST, verb, payload)
 
 
+_RIGS: list[Rig] = []
+
+
+@pytest.fixture(autouse=True)
+def _shut_down_rigs() -> Iterator[None]:
+    """Shut down every rig's worker so that its thread ends with the test."""
+    yield
+    while _RIGS:
+        _RIGS.pop().worker.shutdown()
+
+
 class Rig:
     def __init__(self, max_queued: int = 2) -> None:
         self.state = State.INIT
@@ -26,6 +40,7 @@ class Rig:
         self.threads: list[str] = []
         self.active = ActiveCalls()
         self.worker = Worker("rig-commands")
+        _RIGS.append(self)
         registry = CommandRegistry(
             [
                 CommandSpec("get_state", lambda: CommandResult(self.state.name), "state"),

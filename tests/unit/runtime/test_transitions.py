@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,11 +13,22 @@ from constellation.errors import ConfigError, HookError, InvalidStateError
 from constellation.runtime.transitions import HookCaller, TransitionRunner, failure_reason
 from constellation.runtime.workers import ActiveCalls, Worker
 
+_RIGS: list[Rig] = []
+
+
+@pytest.fixture(autouse=True)
+def _shut_down_rigs() -> Iterator[None]:
+    """Shut down every rig's worker so that its thread ends with the test."""
+    yield
+    while _RIGS:
+        _RIGS.pop().worker.shutdown()
+
 
 class Rig:
     def __init__(self) -> None:
         self.fsm = SatelliteFSM()
         self.worker = Worker("rig-hooks")
+        _RIGS.append(self)
         self.stop = threading.Event()
         self.statuses: list[str] = []
         self.failures: list[tuple[str, BaseException | None]] = []
