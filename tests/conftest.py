@@ -15,17 +15,45 @@ from tests.leaks import Snapshot, leaks_after
 FAST_TIMING = {"CONSTELLATION_HEARTBEAT_SCALE": "0.2", "CONSTELLATION_METRIC_SCALE": "0.05"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_leaks_in_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the module's last test if the module leaves anything behind.
+
+    Module-scoped autouse fixtures are set up before, and torn down after, the module's other
+    module-scoped fixtures (a shared satellite process, a controller), so this sees what those
+    leave behind.
+    """
+    before = Snapshot.take()
+    yield
+    leaked = leaks_after(before)
+    if leaked:
+        pytest.fail(f"{request.node.nodeid} leaked: " + "; ".join(leaked), pytrace=False)
+
+
+def _uses_shared_fixtures(request: pytest.FixtureRequest) -> bool:
+    """True if the test uses a module- or session-scoped fixture other than the leak check."""
+    definitions = request.node._fixtureinfo.name2fixturedefs
+    return any(
+        defs[-1].scope != "function"
+        for name, defs in definitions.items()
+        if name not in ("no_leaks_in_module",) and defs
+    )
+
+
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves threads, file descriptors, sockets or child processes behind.
 
     Autouse fixtures are set up first and torn down last, so the check runs after the test's
     other fixtures (satellites, processes, controller) have closed what they started. The
-    process-wide library singletons that may stay are listed in tests/leaks.py.
+    process-wide library singletons that may stay are listed in tests/leaks.py. A test that
+    shares a module-scoped fixture (a satellite process, a controller) is checked for threads
+    and child processes only: that fixture's sockets reconnect while the test runs; they are
+    checked when the module ends (:func:`no_leaks_in_module`).
     """
     before = Snapshot.take()
     yield
-    leaked = leaks_after(before)
+    leaked = leaks_after(before, sockets=not _uses_shared_fixtures(request))
     if leaked:
         pytest.fail(f"{request.node.nodeid} leaked: " + "; ".join(leaked), pytrace=False)
 

@@ -82,16 +82,17 @@ def _allowed(text: str, rules: tuple[tuple[re.Pattern[str], str], ...]) -> bool:
     return any(pattern.search(text) for pattern, _ in rules)
 
 
-def _leaks(before: Snapshot) -> list[str]:
+def _leaks(before: Snapshot, sockets: bool) -> list[str]:
     found: list[str] = []
     for thread in threading.enumerate():
-        if thread.ident not in before.threads and thread.is_alive():
-            if not _allowed(thread.name, ALLOWED_THREADS):
-                found.append(f"thread {thread.name!r} (daemon={thread.daemon})")
-    for fd, target in sorted(_fds() - before.fds):
-        if not _allowed(target, ALLOWED_FDS):
-            found.append(f"file descriptor {fd} -> {target}")
-    found += [f"connection {conn}" for conn in sorted(_connections() - before.connections)]
+        new = thread.ident not in before.threads and thread.is_alive()
+        if new and not _allowed(thread.name, ALLOWED_THREADS):
+            found.append(f"thread {thread.name!r} (daemon={thread.daemon})")
+    if sockets:
+        for fd, target in sorted(_fds() - before.fds):
+            if not _allowed(target, ALLOWED_FDS):
+                found.append(f"file descriptor {fd} -> {target}")
+        found += [f"connection {conn}" for conn in sorted(_connections() - before.connections)]
     for child in _live_children():
         if child.pid not in before.children:
             with contextlib.suppress(psutil.Error):
@@ -99,11 +100,16 @@ def _leaks(before: Snapshot) -> list[str]:
     return found
 
 
-def leaks_after(before: Snapshot, timeout: float = POLL_TIMEOUT) -> list[str]:
-    """What is still there, ``timeout`` s at most after the test, that was not there before."""
+def leaks_after(
+    before: Snapshot, timeout: float = POLL_TIMEOUT, *, sockets: bool = True
+) -> list[str]:
+    """What is still there, ``timeout`` s at most after the test, that was not there before.
+
+    With ``sockets=False`` only threads and child processes are compared.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        found = _leaks(before)
+        found = _leaks(before, sockets)
         if not found or time.monotonic() >= deadline:
             return found
         time.sleep(0.05)  # polling interval of a poll-with-timeout

@@ -67,6 +67,20 @@ def junk_messages() -> list[list[bytes]]:
     ]
 
 
+def _wait_disconnected(monitor: zmq.Socket[Any], timeout: float = 10.0) -> None:
+    """Wait for the monitor's EVENT_DISCONNECTED: the peer dropped us at the oversized frame,
+    so it has read (and answered or dropped) everything sent before it."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if not monitor.poll(int(left * 1000)):
+            break
+        if recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED:
+            return
+    raise AssertionError(f"the satellite did not drop the connection within {timeout} s")
+
+
 def _send_round(sock: zmq.Socket[Any], envelope: list[bytes], big: bool) -> None:
     for frames in junk_messages():
         sock.send_multipart(envelope + frames)
@@ -125,12 +139,17 @@ def test_flood_every_bound_socket(victim: Any, service: str) -> None:
         sock.setsockopt(zmq.SNDHWM, 0)
         # no wait for the connection: connect() makes the pipe at once (ZMQ_IMMEDIATE off), and
         # with SNDHWM 0 every message below is queued on it until the TCP connection is up
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(endpoints[kind])
         envelope = [b""] if kind is ServiceId.CONTROL else []
         _send_round(sock, envelope, big=True)
         # garbage gets ERROR replies (or is dropped); the oversized frame drops the connection
-        time.sleep(0.3)
-        sock.close()
+        try:
+            _wait_disconnected(monitor)
+        finally:
+            sock.disable_monitor()
+            monitor.close()
+            sock.close()
         assert proc.proc.poll() is None, "satellite died"
         assert _answers(endpoints[ServiceId.CONTROL]) == "NEW"
         rss.append(ps.memory_info().rss)
@@ -252,6 +271,9 @@ def test_max_message_size_env_bounds_command_socket() -> None:
 # --- data path: a fake transmitter feeding an in-process receiver -------------------------------
 
 
+_MARKER_META = {"run_id": "junk", "data_records": 0, "condition": "GOOD", "condition_code": 0}
+
+
 class Collector(DevNullReceiver):
     def do_starting(self, run_id: str) -> None:
         super().do_starting(run_id)
@@ -265,7 +287,8 @@ class Collector(DevNullReceiver):
         self.got.extend(("DATA", r.sequence) for r in records)
 
     def receive_eor(self, sender: str, user_tags: dict[str, Any], meta: dict[str, Any]) -> None:
-        self.got.append(("EOR", meta.get("data_records")))
+        marker = sender.startswith("Marker")
+        self.got.append(("EOR", sender if marker else meta.get("data_records")))
 
 
 def test_fake_transmitter_sends_junk_to_receiver(
@@ -301,7 +324,12 @@ def test_fake_transmitter_sends_junk_to_receiver(
                 push.send_multipart(
                     CDTP2Message(sender, CDTPType.EOR, [DataRecord(0, {}, [])]).encode()
                 )
-                time.sleep(0.5)
+                # a proper run of a marker sender after the junk: once its EOR arrived, so was
+                # everything sent before it on this connection (PUSH/PULL keeps the order)
+                marker = f"Marker{_round}.tx"
+                push.send_multipart(make_bor(marker, {}, {}).encode())
+                push.send_multipart(make_eor(marker, {}, {**_MARKER_META}).encode())
+                wait_for(lambda m=marker: ("EOR", m) in receiver.got, 20, what="marker EOR")
                 assert ctl.satellites["Collector.rx"].command("get_state").verb == "RUN"
                 rss.append(ps.memory_info().rss)
             assert rss[-1] - rss[1] < LEAK_BOUND, [r >> 20 for r in rss]  # round 0 warms up
@@ -315,7 +343,8 @@ def test_fake_transmitter_sends_junk_to_receiver(
             push.send_multipart(make_eor(sender, {}, meta).encode())
             wait_for(lambda: ("EOR", 5) in receiver.got, 10, what="valid run after junk")
             assert [g for g in receiver.got if g[0] == "DATA"] == [("DATA", i) for i in range(1, 6)]
-            assert receiver.got[0] == ("BOR", sender)
+            assert [g for g in receiver.got if g[0] == "BOR"][-1] == ("BOR", sender)
+            assert ("BOR", sender) not in receiver.got[:-7]  # the junk never opened its run
             ctl.stop()
             ctl.await_state("ORBIT", 20)
     finally:

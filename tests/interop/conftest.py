@@ -26,18 +26,34 @@ THEIR_VERSION = "1.0.2"
 VENV_ROOT = REPO / ".cache" / "interop-venv"
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 _MARKER = ".interop-ok"
-#: pip output that means "the package index could not be reached" (skip, do not fail).
-_OFFLINE_HINTS = (
-    "No matching distribution found",
-    "Could not find a version that satisfies",
+#: pip messages that mean "the package index could not be reached" (skip, do not fail). "No
+#: matching distribution" alone is not one of them: it is also what a reachable index that lacks
+#: the version says, and that is a real failure.
+_UNREACHABLE_HINTS = (
     "NewConnectionError",
     "Network is unreachable",
     "Temporary failure in name resolution",
+    "Name or service not known",
     "Failed to establish a new connection",
-    "ConnectionError",
     "Max retries exceeded",
     "ProxyError",
+    "ConnectTimeoutError",
+    "Read timed out",
 )
+
+
+def _index_unreachable(pip_output: str) -> bool:
+    """True if pip failed because it could not reach the index (its retries name the cause)."""
+    return any(hint in pip_output for hint in _UNREACHABLE_HINTS)
+
+
+def _pip_messages(pip_output: str) -> str:
+    """pip's own ERROR lines and its last retry warning, for a skip or failure reason."""
+    lines = [ln.strip() for ln in pip_output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    retries = [ln for ln in lines if ln.startswith("WARNING: Retrying")]
+    picked = retries[-1:] + errors
+    return " | ".join(picked) if picked else (lines[-1] if lines else "no output")
 
 
 def _their_env() -> dict[str, str]:
@@ -75,11 +91,12 @@ def _create_venv(path: Path) -> None:
     if pip.returncode != 0:
         out = pip.stdout + pip.stderr
         shutil.rmtree(path, ignore_errors=True)
-        if any(hint in out for hint in _OFFLINE_HINTS):
+        if _index_unreachable(out):
             pytest.skip(
                 f"cannot install constellationdaq=={THEIR_VERSION}: package index not "
-                f"reachable ({out.strip().splitlines()[-1] if out.strip() else 'no output'})"
+                f"reachable; pip said: {_pip_messages(out)}"
             )
+        # Any other install failure is an error of the set-up, never a skip.
         pytest.fail(f"pip install constellationdaq=={THEIR_VERSION} failed:\n{out[-3000:]}")
     (path / _MARKER).write_text(THEIR_VERSION)
 
