@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -30,16 +29,17 @@ import zmq
 from constellation.core.heartbeat_tracker import PeerEvent
 from constellation.core.roles import PeerEventKind
 from constellation.core.states import State
-from constellation.errors import DecodeError, TransitionError
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent, ServiceId, make_discovery
 from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop
 from constellation.protocol.common import NO_PAYLOAD
-from constellation.protocol.cscp1 import CSCP1Message, CSCPType
+from constellation.protocol.cscp1 import CSCPType
 from controller.conditions import check_conditions, check_receivers
 from controller.config import ControllerConfig, load_config
+from controller.handles import Reply, SatelliteHandle
 from controller.state_view import Change, StateView
+from controller.waiting import Waits
 
 __all__ = ["Controller", "Reply", "SatelliteHandle", "check_conditions"]
 
@@ -56,85 +56,11 @@ _TRANSITIONAL = {
 }
 
 
-@dataclass(frozen=True)
-class Reply:
-    """A CSCP reply: verb type, verb text, payload and tags."""
-
-    msg_type: CSCPType
-    verb: str
-    payload: Any = None
-    tags: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.msg_type is CSCPType.SUCCESS
-
-    def __str__(self) -> str:
-        return f"{self.msg_type.name}: {self.verb}"
-
-
-class SatelliteHandle:
-    """A connection to one satellite's command service."""
-
-    def __init__(self, name: str, endpoint: str, controller_name: str, context: Any) -> None:
-        self.name = name
-        self.type_name, _, self.sat_name = name.partition(".")
-        self.endpoint = endpoint
-        self._controller_name = controller_name
-        self._context = context
-        self._lock = threading.Lock()
-        self._sock: Any = None
-
-    def _socket(self) -> Any:
-        if self._sock is None:
-            self._sock = self._context.socket(zmq.REQ)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.connect(self.endpoint)
-        return self._sock
-
-    def _reset(self) -> None:
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
-
-    def command(self, verb: str, payload: Any = NO_PAYLOAD, timeout: float = 5.0) -> Reply:
-        """Send ``verb`` (with an optional payload) and wait for the reply."""
-        request = CSCP1Message(self._controller_name, CSCPType.REQUEST, verb, payload)
-        deadline = time.monotonic() + timeout
-        # One request at a time per connection; waiting for another caller's reply counts
-        # against this call's timeout (a hung satellite must not stack up waits).
-        if not self._lock.acquire(timeout=timeout):
-            raise TimeoutError(f"{self.name} did not answer '{verb}' within {timeout:g} s")
-        try:
-            sock = self._socket()
-            sock.send_multipart(request.encode())
-            remaining = max(0.0, deadline - time.monotonic())
-            if not sock.poll(int(remaining * 1000)):
-                self._reset()  # a REQ socket without reply cannot be reused
-                raise TimeoutError(f"{self.name} did not answer '{verb}' within {timeout:g} s")
-            frames = sock.recv_multipart()
-        finally:
-            self._lock.release()
-        try:
-            reply = CSCP1Message.decode(frames)
-        except DecodeError as exc:
-            return Reply(CSCPType.ERROR, f"undecodable reply: {exc}")
-        payload = None if reply.payload is NO_PAYLOAD else reply.payload
-        return Reply(reply.msg_type, reply.verb, payload, dict(reply.tags))
-
-    def close(self) -> None:
-        with self._lock:
-            self._reset()
-
-    def __repr__(self) -> str:
-        return f"<SatelliteHandle {self.name} at {self.endpoint}>"
-
-
 StateCallback = Callable[[str, str, str], None]
 PeerCallback = Callable[[str], None]
 
 
-class Controller:
+class Controller(Waits):
     """Discover, watch and steer the satellites of one group."""
 
     def __init__(
@@ -331,51 +257,6 @@ class Controller:
         with self._lock:
             return self._view.summary()
 
-    def await_satellites(self, names: Iterable[str], timeout: float = 20.0) -> None:
-        """Block until every named satellite (``Type.Name``) was discovered."""
-        wanted = {n.lower() for n in names}
-        self._wait(
-            lambda: wanted <= {n.lower() for n in self._handles},
-            timeout,
-            lambda: f"satellites not found: {sorted(wanted - {n.lower() for n in self._handles})}",
-            self._ask_again,
-        )
-
-    def await_n_satellites(self, n: int, timeout: float = 20.0) -> None:
-        """Block until at least ``n`` satellites were discovered."""
-        self._wait(
-            lambda: len(self._handles) >= n,
-            timeout,
-            lambda: f"only {len(self._handles)} of {n} satellites found",
-            self._ask_again,
-        )
-
-    def _ask_again(self) -> None:
-        """While waiting for satellites: ask peers to announce again (CHIRP beacons can be lost;
-        a no-op with mDNS, which repeats its queries itself)."""
-        for service in (ServiceId.CONTROL, ServiceId.HEARTBEAT):
-            self.discovery.request(service)
-
-    def _wait(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float,
-        why: Callable[[], str],
-        every_second: Callable[[], None] | None = None,
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        next_tick = time.monotonic() + 1.0
-        with self._changed:
-            while not predicate():
-                now = time.monotonic()
-                remaining = deadline - now
-                if remaining <= 0:
-                    raise TimeoutError(why())
-                if every_second is not None and now >= next_tick:
-                    next_tick = now + 1.0
-                    every_second()
-                self._changed.wait(min(remaining, 0.5))
-
     # --- commands --------------------------------------------------------------------------------
     def _targets(self, targets: Iterable[str] | None) -> dict[str, SatelliteHandle]:
         handles = self.satellites
@@ -462,91 +343,6 @@ class Controller:
 
     def shutdown(self, targets: Iterable[str] | None = None) -> dict[str, Reply]:
         return self.command("shutdown", targets=targets)
-
-    def await_state(
-        self, state: str, timeout: float = 30.0, targets: Iterable[str] | None = None
-    ) -> None:
-        """Block until all (target) satellites are in ``state``.
-
-        Raises :class:`TransitionError` as soon as one is in ERROR (naming it and its status),
-        and :class:`TimeoutError` listing the satellites that did not get there in time.
-        """
-        wanted = state.upper()
-        names = list(self._targets(targets))
-        deadline = time.monotonic() + timeout
-        confirmed: set[str] = set()
-        while True:
-            for name in names:
-                if name in confirmed:
-                    continue
-                current = self._poll_state(name)
-                if current == wanted:
-                    confirmed.add(name)
-                elif current in ("ERROR", "DEAD") and wanted not in ("ERROR", "DEAD"):
-                    status = self._poll_status(name)
-                    raise TransitionError(f"{name} is in {current}: {status}")
-            if len(confirmed) == len(names):
-                self._settle_view(names, wanted, deadline)
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                missing = {n: self.states.get(n, "?") for n in names if n not in confirmed}
-                raise TimeoutError(f"not in {wanted} after {timeout:g} s: {missing}")
-            with self._changed:
-                self._changed.wait(min(remaining, 0.1))
-
-    def _settle_view(self, names: list[str], state: str, deadline: float) -> None:
-        """After ``get_state`` confirmed ``state``, let the heartbeat view catch up with it.
-
-        Heartbeats are the view's source; their extrasystoles arrive within milliseconds, but
-        may be overtaken by a command reply. Wait for them briefly (so ``states`` agrees when
-        ``await_state`` returns); a satellite whose heartbeats do not confirm in time is set
-        from the answer.
-        """
-        grace = time.monotonic() + min(1.0, max(0.1, deadline - time.monotonic()))
-        lagging = names
-        with self._changed:
-            while True:
-                lagging = [n for n in names if self._view.states().get(n) != state]
-                remaining = grace - time.monotonic()
-                if not lagging or remaining <= 0:
-                    break
-                self._changed.wait(min(remaining, 0.05))
-        with self._lock:
-            for name in lagging:
-                self._apply(self._view.confirm(name, state, time.monotonic()))
-
-    def _poll_state(self, name: str, joined: bool = False) -> str:
-        """Ask ``name`` for its state; the answer enters the view unless it changed meanwhile.
-
-        It fills the view when no heartbeat did yet, and replaces ``DEAD`` once a satellite
-        ``joined`` (again: restarted under the same name after it was declared dead or left).
-        """
-        handle = self._handles.get(name)
-        if handle is None or (not joined and self.states.get(name) == "DEAD"):
-            return "DEAD"  # departed, or silent: do not wait for a command timeout
-        version = self._view_version(name)
-        try:
-            reply = handle.command("get_state", timeout=self.timeout)
-        except TimeoutError:
-            return self.states.get(name, "?")
-        if reply.ok:
-            with self._lock:  # enters the view only if it did not change meanwhile
-                changes = self._view.answered(
-                    name, reply.verb, version, time.monotonic(), rejoined=joined
-                )
-                self._apply(changes)
-            return reply.verb
-        return self.states.get(name, "?")
-
-    def _poll_status(self, name: str) -> str:
-        handle = self._handles.get(name)
-        if handle is None:
-            return self.statuses.get(name, "left the group")
-        try:
-            return handle.command("get_status", timeout=self.timeout).verb
-        except TimeoutError:
-            return self.statuses.get(name, "?")
 
     # --- life cycle -----------------------------------------------------------------------------
     def close(self) -> None:
