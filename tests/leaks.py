@@ -21,6 +21,9 @@ ALLOWED_THREADS: tuple[tuple[re.Pattern[str], str], ...] = (
     # python-zeroconf runs one asyncio loop thread for the whole process (a library singleton,
     # shared by every Zeroconf instance and never stopped).
     (re.compile(r"^zeroconf"), "zeroconf's process-wide event loop"),
+    # pyzmq's zmq.utils.garbage.gc: one thread per process that frees the buffers of zero-copy
+    # sends (copy=False) once libzmq is done with them; started on first use, never stopped.
+    (re.compile(r" GarbageCollectorThread$"), "pyzmq's zero-copy garbage collector"),
     # pexpect/ptyprocess and hypothesis start none; pytest-timeout uses a signal, not a thread.
 )
 #: File descriptors that outlive a test by design (their readlink target).
@@ -85,12 +88,16 @@ def _allowed(text: str, rules: tuple[tuple[re.Pattern[str], str], ...]) -> bool:
 def _leaks(before: Snapshot, sockets: bool) -> list[str]:
     found: list[str] = []
     for thread in threading.enumerate():
-        new = thread.ident not in before.threads and thread.is_alive()
-        if new and not _allowed(thread.name, ALLOWED_THREADS):
-            found.append(f"thread {thread.name!r} (daemon={thread.daemon})")
+        if thread.ident in before.threads or not thread.is_alive():
+            continue
+        target = getattr(thread, "_target", None)
+        runs = getattr(target, "__qualname__", type(thread).__qualname__)
+        if not _allowed(f"{thread.name} {runs}", ALLOWED_THREADS):
+            found.append(f"thread {thread.name!r} running {runs} (daemon={thread.daemon})")
     if sockets:
         for fd, target in sorted(_fds() - before.fds):
-            if not _allowed(target, ALLOWED_FDS):
+            # 0-2 are the standard streams, which pytest's capturing redirects around tests
+            if fd > 2 and not _allowed(target, ALLOWED_FDS):
                 found.append(f"file descriptor {fd} -> {target}")
         found += [f"connection {conn}" for conn in sorted(_connections() - before.connections)]
     for child in _live_children():
