@@ -161,11 +161,14 @@ class DataSender:
         """Queue one record (producer thread); return its sequence number.
 
         ``blocks`` is kept as given until it is sent. Blocks while the queue is full, up to
-        ``data_timeout``, then raises :class:`DataTimeoutError`.
+        ``data_timeout``, then raises :class:`DataTimeoutError`. Outside a run (before
+        :meth:`begin_run`, after :meth:`end_run`, :meth:`abort` or :meth:`interrupt`) nothing
+        would send the record: raises :class:`SendingStoppedError` and queues nothing.
         """
         sequence = self.sequence + 1
         if (
-            sequence - self.records_sent > self.queue_size
+            not self.active
+            or sequence - self.records_sent > self.queue_size
             or self._queued_block_bytes - self._sent_block_bytes >= self.max_bytes
             or self.error is not None
         ):
@@ -221,7 +224,7 @@ class DataSender:
                     if self.error is not None:
                         raise DataTimeoutError(str(self.error))
                     if not self.active or not self.running:
-                        raise DataTimeoutError("data sending is not active")
+                        raise SendingStoppedError("record not queued: no run is active")
                     if not self._full() and (first or self._drained()):
                         return
                     first = False
