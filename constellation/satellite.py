@@ -14,6 +14,7 @@ periodic tasks, metric polls and a ``do_failure`` caused from the loop in the ta
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from constellation import __version__
 from constellation.autonomy import Autonomy, AutonomyLinks
 from constellation.core.commands import CommandRegistry, CommandResult
 from constellation.core.config import Configuration, FrameworkConfig
+from constellation.core.environment import ProcessSettings
 from constellation.core.fsm import Command, SatelliteFSM
 from constellation.core.heartbeat_tracker import PeerInfo
 from constellation.core.roles import Role
@@ -39,7 +41,12 @@ from constellation.errors import (
 from constellation.metrics import MetricRegistry
 from constellation.net.command_server import CommandServer
 from constellation.net.discovery import Discovery
-from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
+from constellation.net.heartbeat import (
+    HeartbeatReceiver,
+    HeartbeatSender,
+    HeartbeatState,
+    HeartbeatTiming,
+)
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop, TimerHandle
 from constellation.net.monitoring import STATUS, CMDPLogHandler, MonitoringPublisher
@@ -83,8 +90,12 @@ class Satellite(Lifecycle):
         discovery: str = "mdns",
         name_check: float = 0.0,
         data_role: Callable[[RoleContext], DataRole] | None = None,
+        settings: ProcessSettings | None = None,
     ) -> None:
-        """``data_role`` builds the data role from its context (default: :class:`NoDataRole`)."""
+        """``data_role`` builds the data role from its context (default: :class:`NoDataRole`);
+        ``settings`` are the process knobs (the launcher passes them; None: read them from the
+        environment now, a malformed one raising :class:`~constellation.errors.ConfigError`)."""
+        settings = settings or ProcessSettings.from_environ(os.environ)
         try:
             validate_name(name)
             validate_name(type(self).__name__)
@@ -142,7 +153,9 @@ class Satellite(Lifecycle):
             self.commands.add(spec).name
             for spec in custom_command_specs(self, self.custom_commands)
         ]
-        self.metrics = MetricRegistry(self.canonical_name, lambda: self.fsm.state, self.log.name)
+        self.metrics = MetricRegistry(
+            self.canonical_name, lambda: self.fsm.state, self.log.name, settings.metric_scale
+        )
         context = RoleContext(
             self.canonical_name,
             self.scope,
@@ -186,7 +199,14 @@ class Satellite(Lifecycle):
         )
         ports = {"cmd": cmd_port, "hb": hb_port, "mon": mon_port}
         self.services = ServiceSet(
-            self.canonical_name, group, self.scope, ports, discovery, name_check
+            self.canonical_name,
+            group,
+            self.scope,
+            ports,
+            discovery,
+            name_check,
+            heartbeat_timing=HeartbeatTiming(scale=settings.heartbeat_scale),
+            max_message_size=settings.max_message_size,
         )
 
     # ------------------------------------------------------------------------------------------

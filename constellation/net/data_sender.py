@@ -25,7 +25,7 @@ import zmq
 
 from constellation.errors import DataTimeoutError, SendingStoppedError
 from constellation.net.interfaces import NetworkScope
-from constellation.net.process_tuning import gc_relief, tune_allocator
+from constellation.net.process_tuning import gc_relief
 from constellation.net.sockets import bind_in_scope
 from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, encode_data_frame
 
@@ -69,7 +69,6 @@ class DataSender:
     ) -> None:
         self.name = own_name
         self.on_error = on_error
-        tune_allocator()
         self._sock: zmq.Socket[Any] = context.socket(zmq.PUSH)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.IMMEDIATE, 1)
