@@ -1,14 +1,19 @@
 """Assembly layer: the shared satellite launcher behind every ``Satellite<Type>`` command.
 
-Parses the standard flags, sets up console logging, starts the satellite and keeps it alive
-until ``shutdown`` or SIGINT/SIGTERM. A signal in ORBIT or RUN first interrupts the satellite
-(so a running run is stopped and its end-of-run sent), then withdraws the announcements.
+Parses the standard flags and the ``CONSTELLATION_*`` environment knobs (a malformed one is
+refused before anything starts, naming the variable), applies the process-wide tuning (console
+log levels, malloc thresholds, garbage-collector relief while data flows: only launched
+processes get it, never a library user), starts the satellite with the knobs passed in
+explicitly and keeps it alive until ``shutdown`` or SIGINT/SIGTERM. A signal in ORBIT or RUN
+first interrupts the satellite (so a running run is stopped and its end-of-run sent), then
+withdraws the announcements.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import signal
 import socket
@@ -18,7 +23,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from constellation import CODENAME, __version__
-from constellation.errors import DuplicateNameError
+from constellation.core.environment import ProcessSettings
+from constellation.errors import ConfigError, DuplicateNameError
 from constellation.net.monitoring import STATUS, TRACE
 from constellation.satellite import Satellite
 from constellation.terminal import LogLineHandler
@@ -26,6 +32,7 @@ from constellation.terminal import LogLineHandler
 __all__ = [
     "LEVELS",
     "add_network_arguments",
+    "apply_process_tuning",
     "build_parser",
     "default_name",
     "level_type",
@@ -63,6 +70,16 @@ def setup_logging(level: str) -> None:
     root.setLevel(TRACE)
     for noisy in ("zeroconf", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def apply_process_tuning(settings: ProcessSettings) -> None:
+    """Process-wide tuning of a launched satellite: malloc thresholds (unless
+    ``CONSTELLATION_MALLOC_TUNING=0``) and the garbage-collector relief of the data path."""
+    from constellation.net.process_tuning import gc_relief, tune_allocator
+
+    if settings.malloc_tuning:
+        tune_allocator()
+    gc_relief.enable()
 
 
 def level_type(*extra: str) -> Callable[[str], str]:
@@ -178,8 +195,15 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
 
         epilog = help_text(describe(cls))
     args = build_parser(cls.__name__, is_transmitter, epilog).parse_args(argv)
+    try:
+        settings = ProcessSettings.from_environ(os.environ)
+    except ConfigError as exc:
+        print(f"Satellite{cls.__name__}: error: {exc.reason}", file=sys.stderr)
+        return 2
     setup_logging(args.level)
+    apply_process_tuning(settings)
     kwargs: dict[str, Any] = {
+        "settings": settings,
         "interfaces": args.interface,
         "cmd_port": args.cmd_port,
         "hb_port": args.hb_port,

@@ -67,8 +67,16 @@ def _interval_scale() -> float:
 class MetricRegistry:
     """The metrics of one satellite (``sender``: its canonical name)."""
 
-    def __init__(self, sender: str, state: Callable[[], State], log_name: str) -> None:
+    def __init__(
+        self,
+        sender: str,
+        state: Callable[[], State],
+        log_name: str,
+        interval_scale: float | None = None,
+    ) -> None:
+        """``interval_scale`` multiplies every interval (None: ``CONSTELLATION_METRIC_SCALE``)."""
         self._sender = sender
+        self._scale = _interval_scale() if interval_scale is None else interval_scale
         self._state = state
         self._metrics: dict[str, Metric] = {}
         self._log = logging.getLogger(f"{log_name}.monitoring")
@@ -162,7 +170,7 @@ class MetricRegistry:
         loop = self._loop
         if metric.poll is None or loop is None:
             return
-        interval = max(0.01, metric.interval * _interval_scale())
+        interval = max(0.01, metric.interval * self._scale)
         metric.timer = loop.call_every(interval, lambda: self._due(metric), first=interval)
 
     def _due(self, metric: Metric) -> None:

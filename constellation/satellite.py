@@ -4,15 +4,17 @@ A satellite assembles explicit parts: a state machine (``core.fsm``), a command 
 from the standard command table (``runtime.standard_commands``, which sees a narrow view of the
 satellite) and the ``custom_commands``, a transition runner (``runtime.transitions``), a
 service set (``runtime.services``: loop, sockets, discovery), autonomy and metrics (which get
-callables, never the satellite). User code never runs in the event-loop thread: hooks and
-``do_run`` run in the hook worker, custom commands in the command worker, periodic tasks,
-metric polls and a ``do_failure`` caused from the loop in the task worker
+callables, never the satellite) and a data role (``roles``: sending, receiving or none, built
+from a :class:`~constellation.roles.base.RoleContext`). User code never runs in the event-loop
+thread: hooks and ``do_run`` run in the hook worker, custom commands in the command worker,
+periodic tasks, metric polls and a ``do_failure`` caused from the loop in the task worker
 (``runtime.workers``). So a blocking call delays neither heartbeats nor command replies.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from constellation import __version__
 from constellation.autonomy import Autonomy, AutonomyLinks
 from constellation.core.commands import CommandRegistry, CommandResult
 from constellation.core.config import Configuration, FrameworkConfig
+from constellation.core.environment import ProcessSettings
 from constellation.core.fsm import Command, SatelliteFSM
 from constellation.core.heartbeat_tracker import PeerInfo
 from constellation.core.roles import Role
@@ -38,11 +41,17 @@ from constellation.errors import (
 from constellation.metrics import MetricRegistry
 from constellation.net.command_server import CommandServer
 from constellation.net.discovery import Discovery
-from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
+from constellation.net.heartbeat import (
+    HeartbeatReceiver,
+    HeartbeatSender,
+    HeartbeatState,
+    HeartbeatTiming,
+)
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop, TimerHandle
 from constellation.net.monitoring import STATUS, CMDPLogHandler, MonitoringPublisher
 from constellation.protocol.common import validate_name
+from constellation.roles.base import DataRole, NoDataRole, RoleContext
 from constellation.runtime.custom_commands import CustomCommand, custom_command_specs
 from constellation.runtime.failures import FailureHandler
 from constellation.runtime.jobs import TransitionJobs
@@ -68,8 +77,6 @@ class Satellite(Lifecycle):
     custom_commands: ClassVar[tuple[CustomCommand, ...]] = ()
     #: Version reported by ``get_version``.
     version: ClassVar[str] = __version__
-    #: Whether the ``_data`` configuration section applies (transmitters and receivers).
-    handles_data: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -82,7 +89,13 @@ class Satellite(Lifecycle):
         mon_port: int = 0,
         discovery: str = "mdns",
         name_check: float = 0.0,
+        data_role: Callable[[RoleContext], DataRole] | None = None,
+        settings: ProcessSettings | None = None,
     ) -> None:
+        """``data_role`` builds the data role from its context (default: :class:`NoDataRole`);
+        ``settings`` are the process knobs (the launcher passes them; None: read them from the
+        environment now, a malformed one raising :class:`~constellation.errors.ConfigError`)."""
+        settings = settings or ProcessSettings.from_environ(os.environ)
         try:
             validate_name(name)
             validate_name(type(self).__name__)
@@ -103,6 +116,10 @@ class Satellite(Lifecycle):
         self.role = Role.DYNAMIC
         self.run_id = ""
         self.run_condition = RunCondition.GOOD
+        #: Tags of the begin-of-run / end-of-run messages of a sending role (set them in
+        #: ``do_starting`` / ``do_stopping``).
+        self.bor_tags: dict[str, Any] = {}
+        self.eor_tags: dict[str, Any] = {}
         self.interrupted_from: State | None = None
         self._interrupt_reason = ""
         self._stop_event = threading.Event()
@@ -123,7 +140,7 @@ class Satellite(Lifecycle):
             self._stop_event,
             self.log,
             set_status=self.set_status,
-            clean_up=self._framework_failure,
+            clean_up=lambda previous: self.data_role.abort(previous),
             do_failure=self.do_failure,
             in_loop_thread=lambda: self.loop is not None and self.loop.in_loop_thread(),
             tasks=self._tasks,
@@ -136,7 +153,21 @@ class Satellite(Lifecycle):
             self.commands.add(spec).name
             for spec in custom_command_specs(self, self.custom_commands)
         ]
-        self.metrics = MetricRegistry(self.canonical_name, lambda: self.fsm.state, self.log.name)
+        self.metrics = MetricRegistry(
+            self.canonical_name, lambda: self.fsm.state, self.log.name, settings.metric_scale
+        )
+        context = RoleContext(
+            self.canonical_name,
+            self.scope,
+            self.log,
+            state=lambda: self.fsm.state,
+            fail=self.fail,
+            metrics=self.metrics,
+            run_condition=lambda: self.run_condition,
+            closing=lambda: self._closed,
+            version=self.version,
+        )
+        self.data_role: DataRole = (data_role or NoDataRole)(context)
         self.autonomy = Autonomy(
             AutonomyLinks(
                 state=lambda: self.fsm.state,
@@ -168,7 +199,14 @@ class Satellite(Lifecycle):
         )
         ports = {"cmd": cmd_port, "hb": hb_port, "mon": mon_port}
         self.services = ServiceSet(
-            self.canonical_name, group, self.scope, ports, discovery, name_check
+            self.canonical_name,
+            group,
+            self.scope,
+            ports,
+            discovery,
+            name_check,
+            heartbeat_timing=HeartbeatTiming(scale=settings.heartbeat_scale),
+            max_message_size=settings.max_message_size,
         )
 
     # ------------------------------------------------------------------------------------------
@@ -269,18 +307,12 @@ class Satellite(Lifecycle):
         assert self.services.loop is not None and self.services.monitoring is not None
         self.metrics.start(self.services.loop, self.services.monitoring, self._run_task)
         try:
-            self._announce()
+            self.services.announce(self.data_role.announce)
         except DuplicateNameError:
             self.close()
             raise
         self.log.log(STATUS, "%s started in group '%s'", self.canonical_name, self.group)
         return self
-
-    def _announce(self) -> None:
-        self.services.announce(self._announce_extra)
-
-    def _announce_extra(self, discovery: Discovery) -> None:
-        """Announce additional services (the data service of transmitters)."""
 
     def wait_for_shutdown(self, timeout: float | None = None) -> bool:
         """Block until the ``shutdown`` command was received (or ``timeout``)."""
@@ -323,15 +355,12 @@ class Satellite(Lifecycle):
                 call.running_for(now),
                 call.thread,
             )
-        self._close_extra()
+        self.data_role.close()
         self._periodic.cancel_all()
         self.metrics.stop()
         self.services.close()
         self.threads.shutdown()
         self._shutdown_event.set()
-
-    def _close_extra(self) -> None:
-        """Close additional sockets (data sockets of transmitters and receivers)."""
 
     def __enter__(self) -> Satellite:
         return self.start()
@@ -389,9 +418,9 @@ class Satellite(Lifecycle):
         except InvalidStateError:
             return False
         try:
-            self._framework_interrupting()
+            self.data_role.unblock()
         except Exception:
-            self.log.exception("framework reaction to the interrupt failed")
+            self.log.exception("data role reaction to the interrupt failed")
         self.log.warning("interrupting: %s", reason)
         return True
 

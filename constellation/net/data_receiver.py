@@ -17,7 +17,6 @@ import zmq
 from constellation.errors import DecodeError
 from constellation.net.data_sender import DATA_HWM
 from constellation.net.discovery import DiscoveredService
-from constellation.net.process_tuning import tune_allocator
 from constellation.net.ratelimit import RateLimitedWarning
 from constellation.protocol.cdtp2 import CDTP2Message, decode_data_frame
 
@@ -39,7 +38,6 @@ class DataReceiver:
     """
 
     def __init__(self, context: zmq.Context[Any], max_message_size: int = -1) -> None:
-        tune_allocator()
         self._context = context
         self._max = max_message_size
         self._sockets: dict[str, zmq.Socket[Any]] = {}  # by endpoint

@@ -25,7 +25,7 @@ import zmq
 
 from constellation.errors import DataTimeoutError, SendingStoppedError
 from constellation.net.interfaces import NetworkScope
-from constellation.net.process_tuning import gc_relief, tune_allocator
+from constellation.net.process_tuning import gc_relief
 from constellation.net.sockets import bind_in_scope
 from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, encode_data_frame
 
@@ -69,7 +69,6 @@ class DataSender:
     ) -> None:
         self.name = own_name
         self.on_error = on_error
-        tune_allocator()
         self._sock: zmq.Socket[Any] = context.socket(zmq.PUSH)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.IMMEDIATE, 1)
@@ -161,11 +160,14 @@ class DataSender:
         """Queue one record (producer thread); return its sequence number.
 
         ``blocks`` is kept as given until it is sent. Blocks while the queue is full, up to
-        ``data_timeout``, then raises :class:`DataTimeoutError`.
+        ``data_timeout``, then raises :class:`DataTimeoutError`. Outside a run (before
+        :meth:`begin_run`, after :meth:`end_run`, :meth:`abort` or :meth:`interrupt`) nothing
+        would send the record: raises :class:`SendingStoppedError` and queues nothing.
         """
         sequence = self.sequence + 1
         if (
-            sequence - self.records_sent > self.queue_size
+            not self.active
+            or sequence - self.records_sent > self.queue_size
             or self._queued_block_bytes - self._sent_block_bytes >= self.max_bytes
             or self.error is not None
         ):
@@ -221,7 +223,7 @@ class DataSender:
                     if self.error is not None:
                         raise DataTimeoutError(str(self.error))
                     if not self.active or not self.running:
-                        raise DataTimeoutError("data sending is not active")
+                        raise SendingStoppedError("record not queued: no run is active")
                     if not self._full() and (first or self._drained()):
                         return
                     first = False

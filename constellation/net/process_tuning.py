@@ -1,7 +1,8 @@
 """Process-wide tuning of the data path: fewer cyclic garbage collections, glibc malloc thresholds.
 
 :data:`gc_relief` raises the collector's first threshold while a sender or receiver is active;
-:func:`tune_allocator` keeps large message buffers in the C heap. Both act on the whole process.
+:func:`tune_allocator` keeps large message buffers in the C heap. Both act on the whole process,
+so only the launcher (``constellation.cli``) turns them on.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import logging
-import os
 import platform
 import sys
 import threading
@@ -31,14 +31,20 @@ class _GcRelief:
 
     def __init__(self, threshold: int = 100_000) -> None:
         self._threshold = threshold
+        #: Off until the launcher enables it: a library user's process is left alone.
+        self.enabled = False
         self._lock = threading.Lock()
         self._users = 0
         self._saved: tuple[int, int, int] | None = None
 
+    def enable(self) -> None:
+        """Let later :meth:`acquire` calls raise the threshold (the launcher calls this)."""
+        self.enabled = True
+
     def acquire(self) -> None:
         with self._lock:
             self._users += 1
-            if self._users == 1:
+            if self._users == 1 and self.enabled:
                 self._saved = gc.get_threshold()
                 first, *rest = self._saved
                 gc.set_threshold(max(first, self._threshold), *rest)
@@ -68,8 +74,8 @@ def tune_allocator() -> bool:
     on almost every message, and the page faults of the fresh memory cost about a third of the
     CPU time of the data path. Raising the mmap and trim thresholds lets freed message buffers
     be reused; freed memory then returns to the system only above 256 MiB of free heap.
-    Tried once per process; set ``CONSTELLATION_MALLOC_TUNING=0`` to leave malloc alone.
-    Returns whether the settings are in effect.
+    Tried once per process; only the launcher calls it (``CONSTELLATION_MALLOC_TUNING=0``
+    makes it not call it). Returns whether the settings are in effect.
     """
     global _allocator_tuned
     with _allocator_lock:
@@ -80,8 +86,6 @@ def tune_allocator() -> bool:
 
 
 def _set_malloc_thresholds() -> bool:
-    if os.environ.get("CONSTELLATION_MALLOC_TUNING", "1") == "0":
-        return False
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False
     try:

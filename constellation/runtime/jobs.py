@@ -1,16 +1,17 @@
 """Runtime: the transition jobs — framework work and user hooks, in their documented order.
 
 Each job runs in the hook worker between ``begin`` and ``complete`` of its transition (see
-``runtime.transitions``) and returns the hook's status text. The order per transition::
+``runtime.transitions``) and returns the hook's status text. The order per transition, with
+the calls of the data role (``roles.base.DataRole``)::
 
-    initialize  apply framework keys, _framework_initialize, do_initializing, report unused keys
-    launch      _framework_launch, do_launching
-    land        do_landing, _framework_land
+    initialize  apply framework keys, role.configure, do_initializing, report unused keys
+    launch      role.launch, do_launching
+    land        do_landing, role.land
     reconfigure apply the partial map, do_reconfigure, report unused keys
-    start       reset run state, do_starting, _framework_start (BOR)
+    start       reset run state, do_starting, role.begin_run (BOR)
     (RUN)       do_run until it returns
-    stop        _framework_stop (drain), do_stopping, _framework_stopped (EOR)
-    interrupt   [_framework_stop], do_interrupting, [_framework_stopped], _framework_land
+    stop        role.end_run (drain), do_stopping, role.finish_run (EOR)
+    interrupt   [role.end_run], do_interrupting, [role.finish_run], role.land
 
 The jobs see the satellite through :class:`JobHost` only.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from constellation.core.config import (
     Configuration,
@@ -33,12 +34,15 @@ from constellation.core.states import State
 from constellation.errors import SendingStoppedError
 from constellation.runtime.transitions import HookCaller, failure_reason, original_error
 
+if TYPE_CHECKING:
+    from constellation.roles.base import DataRole
+
 __all__ = ["JobHost", "TransitionJobs"]
 
 
 class JobHost(Protocol):
-    """What the jobs read and write: run-related attributes and the data-role points of
-    :class:`~constellation.runtime.lifecycle.Lifecycle` (user hooks go through the caller)."""
+    """What the jobs read and write: run-related attributes and the data role (user hooks go
+    through the caller)."""
 
     canonical_name: str
     log: logging.Logger
@@ -46,9 +50,10 @@ class JobHost(Protocol):
     run_id: str
     run_condition: RunCondition
     interrupted_from: State | None
+    bor_tags: dict[str, Any]
+    eor_tags: dict[str, Any]
+    data_role: DataRole
 
-    @property
-    def handles_data(self) -> bool: ...
     @property
     def state(self) -> State: ...
 
@@ -58,12 +63,6 @@ class JobHost(Protocol):
     def publish_metric(self, name: str, value: Any) -> None: ...
     def set_status(self, text: str) -> None: ...
     def fail(self, reason: str, error: BaseException | None = None) -> None: ...
-    def _framework_initialize(self, config: Configuration) -> None: ...
-    def _framework_launch(self) -> None: ...
-    def _framework_land(self) -> None: ...
-    def _framework_start(self, run_id: str) -> None: ...
-    def _framework_stop(self) -> None: ...
-    def _framework_stopped(self, condition: RunCondition) -> None: ...
 
 
 class TransitionJobs:
@@ -79,21 +78,21 @@ class TransitionJobs:
         data = resolve_env(normalize_framework_keys(raw), os.environ)
         config = Configuration(data)
         framework = FrameworkConfig.from_config(
-            config, own_name=host.canonical_name, data=host.handles_data
+            config, own_name=host.canonical_name, data=host.data_role.handles_data
         )
         host.apply_framework(framework)
-        host._framework_initialize(config)
+        host.data_role.configure(framework.data)
         status = self._hook("do_initializing", config)
         host.config = config
         return _with_unused(status, config, "Initialized", host.log)
 
     def launch(self) -> str | None:
-        self._host._framework_launch()
+        self._host.data_role.launch()
         return self._hook("do_launching")
 
     def land(self) -> str | None:
         status = self._hook("do_landing")
-        self._host._framework_land()
+        self._host.data_role.land()
         return status
 
     def reconfigure(self, partial: dict[str, Any]) -> str | None:
@@ -110,7 +109,7 @@ class TransitionJobs:
         host.run_condition = RunCondition.GOOD
         host.publish_metric("RUN_ID", run_id)
         status = self._hook("do_starting", run_id)
-        host._framework_start(run_id)
+        host.data_role.begin_run(run_id, host.bor_tags, host.config.effective())
         return status
 
     def run(self) -> None:
@@ -129,9 +128,9 @@ class TransitionJobs:
 
     def stop(self) -> str | None:
         host = self._host
-        host._framework_stop()
+        host.data_role.end_run(interrupted=False)
         status = self._hook("do_stopping")
-        host._framework_stopped(host.run_condition)
+        host.data_role.finish_run(host.run_condition, host.eor_tags)
         return status
 
     def interrupt(self) -> str | None:
@@ -139,11 +138,11 @@ class TransitionJobs:
         was_running = host.interrupted_from is State.RUN
         if was_running:
             host.run_condition |= RunCondition.INTERRUPTED
-            host._framework_stop()
+            host.data_role.end_run(interrupted=True)
         status = self._hook("do_interrupting")
         if was_running:
-            host._framework_stopped(host.run_condition)
-        host._framework_land()
+            host.data_role.finish_run(host.run_condition, host.eor_tags)
+        host.data_role.land()
         return status
 
 

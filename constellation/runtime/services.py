@@ -20,10 +20,16 @@ from constellation.core.heartbeat_tracker import PeerEvent
 from constellation.errors import DuplicateNameError
 from constellation.net.command_server import CommandServer, RequestHandler
 from constellation.net.discovery import Discovery, DiscoveryEvent, ServiceId, make_discovery
-from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
+from constellation.net.heartbeat import (
+    HeartbeatReceiver,
+    HeartbeatSender,
+    HeartbeatState,
+    HeartbeatTiming,
+)
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop
 from constellation.net.monitoring import TRACE, CMDPLogHandler, MonitoringPublisher
+from constellation.net.sockets import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = ["ServiceHandlers", "ServiceSet"]
 
@@ -51,8 +57,13 @@ class ServiceSet:
         ports: dict[str, int],
         discovery_kind: str,
         name_check: float = 0.0,
+        *,
+        heartbeat_timing: HeartbeatTiming | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.canonical_name = canonical_name
+        self._timing = heartbeat_timing
+        self._max_message_size = max_message_size
         self.group = group
         self.scope = scope
         self._ports = dict(ports)
@@ -88,11 +99,18 @@ class ServiceSet:
         # somebody subscribed to, the console handler filters by its own level.
         logger.setLevel(TRACE if logger.level == logging.NOTSET else logger.level)
         self.heartbeat = HeartbeatSender(
-            loop, self.scope, name, handlers.heartbeat_state, self._ports["hb"]
+            loop, self.scope, name, handlers.heartbeat_state, self._ports["hb"], timing=self._timing
         )
-        self.heartbeats = HeartbeatReceiver(loop, name, handlers.on_peer_events)
+        self.heartbeats = HeartbeatReceiver(
+            loop, name, handlers.on_peer_events, timing=self._timing
+        )
         self.command_server = CommandServer(
-            loop, self.scope, name, handlers.handle_request, self._ports["cmd"]
+            loop,
+            self.scope,
+            name,
+            handlers.handle_request,
+            self._ports["cmd"],
+            max_message_size=self._max_message_size,
         )
 
     def announce(self, extra: Callable[[Discovery], None] = lambda discovery: None) -> Discovery:

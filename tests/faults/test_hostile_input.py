@@ -310,7 +310,7 @@ def test_fake_transmitter_sends_junk_to_receiver(
             ctl.start("junk")
             ctl.await_state("RUN", 10)
             service = DiscoveredService(group, "Fake.tx", ServiceId.DATA, LOOPBACK, port)
-            receiver._on_data_service(DiscoveryEvent.ADDED, service)
+            receiver._role.on_data_service(DiscoveryEvent.ADDED, service)
             sender = "Fake.tx"
             rss = []
             for _round in range(1 + LEAK_ROUNDS):

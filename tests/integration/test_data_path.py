@@ -416,7 +416,7 @@ def test_garbage_on_the_data_socket_is_dropped(
     fake.setsockopt(zmq.LINGER, 0)
     try:
         port = fake.bind_to_random_port(f"tcp://{LOOPBACK}")
-        receiver = rx._receiver
+        receiver = rx._role.receiver
         assert receiver is not None
         receiver.connect(DiscoveredService(rx.group, "Fake.junk", ServiceId.DATA, LOOPBACK, port))
         junk = [
@@ -459,8 +459,10 @@ def test_protocol_errors_of_one_sender_do_not_affect_another(
     fake.setsockopt(zmq.LINGER, 0)
     try:
         port = fake.bind_to_random_port(f"tcp://{LOOPBACK}")
-        assert rx._receiver is not None
-        rx._receiver.connect(DiscoveredService(rx.group, "Fake.f", ServiceId.DATA, LOOPBACK, port))
+        assert rx._role.receiver is not None
+        rx._role.receiver.connect(
+            DiscoveredService(rx.group, "Fake.f", ServiceId.DATA, LOOPBACK, port)
+        )
         bor_records = [DataRecord(0, {}, []), DataRecord(1, {}, [])]
         bor = encode_data_frame("Fake.f", bor_records, CDTPType.BOR)
         data = encode_data_frame("Fake.f", [DataRecord(2, {}, [b"a"]), DataRecord(4, {}, [b"b"])])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import zmq
 
-from constellation.errors import DataTimeoutError
+from constellation.errors import DataTimeoutError, SendingStoppedError
 from constellation.net.data_sender import DataSender
 from constellation.net.interfaces import NetworkScope
 from constellation.protocol.cdtp2 import decode_data_frame
@@ -118,3 +118,28 @@ def test_waiting_producer_resumes_only_at_half_the_queue(sender: DataSender) -> 
     finally:
         sender.abort()
         producer.join(10)
+
+
+@pytest.mark.parametrize("when", ["before the run", "after end_run", "after abort"])
+def test_add_outside_a_run_is_refused_not_queued(
+    sender: DataSender, context: zmq.Context[Any], when: str
+) -> None:
+    """A record added while no run is active would never be sent: add() refuses it."""
+    pull = context.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    try:
+        pull.connect(f"tcp://{LOOPBACK}:{sender.port}")
+        if when != "before the run":
+            sender.begin_run()
+            assert sender.add({}, (b"x",), 1) == 1
+            if when == "after end_run":
+                sender.end_run()
+                assert _receive(pull, 1) == [1]
+            else:
+                sender.abort()
+        sequence = sender.sequence
+        with pytest.raises(SendingStoppedError, match="no run is active"):
+            sender.add({}, (b"late",), 4)
+        assert sender.sequence == sequence  # nothing was queued
+    finally:
+        pull.close()

@@ -33,15 +33,36 @@ def _module_name(path: Path) -> str:
 
 
 def test_parts_never_import_the_satellite() -> None:
-    parts = [PACKAGE / "autonomy.py", PACKAGE / "metrics.py", *(PACKAGE / "runtime").glob("*.py")]
+    parts = [
+        PACKAGE / "autonomy.py",
+        PACKAGE / "metrics.py",
+        *(PACKAGE / "runtime").glob("*.py"),
+        *(PACKAGE / "roles").glob("*.py"),
+    ]
+    assert any(path.parent.name == "roles" for path in parts)
     for path in parts:
-        assert "constellation.satellite" not in _imports(path), path.name
+        imported = _imports(path)
+        assert "constellation.satellite" not in imported, path.name
+        assert not {"constellation.transmitter", "constellation.receiver"} & imported, path.name
+
+
+def test_no_framework_override_points_left() -> None:
+    """Data roles are composed objects: no ``_framework_*`` hooks on the satellite classes."""
+    for path in PACKAGE.rglob("*.py"):
+        assert "def _framework_" not in path.read_text(), path
 
 
 def test_no_import_cycles_in_the_package() -> None:
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph = {name: _imports(path) & modules.keys() - {name} for name, path in modules.items()}
-    for name in ("constellation.satellite", "constellation.autonomy", "constellation.metrics"):
+    roles = [name for name in modules if name.startswith("constellation.roles")]
+    assert roles
+    for name in (
+        "constellation.satellite",
+        "constellation.autonomy",
+        "constellation.metrics",
+        *roles,
+    ):
         seen: set[str] = set()
         todo = list(graph[name])
         while todo:

@@ -1,0 +1,307 @@
+"""Data roles: receiving — per-sender run tracking on top of ``net.data_receiver``.
+
+The role takes data from every transmitter of its group, or only from those listed in
+``_data.receive_from`` (all of which must be discovered before ``launch`` completes). It connects
+its PULL sockets when a run begins and reads them in :meth:`ReceivingRole.receive` (the receiver's
+``do_run``, hook worker). A pure :class:`~constellation.core.run_tracker.RunTracker` checks
+BOR → DATA → EOR per sender: a second BOR, or DATA/EOR before the BOR, is a protocol error of
+that sender (logged, its message dropped, the others unaffected); records of a sender whose BOR
+never came here are counted as orphans (another receiver took the BOR); gaps in the sequence
+numbers make its EOR INCOMPLETE. On ``end_run`` a substitute EOR flagged ABORTED (INTERRUPTED
+too when interrupted) is handed on for every sender without one, and the sockets are closed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import zmq
+
+from constellation.core.config import DataConfig
+from constellation.core.run_tracker import RunCondition, RunTracker, describe_condition
+from constellation.core.states import State
+from constellation.errors import DataProtocolError, DecodeError, TransitionError
+from constellation.net.data_receiver import DataReceiver
+from constellation.net.discovery import DiscoveredService, Discovery, DiscoveryEvent, ServiceId
+from constellation.net.process_tuning import gc_relief
+from constellation.net.ratelimit import RateLimitedWarning
+from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, split_bor_eor
+from constellation.roles.base import DataRole, RoleContext
+
+__all__ = ["LAUNCH_DISCOVERY_TIMEOUT", "ReceiveCallbacks", "ReceivingRole"]
+
+_RUN_METRIC_STATES = frozenset({State.RUN, State.stopping})
+#: How long ``launch`` waits for the transmitters of ``_data.receive_from`` to be found.
+LAUNCH_DISCOVERY_TIMEOUT = 3.0
+#: After ``stop``, the receiver gives up on missing EORs after this many ``eor_timeout``s even
+#: if data still flows (a transmitter that never stops).
+_MAX_EOR_WAIT_FACTOR = 6
+_POLL_MS = 50
+
+
+@dataclass(frozen=True)
+class ReceiveCallbacks:
+    """Where the received run goes (user code, called in the receiving thread, one at a time)."""
+
+    bor: Callable[[str, dict[str, Any], dict[str, Any]], None]
+    batch: Callable[[str, Sequence[DataRecord]], None]
+    eor: Callable[[str, dict[str, Any], dict[str, Any]], None]
+
+
+class ReceivingRole(DataRole):
+    """The data role of a receiver: discovery of transmitters, sockets, tracking, run condition."""
+
+    handles_data = True
+
+    def __init__(
+        self,
+        ctx: RoleContext,
+        callbacks: ReceiveCallbacks,
+        make_receiver: Callable[[], DataReceiver] | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self._log = ctx.log.getChild("data")
+        self._callbacks = callbacks
+        self._make_receiver = make_receiver or (lambda: DataReceiver(zmq.Context.instance()))
+        self._options = DataConfig()
+        self._data_services: dict[str, DiscoveredService] = {}
+        self._services_changed = threading.Condition()
+        self.receiver: DataReceiver | None = None
+        self._receiver_lock = threading.Lock()
+        self._idle = threading.Event()  # set while the receive loop is not running
+        self._idle.set()
+        self._run_id = ""
+        self.tracker = RunTracker()
+        #: Records and DATA-message bytes received in the current (or last) run.
+        self.rx_records = 0
+        self.rx_bytes = 0
+        #: Frame bytes of the DATA message being handed to the batch callback.
+        self.last_message_bytes = 0
+        self._protocol_warning = RateLimitedWarning(self._log)
+        # Per sender in the current run: EOR condition codes, BORs seen, records without BOR.
+        self._conditions: dict[str, int] = {}
+        self._bor_seen: set[str] = set()
+        self._orphans: dict[str, int] = {}
+        metrics = ctx.metrics
+        # Counters only: listeners (Monitor, Controller) compute the rates.
+        for name, unit, doc, poll in (
+            ("RX_RECORDS", "", "Records received in this run", lambda: self.rx_records),
+            ("RX_BYTES", "B", "Bytes of DATA messages received in this run", lambda: self.rx_bytes),
+        ):
+            metrics.register(name, unit, doc, poll, 1.0, _RUN_METRIC_STATES)
+        metrics.register(
+            "RUN_CONDITION", "", "Condition of the last run as received (sent when it ends)"
+        )
+
+    # --- discovery of transmitters --------------------------------------------------------------
+    def announce(self, discovery: Discovery) -> None:
+        discovery.add_listener([ServiceId.DATA], self.on_data_service)
+
+    def configure(self, data: DataConfig) -> None:
+        self._options = data
+
+    def _wanted(self, name: str) -> bool:
+        wanted = self._options.receive_from
+        return wanted is None or name.lower() in {w.lower() for w in wanted}
+
+    def on_data_service(self, event: DiscoveryEvent, service: DiscoveredService) -> None:
+        """A transmitter's data service came or went (discovery thread)."""
+        key = service.name.lower()
+        with self._services_changed:
+            if event is DiscoveryEvent.ADDED:
+                self._data_services[key] = service
+            elif self._data_services.get(key) == service:
+                del self._data_services[key]
+            self._services_changed.notify_all()
+        # A departure does not close the socket: what the sender queued is still read, and
+        # ZeroMQ reconnects if it comes back at the same place.
+        with self._receiver_lock:
+            receiver = self.receiver
+            if receiver is not None and event is DiscoveryEvent.ADDED and self._wanted(key):
+                receiver.connect(service)
+
+    def launch(self) -> None:
+        wanted = self._options.receive_from
+        if not wanted:
+            return
+        deadline = time.monotonic() + LAUNCH_DISCOVERY_TIMEOUT
+        with self._services_changed:
+            while True:
+                missing = [w for w in wanted if w.lower() not in self._data_services]
+                if not missing:
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TransitionError(
+                        f"transmitters of _data.receive_from not found: {', '.join(missing)}"
+                    )
+                self._services_changed.wait(remaining)
+
+    # --- run ------------------------------------------------------------------------------------
+    def begin_run(self, run_id: str, bor_tags: dict[str, Any], config: dict[str, Any]) -> None:
+        self._close_receiver()  # left open by a failed run
+        self._run_id = run_id
+        self.tracker = RunTracker()
+        self.rx_records = self.rx_bytes = 0
+        self._conditions, self._bor_seen, self._orphans = {}, set(), {}
+        receiver = self._make_receiver()
+        # Publish the receiver first, then connect what is known: a transmitter discovered in
+        # between is either in the snapshot or connected by on_data_service (connect is
+        # idempotent per endpoint), never missed.
+        with self._receiver_lock:
+            self.receiver = receiver
+        with self._services_changed:
+            services = [s for s in self._data_services.values() if self._wanted(s.name)]
+        for service in services:
+            receiver.connect(service)
+        gc_relief.acquire()
+
+    def receive(self, stop_requested: Callable[[], bool]) -> None:
+        """The receive loop: until stopped and every EOR is in (or timed out), or ERROR."""
+        receiver = self.receiver
+        if receiver is None:
+            return
+        self._idle.clear()
+        try:
+            self._receive(receiver, stop_requested)
+        finally:
+            self._idle.set()
+
+    def _receive(self, receiver: DataReceiver, stop_requested: Callable[[], bool]) -> None:
+        eor_timeout = self._options.eor_timeout
+        dispatch = self._dispatch
+        state, closing = self._ctx.state, self._ctx.closing
+        last_activity = time.monotonic()
+        stop_seen: float | None = None
+        while state() is not State.ERROR and not closing():
+            received = False
+            for message, size in receiver.poll(_POLL_MS):
+                dispatch(message, size)
+                received = True
+                if closing():
+                    break
+            now = time.monotonic()
+            if received:
+                last_activity = now
+            if stop_requested():
+                if stop_seen is None:
+                    stop_seen = now
+                if not self.tracker.pending_eor():
+                    break
+                if now - max(stop_seen, last_activity) > eor_timeout:
+                    break
+                if now - stop_seen > _MAX_EOR_WAIT_FACTOR * eor_timeout:
+                    break
+
+    def _dispatch(self, message: CDTP2Message, size: int) -> None:
+        sender = message.sender
+        try:
+            if message.msg_type is CDTPType.DATA:
+                records = message.records
+                self.tracker.on_data_fast(sender, records, time.monotonic())
+                self.rx_records += len(records)
+                self.rx_bytes += size
+                self.last_message_bytes = size
+                self._callbacks.batch(sender, records)
+            elif message.msg_type is CDTPType.BOR:
+                user_tags, config = split_bor_eor(message)
+                self.tracker.on_bor(sender, user_tags, config, time.monotonic())
+                self._bor_seen.add(sender.lower())
+                self._log.info("BOR from %s", sender)
+                self._callbacks.bor(sender, user_tags, config)
+            else:
+                user_tags, metadata = split_bor_eor(message)
+                self._sync_flags()
+                metadata = self._with_own_flags(
+                    self.tracker.on_eor(sender, user_tags, metadata, time.monotonic())
+                )
+                self._log.info(
+                    "EOR from %s: %s records, condition %s",
+                    sender,
+                    metadata.get("data_records"),
+                    metadata.get("condition"),
+                )
+                self._conditions[sender] = int(metadata.get("condition_code", 0) or 0)
+                self._callbacks.eor(sender, user_tags, metadata)
+        except (DataProtocolError, DecodeError) as exc:
+            if message.msg_type is CDTPType.DATA and sender.lower() not in self._bor_seen:
+                self._orphan_records(sender, len(message.records))
+            else:
+                self._protocol_warning("message from %s dropped: %s", sender, exc)
+
+    def _orphan_records(self, sender: str, count: int) -> None:
+        """Records of a sender whose BOR never came: another receiver probably took it."""
+        first = sender not in self._orphans
+        self._orphans[sender] = self._orphans.get(sender, 0) + count
+        if first:
+            self._log.warning(
+                "records of %s arrive without its BOR: another receiver takes part of its data "
+                "(each message goes to one receiver); give each transmitter one receiver with "
+                "_data.receive_from",
+                sender,
+            )
+
+    def _sync_flags(self) -> None:
+        """Pass a DEGRADED mark of the satellite's run on to the tracker."""
+        if self._ctx.run_condition() & RunCondition.DEGRADED and not self.tracker.degraded:
+            self.tracker.mark_degraded()
+
+    def _with_own_flags(self, metadata: dict[str, Any], extra: int = 0) -> dict[str, Any]:
+        """OR the run's TAINTED mark (and ``extra``) into EOR run metadata."""
+        added = extra | (self._ctx.run_condition() & RunCondition.TAINTED)
+        code = metadata.get("condition_code", 0)
+        if added and isinstance(code, int) and code | added != code:
+            metadata["condition_code"] = code | added
+            metadata["condition"] = describe_condition(code | added)
+        return metadata
+
+    def end_run(self, interrupted: bool) -> None:
+        """Substitute EORs for senders that sent none, close the sockets, publish the counts."""
+        self._sync_flags()
+        extra = RunCondition.INTERRUPTED if interrupted else 0
+        for sender in self.tracker.pending_eor():
+            now = datetime.now(timezone.utc)
+            metadata = self.tracker.substitute_eor(sender, self._run_id, now)
+            metadata = self._with_own_flags(metadata, extra)
+            self._log.warning(
+                "no EOR from %s: substitute EOR with condition %s", sender, metadata["condition"]
+            )
+            self._conditions[sender] = int(metadata.get("condition_code", 0) or 0)
+            self._callbacks.eor(sender, {}, metadata)
+        self._close_receiver()
+        metrics = self._ctx.metrics
+        metrics.publish_now("RX_RECORDS", self.rx_records)
+        metrics.publish_now("RX_BYTES", self.rx_bytes)
+        metrics.publish_now("RUN_CONDITION", self.run_condition_text())
+
+    def run_condition_text(self) -> str:
+        """The run's condition as received: the flags of all its EORs, ``NO_BOR`` when records
+        came without their BOR, ``NO_DATA`` when no sender began a run here."""
+        if not self._conditions and not self._orphans:
+            return "NO_DATA"
+        code = 0
+        for value in self._conditions.values():
+            code |= value
+        text = describe_condition(code)
+        if self._orphans:
+            text = "NO_BOR" if text == "GOOD" else f"{text}|NO_BOR"
+        return text
+
+    def _close_receiver(self) -> None:
+        with self._receiver_lock:
+            receiver, self.receiver = self.receiver, None
+        if receiver is not None:
+            receiver.close()
+            gc_relief.release()
+
+    def close(self) -> None:
+        # The receive loop notices ``closing`` within one poll; the sockets belong to its thread.
+        if not self._idle.wait(2.0):
+            self._ctx.log.warning("receive loop still running at close; data sockets left open")
+            return
+        self._close_receiver()
