@@ -24,6 +24,7 @@ import zmq
 from constellation.core.run_tracker import RunCondition, RunTracker, describe_condition
 from constellation.core.states import State
 from constellation.errors import DataProtocolError, DecodeError, TransitionError
+from constellation.live.hooks import ReceiverLive
 from constellation.net.data_receiver import DataReceiver
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent, ServiceId
 from constellation.net.process_tuning import gc_relief
@@ -50,6 +51,9 @@ class ReceiverSatellite(Satellite):
     """
 
     handles_data = True
+    #: Live service: False publishes each message once the receiver accepted it; a writer
+    #: that publishes after storing (H5DataWriter) sets True and calls ``self.live.stored``.
+    live_deferred = False
 
     def __init__(self, name: str, group: str, **kwargs: Any) -> None:
         super().__init__(name, group, **kwargs)
@@ -69,6 +73,7 @@ class ReceiverSatellite(Satellite):
         self._bor_seen: set[str] = set()
         self._orphans: dict[str, int] = {}
         self._register_metrics()
+        self.live = ReceiverLive(self, self.live_deferred)  # live: command, metrics
 
     def _register_metrics(self) -> None:
         # Counters only: listeners (Monitor, Controller) compute the rates.
@@ -107,6 +112,7 @@ class ReceiverSatellite(Satellite):
         super()._announce()
         assert self.discovery is not None
         self.discovery.add_listener([ServiceId.DATA], self._on_data_service)
+        self.live.open(self.discovery)  # live: bind and announce the live sockets
 
     def _wanted(self, name: str) -> bool:
         wanted = self.framework.data.receive_from
@@ -150,6 +156,7 @@ class ReceiverSatellite(Satellite):
         self.tracker = RunTracker()
         self.rx_records = self.rx_bytes = 0
         self._conditions, self._bor_seen, self._orphans = {}, set(), {}
+        self.live.start_run()  # live: forget the previous run's BORs
         receiver = DataReceiver(zmq.Context.instance())
         with self._services_changed:
             services = [s for s in self._data_services.values() if self._wanted(s.name)]
@@ -171,6 +178,7 @@ class ReceiverSatellite(Satellite):
         stop_seen: float | None = None
         while self.state is not State.ERROR and not self._closed:
             received = False
+            self.live.service()  # live: new subscribers get the BORs
             for message, size in receiver.poll(_POLL_MS):
                 dispatch(message, size)
                 received = True
@@ -196,6 +204,7 @@ class ReceiverSatellite(Satellite):
             if message.msg_type is CDTPType.DATA:
                 records = message.records
                 self.tracker.on_data_fast(sender, records, time.monotonic())
+                self.live.accept(message, self._receiver_frames())  # live: publish
                 self.rx_records += len(records)
                 self.rx_bytes += size
                 self.last_message_bytes = size
@@ -203,6 +212,7 @@ class ReceiverSatellite(Satellite):
             elif message.msg_type is CDTPType.BOR:
                 user_tags, config = split_bor_eor(message)
                 self.tracker.on_bor(sender, user_tags, config, time.monotonic())
+                self.live.accept(message, self._receiver_frames())  # live: publish
                 self._bor_seen.add(sender.lower())
                 self.log.getChild("data").info("BOR from %s", sender)
                 self.receive_bor(sender, user_tags, config)
@@ -212,6 +222,7 @@ class ReceiverSatellite(Satellite):
                 metadata = self._with_own_flags(
                     self.tracker.on_eor(sender, user_tags, metadata, time.monotonic())
                 )
+                self.live.accept(message, self._receiver_frames())  # live: publish
                 self.log.getChild("data").info(
                     "EOR from %s: %s records, condition %s",
                     sender,
@@ -225,6 +236,11 @@ class ReceiverSatellite(Satellite):
                 self._orphan_records(sender, len(message.records))
             else:
                 self._protocol_warning("message from %s dropped: %s", sender, exc)
+
+    def _receiver_frames(self) -> list[Any]:
+        """The received frames of the message being dispatched (for the live service)."""
+        receiver = self._receiver
+        return receiver.last_frames if receiver is not None else []
 
     def _orphan_records(self, sender: str, count: int) -> None:
         """Records of a sender whose BOR never came: another receiver probably took it."""
@@ -263,6 +279,7 @@ class ReceiverSatellite(Satellite):
                 "no EOR from %s: substitute EOR with condition %s", sender, metadata["condition"]
             )
             self._conditions[sender] = int(metadata.get("condition_code", 0) or 0)
+            self.live.substitute_eor(sender, metadata)  # live: publish the substitute
             self.receive_eor(sender, {}, metadata)
         self._close_receiver()
 
@@ -299,6 +316,7 @@ class ReceiverSatellite(Satellite):
 
     def _close_extra(self) -> None:
         # Called from any thread: the receive loop notices ``_closed`` within one poll.
+        self.live.close()  # live: close the live sockets
         if not self._worker_idle(2.0):
             self.log.warning("receive loop still running at close; data sockets left open")
             return
