@@ -111,14 +111,17 @@ class Streamer:
         Raises :class:`~constellation.errors.UnknownSenderError` listing the known senders when
         a name is not a transmitter of the group (after waiting briefly for discovery).
         """
-        wanted = _lowered(names)
-        if wanted is not None:
-            missing = self._locator.wait_for_senders(wanted - self._names.keys(), SENDER_WAIT)
+        if isinstance(names, str):
+            names = [names]
+        given = None if names is None else {str(n).lower(): str(n) for n in names}
+        wanted = None if given is None else set(given)
+        if given is not None:
+            missing = self._locator.wait_for_senders(set(given) - self._names.keys(), SENDER_WAIT)
             if missing:
                 known = ", ".join(self.known_senders()) or "none"
+                unknown = ", ".join(sorted(given[m] for m in missing))
                 raise UnknownSenderError(
-                    f"unknown sender(s) {', '.join(sorted(missing))} in group '{self.group}' "
-                    f"(known: {known})"
+                    f"unknown sender(s) {unknown} in group '{self.group}' (known: {known})"
                 )
         with self._cv:
             self._senders = wanted

@@ -1,4 +1,4 @@
-"""Fixtures of the live tests: a transmitter and a receiver as processes, steered by a controller."""
+"""Fixtures of the live tests: a transmitter and a receiver as processes, and a controller."""
 
 from __future__ import annotations
 
