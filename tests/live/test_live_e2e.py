@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
 import threading
 import time
 from typing import Any
@@ -13,7 +16,7 @@ from constellation.errors import ConfigError, UnknownSenderError
 from constellation.live import BOR, EOR, Frame, Streamer
 from constellation.live.streamer import AsyncStreamer
 from controller import Controller
-from tests.helpers import LOOPBACK, cycle_to_run, wait_for
+from tests.helpers import LOOPBACK, console_script, cycle_to_run, wait_for
 from tests.live.conftest import DN, TX, devnull_config
 
 
@@ -183,3 +186,38 @@ def test_the_async_api(pair: Controller, group: str) -> None:
     sequences, eor = asyncio.run(asyncio.wait_for(main(), 60))
     assert eor is not None
     assert sequences == list(range(1, eor.run_metadata["data_records"] + 1))
+
+
+def test_the_console_script_dumps_shows_the_table_and_a_histogram(
+    pair: Controller, group: str
+) -> None:
+    base = [console_script("constellation-live"), "-g", group, "-i", LOOPBACK]
+    cycle_to_run(pair, devnull_config(1000), "cli_1")
+    _records_of(pair.satellites[DN], 200)
+    runs = {
+        "dump": [*base, "--dump", "--seconds", "4"],
+        "table": [*base, "--seconds", "4"],
+        "histogram": [*base, "--histogram", TX, "--seconds", "4"],
+    }
+    env = {**os.environ, "COLUMNS": "200"}  # wide enough for the whole table
+    procs = {
+        k: subprocess.Popen(v, stdout=subprocess.PIPE, text=True, env=env) for k, v in runs.items()
+    }
+    out = {k: p.communicate(timeout=60)[0] for k, p in procs.items()}
+    assert all(p.returncode == 0 for p in procs.values())
+    assert f"BOR {TX} run cli_1" in out["dump"]  # a late joiner: the BOR first
+    assert re.search(rf"{re.escape(TX)} #\d+ .*uint8\[1024\]", out["dump"])
+    assert TX in out["table"] and "cli_1" in out["table"]
+    assert f"{TX}:" in out["histogram"] and "#" in out["histogram"]
+    pair.stop()
+    pair.await_state("ORBIT", 20)
+
+
+def test_the_console_script_reports_bad_options(group: str) -> None:
+    result = subprocess.run(
+        [console_script("constellation-live"), "-g", group, "--policy", "newest"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "invalid choice: 'newest'" in result.stderr
