@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,7 +32,9 @@ def _dtype(name: Any) -> np.dtype[Any]:
 
 def typed_blocks(tags: dict[str, Any], blocks: Any) -> list[np.ndarray[Any, Any]]:
     """Blocks as 1-D numpy arrays of the ``dtype`` tag (bytes that do not fit: uint8)."""
-    dtype = _dtype(tags.get("dtype"))
+    dtype = _dtype(tags.get("dtype")) if tags else _UINT8
+    if dtype is _UINT8:
+        return [np.frombuffer(block, dtype=_UINT8) for block in blocks]
     out = []
     for block in blocks:
         if dtype.itemsize > 1 and len(block) % dtype.itemsize:
@@ -42,8 +44,7 @@ def typed_blocks(tags: dict[str, Any], blocks: Any) -> list[np.ndarray[Any, Any]
     return out
 
 
-@dataclass(frozen=True)
-class LiveRecord:
+class LiveRecord(NamedTuple):
     """One record: sequence number, tags, blocks (numpy arrays), place in the run file."""
 
     sequence: int

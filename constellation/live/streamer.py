@@ -68,6 +68,7 @@ class Streamer:
         self._id = uuid.uuid4().hex[:12]
         self._senders: set[str] | None = _lowered(senders)
         self._cv = threading.Condition(threading.Lock())
+        self._read_lock = threading.Lock()  # accounts and names: read() and stats
         self._accounts: dict[str, SequenceAccount] = {}
         self._names: dict[str, str] = {}  # lower-cased -> canonical, as seen in messages
         self._context = zmq.Context.instance()
@@ -91,7 +92,7 @@ class Streamer:
     @property
     def stats(self) -> dict[str, SenderStats]:
         """Per sender (canonical name): records received and dropped, last sequence, run."""
-        with self._cv:
+        with self._read_lock:
             return {self._names.get(k, k): _copy(a.stats) for k, a in self._accounts.items()}
 
     @property
@@ -140,7 +141,8 @@ class Streamer:
                 self._cv.wait(remaining if remaining is not None else 0.5)
             items = self._buffer.take()
             self._cv.notify_all()  # a blocked socket thread may go on
-            frame = Frame()
+        frame = Frame()
+        with self._read_lock:  # decoding runs while the socket thread goes on buffering
             for item in items:
                 self._deliver(item, frame)
         return frame
@@ -293,7 +295,7 @@ class Streamer:
                 self._cv.notify_all()
 
     def _report(self, sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]]) -> None:
-        with self._cv:
+        with self._read_lock:
             received = sum(a.stats.received for a in self._accounts.values())
             dropped = sum(a.stats.dropped for a in self._accounts.values())
         report = encode_report(self._id, received, dropped)
@@ -344,12 +346,19 @@ def _records(header: LiveHeader, payload: Any, skip: int) -> list[LiveRecord]:
     message = decode_data_frame(decompress(header.codec, payload, header.size))
     records = message.records
     index = header.index
-    out = []
-    for pos in range(skip, len(records)):
-        sequence, tags, blocks = records[pos]
-        stored = None if index is None else index + pos
-        out.append(LiveRecord(sequence, tags, typed_blocks(tags, blocks), stored, header.time))
-    return out
+    published = header.time
+    new = LiveRecord.__new__
+    return [
+        new(
+            LiveRecord,
+            sequence,
+            tags,
+            typed_blocks(tags, blocks),
+            None if index is None else index + pos,
+            published,
+        )
+        for pos, (sequence, tags, blocks) in enumerate(records[skip:], skip)
+    ]
 
 
 def _lowered(names: Iterable[str] | None) -> set[str] | None:
