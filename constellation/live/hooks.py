@@ -92,7 +92,11 @@ class ReceiverLive:
         return CommandResult(f"live data on port {tap.port}", payload)
 
     def _subscribers(self) -> int:
-        return self.tap.subscribers if self.tap is not None else 0
+        tap = self.tap
+        if tap is None:
+            return 0
+        tap.service()  # outside runs nobody else looks at the subscriptions
+        return tap.subscribers
 
     def _dropped(self) -> int:
         return self.tap.reported_drops if self.tap is not None else 0

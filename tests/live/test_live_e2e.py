@@ -16,6 +16,7 @@ from constellation.errors import ConfigError, UnknownSenderError
 from constellation.live import BOR, EOR, Frame, Streamer
 from constellation.live.streamer import AsyncStreamer
 from controller import Controller
+from controller.telemetry import MetricWatcher
 from tests.helpers import LOOPBACK, console_script, cycle_to_run, wait_for
 from tests.live.conftest import DN, TX, devnull_config
 
@@ -221,3 +222,77 @@ def test_the_console_script_reports_bad_options(group: str) -> None:
         timeout=30,
     )
     assert result.returncode == 2 and "invalid choice: 'newest'" in result.stderr
+
+
+def _stalled(read: Any, polls: int = 4) -> bool:
+    """True when ``read()`` gave the same value ``polls`` times in a row (0.2 s apart)."""
+    values = []
+    for _ in range(polls):
+        values.append(read())
+        time.sleep(0.2)  # spacing of the samples, not a synchronisation
+    return len(set(values)) == 1
+
+
+def test_the_block_policy_loses_nothing_and_holds_the_run_back(
+    pair: Controller, group: str
+) -> None:
+    dn = pair.satellites[DN]
+    with _streamer(group, policy="block", buffer=256 * 1024) as streamer:
+        cycle_to_run(pair, devnull_config(0), "block_1")
+        _records_of(dn, 1000)
+        wait_for(
+            lambda: _stalled(lambda: dn.command("get_data_rate").payload["records"]),
+            20,
+            what="the receiver held back by the blocked reader",
+        )
+        reader = _Reader(streamer)
+        _records_of(dn, dn.command("get_data_rate").payload["records"] + 10_000)
+        pair.stop()
+        pair.await_state("ORBIT", 30)
+        frames, eor = reader.result()
+        stats = streamer.stats[TX]
+    stored = eor.run_metadata["data_records"]
+    assert (stats.received, stats.dropped) == (stored, 0)
+    assert _sequences(frames) == list(range(1, stored + 1))
+    assert dn.command("get_data_rate").payload["records"] == stored
+
+
+def test_the_latest_policy_keeps_the_newest_message(pair: Controller, group: str) -> None:
+    with _streamer(group, policy="latest") as streamer:
+        cycle_to_run(pair, devnull_config(20_000), "latest_1")
+        _records_of(pair.satellites[DN], 20_000)  # nothing read meanwhile
+        frame = streamer.read(5)
+        assert frame is not None
+        sequences = [r.sequence for r in frame.records[TX]]
+        assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+        assert len(sequences) < 20_000  # one message, not the backlog
+        pair.stop()
+        pair.await_state("ORBIT", 20)
+        frames: list[Frame] = []
+        eor = _read_until_eor(streamer, frames)
+        stats = streamer.stats[TX]
+    assert stats.received + stats.dropped == eor.run_metadata["data_records"]
+    assert stats.dropped > 0
+
+
+def test_the_receiver_counts_its_readers_and_their_drops(pair: Controller, group: str) -> None:
+    dn = pair.satellites[DN]
+    with (
+        MetricWatcher(pair, ["LIVE_DROPPED", "LIVE_SUBSCRIBERS"]) as watcher,
+        _streamer(group, buffer=64 * 1024) as streamer,
+    ):
+
+        def metric(name: str) -> Any:
+            sample = watcher.latest(name, DN).get(DN)
+            return None if sample is None else sample.value
+
+        _run(pair, 0, 100_000)  # metrics are sent from INIT on
+        _read_until_eor(streamer, [])
+        dropped = streamer.stats[TX].dropped
+        assert dropped > 0
+        endpoint = dn.command("get_live_endpoint")
+        assert endpoint.ok and endpoint.payload["port"] > 0
+        wait_for(lambda: metric("LIVE_DROPPED") == dropped, 20, what="LIVE_DROPPED metric")
+        wait_for(lambda: metric("LIVE_SUBSCRIBERS") == 1, 20, what="LIVE_SUBSCRIBERS = 1")
+        streamer.close()
+        wait_for(lambda: metric("LIVE_SUBSCRIBERS") == 0, 20, what="LIVE_SUBSCRIBERS = 0")
