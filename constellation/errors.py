@@ -35,6 +35,7 @@ __all__ = [
     "TransitionError",
     "UnexpectedProtocolError",
     "UnknownCommandError",
+    "UnknownSenderError",
     "UsageError",
 ]
 
@@ -79,6 +80,10 @@ class ConfigError(ConstellationError):
         self.key = key
         self.reason = message
         super().__init__(f"key '{key}': {message}" if key else message)
+
+
+class UnknownSenderError(ConstellationError, ValueError):
+    """A live subscription names a sender the group does not have (the message lists them)."""
 
 
 # --- commands and state machine -----------------------------------------------------------------

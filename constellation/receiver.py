@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from constellation.core.run_tracker import RunTracker
+from constellation.live.hooks import ReceiverLive
 from constellation.protocol.cdtp2 import DataRecord
 from constellation.roles.receiving import LAUNCH_DISCOVERY_TIMEOUT, ReceiveCallbacks, ReceivingRole
 from constellation.satellite import Satellite
@@ -28,6 +29,10 @@ class ReceiverSatellite(Satellite):
     framework's receive loop is :meth:`do_run`; a subclass that overrides it must call it.
     """
 
+    #: Live service: False publishes each message once the receiver accepted it; a writer
+    #: that publishes after storing (H5DataWriter) sets True and calls ``self.live.stored``.
+    live_deferred = False
+
     def __init__(self, name: str, group: str, **kwargs: Any) -> None:
         callbacks = ReceiveCallbacks(
             bor=lambda *args: self.receive_bor(*args),
@@ -36,6 +41,9 @@ class ReceiverSatellite(Satellite):
         )
         super().__init__(name, group, data_role=lambda ctx: ReceivingRole(ctx, callbacks), **kwargs)
         self._role = cast(ReceivingRole, self.data_role)
+        #: The live data service (docs/live.md): its command, metrics and sockets.
+        self.live = ReceiverLive(self, self.live_deferred)
+        self._role.live = self.live
 
     # --- what the role saw ----------------------------------------------------------------------
     @property

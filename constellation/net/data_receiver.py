@@ -1,7 +1,9 @@
 """I/O layer: the CDTP2 PULL sockets of a receiver, polled by its receiving thread.
 
 :class:`DataReceiver` holds one PULL socket per transmitter endpoint and yields the decoded
-messages one at a time.
+messages one at a time, taking one message from each ready socket in turn so that a busy
+transmitter cannot starve the others. The frames of the message just yielded stay available
+in :attr:`DataReceiver.last_frames` (the live service forwards them unchanged).
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class DataReceiver:
         self._poller = zmq.Poller()
         self._changed = threading.Condition(threading.Lock())
         self._pending: deque[tuple[str, DiscoveredService | None]] = deque()
+        self._connected: list[str] = []  # snapshot for other threads (see connected())
         self.bad_input = RateLimitedWarning(log)
+        #: The received frames of the message :meth:`poll` yielded last (``zmq.Frame``s).
+        self.last_frames: list[Any] = []
 
     def connect(self, service: DiscoveredService) -> None:
         """Connect to a transmitter's data service (applied at the next :meth:`poll`)."""
@@ -60,8 +65,14 @@ class DataReceiver:
             self._changed.notify_all()
 
     def connected(self) -> list[str]:
-        """Lower-cased names of the transmitters with an open socket."""
-        return sorted(set(self._names.values()))
+        """Lower-cased names of the transmitters with an open socket (any thread).
+
+        Reads a snapshot replaced by the polling thread, never the dict that thread mutates.
+        """
+        return list(self._connected)
+
+    def _snapshot(self) -> None:
+        self._connected = sorted(set(self._names.values()))
 
     def _apply_pending(self) -> None:
         if not self._pending:
@@ -86,6 +97,7 @@ class DataReceiver:
         self._sockets[endpoint] = sock
         self._names[endpoint] = name
         self._poller.register(sock, zmq.POLLIN)
+        self._snapshot()
         log.debug("data socket connected to %s at %s", name, endpoint)
 
     def _close_socket(self, endpoint: str) -> None:
@@ -93,6 +105,7 @@ class DataReceiver:
         self._names.pop(endpoint, None)
         self._poller.unregister(sock)
         sock.close(linger=0)
+        self._snapshot()
 
     def poll(self, timeout_ms: int) -> Iterator[tuple[CDTP2Message, int]]:
         """Messages as they are received, waiting up to ``timeout_ms`` for the first one.
@@ -109,12 +122,15 @@ class DataReceiver:
                     self._changed.wait(timeout_ms / 1000)
             return
         budget = _POLL_BYTES
-        for sock, _ in self._poller.poll(timeout_ms):
-            while budget > 0:
+        ready = [sock for sock, _ in self._poller.poll(timeout_ms)]
+        while ready and budget > 0:  # round robin: one message per ready socket per turn
+            still = []
+            for sock in ready:
                 try:
                     frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
-                    break
+                    continue
+                still.append(sock)
                 size = sum(len(f) for f in frames)
                 budget -= size
                 try:
@@ -125,7 +141,11 @@ class DataReceiver:
                 except DecodeError as exc:
                     self.bad_input("malformed data message dropped: %s", exc)
                     continue
+                self.last_frames = frames
                 yield message, size
+                if budget <= 0:
+                    break
+            ready = still
 
     def close(self) -> None:
         """Close every socket (call from the polling thread, or after it finished)."""

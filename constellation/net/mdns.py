@@ -57,6 +57,7 @@ class MdnsDiscovery(Discovery):
         interfaces: Any = list(scope.addresses) if scope.addresses else InterfaceChoice.All
         self._zc = Zeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
         self._infos: dict[ServiceId, ServiceInfo] = {}
+        self._extra: list[ServiceInfo] = []  # services of other types (announce_type)
         self._browsers: dict[ServiceId, ServiceBrowser] = {}
         self._resolved: dict[str, tuple[str, ServiceId]] = {}
         self._closed = False
@@ -103,6 +104,29 @@ class MdnsDiscovery(Discovery):
             self._infos[service] = info
         log.debug("announced %s on port %d via mDNS", service.name, port)
 
+    def announce_type(self, type_: str, port: int, properties: dict[str, str]) -> None:
+        """Offer a service of another DNS-SD type (e.g. the live data service of a receiver),
+        with ``group`` and ``name`` in its TXT record like ours; withdrawn by :meth:`close`."""
+        label = instance_name(self.group, self.name)
+        host = hashlib.md5(f"{self.group}/{self.name}".lower().encode()).hexdigest()[:12]
+        info = ServiceInfo(
+            type_,
+            f"{label}.{type_}",
+            port=port,
+            addresses=[socket.inet_aton(a) for a in self.scope.announced_addresses()],
+            properties={"group": self.group, "name": self.name, **properties},
+            server=f"cnstln-{host}.local.",
+        )
+        loop = self._zc.loop
+        if loop is None:
+            raise DiscoveryError(f"cannot announce {type_}: mDNS is not running")
+        future = asyncio.run_coroutine_threadsafe(
+            self._zc.async_register_service(info, cooperating_responders=True), loop
+        )
+        future.result(timeout=10)
+        with self._lock:
+            self._extra.append(info)
+
     def withdraw(self, service: ServiceId) -> None:
         with self._lock:
             info = self._infos.pop(service, None)
@@ -116,8 +140,9 @@ class MdnsDiscovery(Discovery):
         for browser in list(self._browsers.values()):
             browser.cancel()
         with self._lock:
-            infos = list(self._infos.values())
+            infos = list(self._infos.values()) + self._extra
             self._infos.clear()
+            self._extra = []
         for info in infos:
             try:
                 self._zc.unregister_service(info)

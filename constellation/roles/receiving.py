@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import zmq
 
@@ -33,7 +33,7 @@ from constellation.net.ratelimit import RateLimitedWarning
 from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, split_bor_eor
 from constellation.roles.base import DataRole, RoleContext
 
-__all__ = ["LAUNCH_DISCOVERY_TIMEOUT", "ReceiveCallbacks", "ReceivingRole"]
+__all__ = ["LAUNCH_DISCOVERY_TIMEOUT", "LiveOutlet", "ReceiveCallbacks", "ReceivingRole"]
 
 _RUN_METRIC_STATES = frozenset({State.RUN, State.stopping})
 #: How long ``launch`` waits for the transmitters of ``_data.receive_from`` to be found.
@@ -51,6 +51,17 @@ class ReceiveCallbacks:
     bor: Callable[[str, dict[str, Any], dict[str, Any]], None]
     batch: Callable[[str, Sequence[DataRecord]], None]
     eor: Callable[[str, dict[str, Any], dict[str, Any]], None]
+
+
+class LiveOutlet(Protocol):
+    """Where accepted messages go on to live readers (``constellation.live.hooks.ReceiverLive``)."""
+
+    def open(self, discovery: Discovery) -> None: ...
+    def start_run(self) -> None: ...
+    def service(self) -> None: ...
+    def accept(self, message: CDTP2Message, frames: list[Any]) -> None: ...
+    def substitute_eor(self, sender: str, metadata: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
 
 
 class ReceivingRole(DataRole):
@@ -87,6 +98,8 @@ class ReceivingRole(DataRole):
         self._conditions: dict[str, int] = {}
         self._bor_seen: set[str] = set()
         self._orphans: dict[str, int] = {}
+        #: The live service, if any: every accepted BOR / DATA / EOR is handed on to it.
+        self.live: LiveOutlet | None = None
         metrics = ctx.metrics
         # Counters only: listeners (Monitor, Controller) compute the rates.
         for name, unit, doc, poll in (
@@ -101,6 +114,8 @@ class ReceivingRole(DataRole):
     # --- discovery of transmitters --------------------------------------------------------------
     def announce(self, discovery: Discovery) -> None:
         discovery.add_listener([ServiceId.DATA], self.on_data_service)
+        if self.live is not None:
+            self.live.open(discovery)  # bind and announce the live sockets
 
     def configure(self, data: DataConfig) -> None:
         self._options = data
@@ -149,6 +164,8 @@ class ReceivingRole(DataRole):
         self.tracker = RunTracker()
         self.rx_records = self.rx_bytes = 0
         self._conditions, self._bor_seen, self._orphans = {}, set(), {}
+        if self.live is not None:
+            self.live.start_run()  # forget the previous run's BORs
         receiver = self._make_receiver()
         # Publish the receiver first, then connect what is known: a transmitter discovered in
         # between is either in the snapshot or connected by on_data_service (connect is
@@ -178,8 +195,11 @@ class ReceivingRole(DataRole):
         state, closing = self._ctx.state, self._ctx.closing
         last_activity = time.monotonic()
         stop_seen: float | None = None
+        live = self.live
         while state() is not State.ERROR and not closing():
             received = False
+            if live is not None:
+                live.service()  # new subscribers get the BORs
             for message, size in receiver.poll(_POLL_MS):
                 dispatch(message, size)
                 received = True
@@ -204,6 +224,7 @@ class ReceivingRole(DataRole):
             if message.msg_type is CDTPType.DATA:
                 records = message.records
                 self.tracker.on_data_fast(sender, records, time.monotonic())
+                self._to_live(message)
                 self.rx_records += len(records)
                 self.rx_bytes += size
                 self.last_message_bytes = size
@@ -211,6 +232,7 @@ class ReceivingRole(DataRole):
             elif message.msg_type is CDTPType.BOR:
                 user_tags, config = split_bor_eor(message)
                 self.tracker.on_bor(sender, user_tags, config, time.monotonic())
+                self._to_live(message)
                 self._bor_seen.add(sender.lower())
                 self._log.info("BOR from %s", sender)
                 self._callbacks.bor(sender, user_tags, config)
@@ -220,6 +242,7 @@ class ReceivingRole(DataRole):
                 metadata = self._with_own_flags(
                     self.tracker.on_eor(sender, user_tags, metadata, time.monotonic())
                 )
+                self._to_live(message)
                 self._log.info(
                     "EOR from %s: %s records, condition %s",
                     sender,
@@ -233,6 +256,12 @@ class ReceivingRole(DataRole):
                 self._orphan_records(sender, len(message.records))
             else:
                 self._protocol_warning("message from %s dropped: %s", sender, exc)
+
+    def _to_live(self, message: CDTP2Message) -> None:
+        """Hand an accepted message, with its received frames, on to the live service."""
+        live, receiver = self.live, self.receiver
+        if live is not None:
+            live.accept(message, receiver.last_frames if receiver is not None else [])
 
     def _orphan_records(self, sender: str, count: int) -> None:
         """Records of a sender whose BOR never came: another receiver probably took it."""
@@ -272,6 +301,8 @@ class ReceivingRole(DataRole):
                 "no EOR from %s: substitute EOR with condition %s", sender, metadata["condition"]
             )
             self._conditions[sender] = int(metadata.get("condition_code", 0) or 0)
+            if self.live is not None:
+                self.live.substitute_eor(sender, metadata)
             self._callbacks.eor(sender, {}, metadata)
         self._close_receiver()
         metrics = self._ctx.metrics
@@ -300,6 +331,8 @@ class ReceivingRole(DataRole):
             gc_relief.release()
 
     def close(self) -> None:
+        if self.live is not None:
+            self.live.close()
         # The receive loop notices ``closing`` within one poll; the sockets belong to its thread.
         if not self._idle.wait(2.0):
             self._ctx.log.warning("receive loop still running at close; data sockets left open")

@@ -105,6 +105,8 @@ class H5DataWriter(ReceiverSatellite):
         ),
     )
 
+    #: Live readers get each message after it is stored, with its index in the file.
+    live_deferred = True
     output_directory = Path(".")
     flush_interval = FLUSH_INTERVAL_NORMAL
     swmr = False
@@ -250,16 +252,19 @@ class H5DataWriter(ReceiverSatellite):
         file = self._require_file()
         file.begin_sender(sender, user_tags, config)
         self._swmr_active = file.swmr_active
+        self.live.stored(sender, "BOR")  # live: publish once stored
 
     def _write_guarded(self, sender: str, records: Sequence[DataRecord]) -> None:
         self._guarded(self._write, sender, records)
 
     def _write(self, sender: str, records: Sequence[DataRecord]) -> None:
         self._require_file().write_records(sender, records)
+        self.live.stored(sender, "DATA", len(records))  # live: publish once stored
 
     def _eor(self, sender: str, user_tags: dict[str, Any], meta: dict[str, Any]) -> None:
         if self._file is not None:
             self._file.end_sender(sender, user_tags, meta)
+            self.live.stored(sender, "EOR")  # live: publish once stored
 
     def _close_file(self) -> tuple[int, Path | None]:
         if self._flush_task is not None:

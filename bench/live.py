@@ -1,0 +1,214 @@
+"""Benchmark: live readers of an H5DataWriter run (SWMR layout, 1 KiB records), one run each.
+
+Scenarios, each with satellite processes on 127.0.0.1 (RandomTransmitter -> H5DataWriter):
+
+- ``none``: full speed, no reader: records stored per second (the reference);
+- ``ten``: full speed with 10 ``drop-oldest`` readers (separate processes): stored rate and
+  its ratio to ``none`` (goal >= 0.95);
+- ``paced``: the transmitter paced at ``--paced-rate`` records/s (100k) and one reader that
+  reads as fast as it can: its drops (goal 0);
+- ``stalled``: full speed with one reader that stops reading (SIGSTOP) after joining: the stored
+  rate's ratio to ``none`` (goal >= 0.95) and the writer's peak RSS next to ``none``'s;
+- ``latency``: paced at 1 kHz, one reader in this process: median and 99th percentile of the
+  time from the writer's publication (after storing) to ``read()`` returning (goal <= 10 ms).
+
+    python bench/live.py [--seconds 3] [--paced-rate 100000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from constellation.live import EOR, Streamer
+from constellation.reader import open_run
+from controller import Controller
+
+LOOPBACK = "127.0.0.1"
+BIN = Path(sys.executable).parent
+TX, WRITER = "RandomTransmitter.tx", "H5DataWriter.w"
+
+
+def _start(script: str, name: str, group: str) -> subprocess.Popen[bytes]:
+    cmd = [str(BIN / script), "-g", group, "-n", name, "-i", LOOPBACK, "-l", "WARNING"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _reader(group: str, buffer: int) -> subprocess.Popen[str]:
+    cmd = [sys.executable, __file__, "--reader", group, "--buffer", str(buffer)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+
+
+def reader_main(group: str, buffer: int) -> None:
+    """A reader process: prints ``ready`` once connected, then its totals after the EOR."""
+    with Streamer(group, interface=LOOPBACK, buffer=buffer) as streamer:
+        while not streamer.receivers:
+            time.sleep(0.05)
+        time.sleep(0.5)  # let the subscription reach the writer
+        print("ready", flush=True)
+        while True:
+            frame = streamer.read(1.0)
+            if frame is not None and any(isinstance(e, EOR) for e in frame.events):
+                break
+        stats = streamer.stats.get(TX)
+        totals = {"received": stats.received, "dropped": stats.dropped}
+        totals["discarded_messages"] = streamer._buffer.discarded
+        print(json.dumps(totals), flush=True)
+
+
+def _rss(pid: int) -> int:
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int) -> dict[str, Any]:
+    group = f"bench_{uuid.uuid4().hex[:8]}"
+    procs = [
+        _start("SatelliteH5DataWriter", "w", group),
+        _start("SatelliteRandomTransmitter", "tx", group),
+    ]
+    readers: list[subprocess.Popen[str]] = []
+    rate = {"paced": paced_rate, "latency": 1000.0}.get(scenario, 0.0)
+    run_id = f"{scenario}_{uuid.uuid4().hex[:6]}"
+    result: dict[str, Any] = {"scenario": scenario}
+    streamer = None
+    latencies: list[float] = []
+    try:
+        with Controller(group, interface=LOOPBACK) as ctl:
+            ctl.await_satellites([TX, WRITER], timeout=30)
+            count = {"ten": 10, "paced": 1, "stalled": 1}.get(scenario, 0)
+            readers = [_reader(group, buffer) for _ in range(count)]
+            for reader in readers:
+                assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+            if scenario == "stalled":
+                os.kill(readers[0].pid, signal.SIGSTOP)
+            if scenario == "latency":
+                streamer = Streamer(group, interface=LOOPBACK)
+                while not streamer.receivers:
+                    time.sleep(0.05)
+                time.sleep(0.5)
+            tx = {
+                "block_size": 1024,
+                "rate": rate,
+                "_conditions": {"require_starting_after": [WRITER]},
+            }
+            writer = {
+                "output_directory": str(out),
+                "allow_concurrent_reading": True,
+                "_data": {"receive_from": [TX]},
+            }
+            ctl.initialize({"RandomTransmitter": {"tx": tx}, "H5DataWriter": {"w": writer}})
+            ctl.await_state("INIT", 30)
+            ctl.launch()
+            ctl.await_state("ORBIT", 30)
+            ctl.start(run_id)
+            ctl.await_state("RUN", 30)
+            t_run = time.monotonic()
+            peak = 0
+            while time.monotonic() - t_run < seconds:
+                peak = max(peak, _rss(procs[0].pid))
+                if streamer is not None:
+                    frame = streamer.read(0.05)
+                    now = time.time()
+                    if frame is not None:
+                        latencies += [
+                            now - r.published for rs in frame.records.values() for r in rs
+                        ]
+                else:
+                    time.sleep(0.1)
+            ctl.stop()
+            ctl.await_state("ORBIT", 120)
+            t_orbit = time.monotonic()
+            if scenario == "stalled":
+                os.kill(readers[0].pid, signal.SIGCONT)
+            ctl.land()
+            ctl.await_state("INIT", 30)
+            ctl.shutdown()
+    finally:
+        if streamer is not None:
+            streamer.close()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    path = out / f"data_{run_id}.h5"
+    with open_run(path) as h5:
+        stored = h5.record_count(TX)
+    path.unlink()
+    result.update(
+        records_stored=stored,
+        records_per_s=round(stored / (t_orbit - t_run)),
+        writer_peak_rss_mb=round(peak / 2**20, 1),
+    )
+    totals = []
+    for reader in readers:
+        try:
+            text, _ = reader.communicate(timeout=60)
+            totals.append(json.loads(text.strip().splitlines()[-1]))
+        except (subprocess.TimeoutExpired, ValueError, IndexError):
+            reader.kill()
+            totals.append({"received": -1, "dropped": -1})
+    if totals:
+        result["readers_received"] = [t["received"] for t in totals]
+        result["readers_dropped"] = [t["dropped"] for t in totals]
+        result["readers_discarded_messages"] = [t.get("discarded_messages") for t in totals]
+    if latencies:
+        latencies.sort()
+        result["latency_median_ms"] = round(statistics.median(latencies) * 1000, 2)
+        result["latency_p99_ms"] = round(latencies[int(len(latencies) * 0.99)] * 1000, 2)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--paced-rate", type=float, default=100_000)
+    parser.add_argument("--scenarios", default="none,ten,paced,stalled,latency")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--buffer", type=int, default=4 * 2**20, help="reader buffer, bytes")
+    parser.add_argument("--reader", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.reader:
+        reader_main(args.reader, args.buffer)
+        return 0
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for scenario in args.scenarios.split(","):
+            results[scenario] = run(scenario, args.seconds, Path(tmp), args.paced_rate, args.buffer)
+            if not args.json:
+                print(results[scenario], flush=True)
+    base = results.get("none", {}).get("records_per_s")
+    summary = {}
+    for name in ("ten", "stalled"):
+        if base and name in results:
+            summary[f"{name}_vs_none"] = round(results[name]["records_per_s"] / base, 3)
+    if "paced" in results:
+        summary["paced_dropped"] = results["paced"].get("readers_dropped")
+    if "latency" in results:
+        summary["latency_median_ms"] = results["latency"].get("latency_median_ms")
+    if args.json:
+        print(json.dumps({"results": results, "summary": summary}))
+    else:
+        print("summary:", summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""What :meth:`Streamer.read` returns: frames of records and run events, with typed blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["BOR", "EOR", "Frame", "LiveRecord", "typed_blocks"]
+
+_UINT8 = np.dtype(np.uint8)
+_DTYPES: dict[str, np.dtype[Any]] = {}
+
+
+def _dtype(name: Any) -> np.dtype[Any]:
+    """The numpy dtype a ``dtype`` tag names; uint8 when absent or not a plain dtype."""
+    if not isinstance(name, str):
+        return _UINT8
+    found = _DTYPES.get(name)
+    if found is None:
+        try:
+            found = np.dtype(name)
+        except (TypeError, ValueError):
+            found = _UINT8
+        if found.hasobject or found.itemsize == 0:
+            found = _UINT8
+        if len(_DTYPES) < 256:
+            _DTYPES[name] = found
+    return found
+
+
+def typed_blocks(tags: dict[str, Any], blocks: Any) -> list[np.ndarray[Any, Any]]:
+    """Blocks as 1-D numpy arrays of the ``dtype`` tag (bytes that do not fit: uint8)."""
+    dtype = _dtype(tags.get("dtype")) if tags else _UINT8
+    if dtype is _UINT8:
+        return [np.frombuffer(block, dtype=_UINT8) for block in blocks]
+    out = []
+    for block in blocks:
+        if dtype.itemsize > 1 and len(block) % dtype.itemsize:
+            out.append(np.frombuffer(block, dtype=_UINT8))
+        else:
+            out.append(np.frombuffer(block, dtype=dtype))
+    return out
+
+
+class LiveRecord(NamedTuple):
+    """One record: sequence number, tags, blocks (numpy arrays), place in the run file."""
+
+    sequence: int
+    tags: dict[str, Any]
+    blocks: list[np.ndarray[Any, Any]]
+    #: Index of the record in its sender's part of the run file (H5DataWriter), else None.
+    stored_index: int | None = None
+    #: When the receiver published it (seconds since the epoch).
+    published: float = 0.0
+
+
+@dataclass(frozen=True)
+class BOR:
+    """A sender began a run: its BOR tags and configuration."""
+
+    sender: str
+    run_id: str
+    configuration: dict[str, Any]
+    user_tags: dict[str, Any]
+    receiver: str = ""
+
+
+@dataclass(frozen=True)
+class EOR:
+    """A sender ended a run: the run metadata (with ``condition``) and its EOR tags."""
+
+    sender: str
+    run_id: str
+    run_metadata: dict[str, Any]
+    user_tags: dict[str, Any]
+    receiver: str = ""
+
+    @property
+    def condition(self) -> str:
+        return str(self.run_metadata.get("condition", ""))
+
+
+@dataclass
+class Frame:
+    """The records of every sender with new records since the last read, and the run events.
+
+    ``records`` maps a sender's canonical name to its records in order; ``events`` lists the
+    BOR and EOR objects in the order they were seen (relative to the records of their sender,
+    a BOR comes before and an EOR after them).
+    """
+
+    records: dict[str, list[LiveRecord]] = field(default_factory=dict)
+    events: list[BOR | EOR] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.events)
+
+    def __getitem__(self, sender: str) -> list[LiveRecord]:
+        return self.records[sender]
+
+    def __iter__(self) -> Any:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def count(self) -> int:
+        """Number of records in the frame."""
+        return sum(map(len, self.records.values()))

@@ -1,0 +1,373 @@
+"""I/O layer: :class:`Streamer`, a live subscriber to every receiver of a group.
+
+One thread per streamer owns the sockets (one XSUB per receiver, found by
+:class:`~constellation.live.locate.LiveLocator`): it moves each message into a bounded
+:class:`~constellation.live.buffer.LiveBuffer` and reports the subscriber's totals upstream.
+:meth:`Streamer.read` takes what is buffered, decodes it and does the exact drop accounting
+(:class:`~constellation.live.accounting.SequenceAccount`). docs/live.md has the whole story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
+
+import zmq
+
+from constellation.errors import DecodeError, UnknownSenderError
+from constellation.live.accounting import SenderStats, SequenceAccount
+from constellation.live.buffer import BufferItem, LiveBuffer, check_policy
+from constellation.live.frame import BOR, EOR, Frame, LiveRecord, typed_blocks
+from constellation.live.locate import LiveEndpoint, LiveLocator
+from constellation.live.protocol import (
+    LiveHeader,
+    check_codec,
+    decompress,
+    encode_report,
+    marker_topic,
+    subscription_topic,
+)
+from constellation.net.interfaces import NetworkScope
+from constellation.protocol.cdtp2 import decode_data_frame, split_bor_eor
+
+__all__ = ["AsyncStreamer", "Streamer"]
+
+_POLL_MS = 50
+_REPORT_INTERVAL = 0.5
+#: How long :meth:`Streamer.update_senders` waits for discovery to find a named sender.
+SENDER_WAIT = 3.0
+
+
+class Streamer:
+    """Live records of a group: ``read()`` returns a :class:`Frame` or None on timeout.
+
+    ``senders``: canonical names to follow (None: every sender). ``policy``: ``drop-oldest``
+    (default), ``latest`` or ``block`` (lossless, back-pressure up to the transmitters).
+    ``buffer``: bytes held here at most. ``compression``: ``lz4`` or ``zstd`` on the wire.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        senders: Iterable[str] | None = None,
+        *,
+        interface: str | Iterable[str] | None = None,
+        discovery: str = "mdns",
+        policy: str = "drop-oldest",
+        buffer: int = 4 * 2**20,
+        compression: str | None = None,
+    ) -> None:
+        self.group = group
+        self.policy = check_policy(policy)
+        self.codec = check_codec(compression)
+        self._buffer = LiveBuffer(policy, buffer)
+        self._id = uuid.uuid4().hex[:12]
+        self._senders: set[str] | None = _lowered(senders)
+        self._cv = threading.Condition(threading.Lock())
+        self._read_lock = threading.Lock()  # accounts and names: read() and stats
+        self._accounts: dict[str, SequenceAccount] = {}
+        self._names: dict[str, str] = {}  # lower-cased -> canonical, as seen in messages
+        self._context = zmq.Context.instance()
+        self._wanted: list[LiveEndpoint] = []  # found by the locator, for the thread
+        self._lost: list[str] = []
+        self._resubscribe = False
+        self._closed = False
+        #: Messages received that were not live messages (dropped; the receiver stays fine).
+        self.bad_messages = 0
+        interfaces = [interface] if isinstance(interface, str) else interface
+        scope = NetworkScope.from_interfaces(interfaces)
+        self._thread = threading.Thread(target=self._run, name="live-streamer", daemon=True)
+        self._thread.start()
+        try:
+            self._locator = LiveLocator(group, scope, discovery, self._found, self._gone)
+        except Exception:
+            self.close()
+            raise
+
+    # --- public API ----------------------------------------------------------------------------
+    @property
+    def stats(self) -> dict[str, SenderStats]:
+        """Per sender (canonical name): records received and dropped, last sequence, run."""
+        with self._read_lock:
+            return {self._names.get(k, k): _copy(a.stats) for k, a in self._accounts.items()}
+
+    @property
+    def receivers(self) -> list[str]:
+        """Receivers whose live service this streamer is connected to."""
+        with self._cv:
+            return sorted({e.receiver for e in self._wanted})
+
+    def known_senders(self) -> list[str]:
+        """Canonical names of the group's transmitters and of every sender seen."""
+        names = {**self._locator.senders(), **self._names}
+        return sorted(names.values())
+
+    def update_senders(self, names: Iterable[str] | None) -> None:
+        """Follow ``names`` from now on (None: every sender).
+
+        Raises :class:`~constellation.errors.UnknownSenderError` listing the known senders when
+        a name is not a transmitter of the group (after waiting briefly for discovery).
+        """
+        if isinstance(names, str):
+            names = [names]
+        given = None if names is None else {str(n).lower(): str(n) for n in names}
+        wanted = None if given is None else set(given)
+        if given is not None:
+            missing = self._locator.wait_for_senders(set(given) - self._names.keys(), SENDER_WAIT)
+            if missing:
+                known = ", ".join(self.known_senders()) or "none"
+                unknown = ", ".join(sorted(given[m] for m in missing))
+                raise UnknownSenderError(
+                    f"unknown sender(s) {unknown} in group '{self.group}' (known: {known})"
+                )
+        with self._cv:
+            self._senders = wanted
+            self._resubscribe = True
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """Records and events since the last read; waits up to ``timeout`` s (None: forever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while not len(self._buffer):
+                if self._closed:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cv.wait(remaining if remaining is not None else 0.5)
+            items = self._buffer.take()
+            self._cv.notify_all()  # a blocked socket thread may go on
+        frame = Frame()
+        with self._read_lock:  # decoding runs while the socket thread goes on buffering
+            for item in items:
+                self._deliver(item, frame)
+        return frame
+
+    def close(self) -> None:
+        """Stop receiving and free the sockets, threads and buffers."""
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            self._cv.notify_all()
+        locator = getattr(self, "_locator", None)
+        if locator is not None:
+            locator.close()
+        self._thread.join(5)
+
+    def __enter__(self) -> Streamer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self._closed:
+            frame = self.read(0.5)
+            if frame is not None:
+                yield frame
+
+    # --- read(): decoding and accounting ---------------------------------------------------------
+    def _deliver(self, item: BufferItem, frame: Frame) -> None:
+        header, payload, receiver = item.payload
+        wanted = self._senders
+        if wanted is not None and item.sender not in wanted:
+            return
+        account = self._accounts.get(item.sender)
+        if account is None:
+            account = self._accounts[item.sender] = SequenceAccount()
+        self._names[item.sender] = header.sender
+        try:
+            if header.kind == "DATA":
+                skip = account.on_data(header.first, header.count, header.size)
+                if skip < header.count:
+                    frame.records.setdefault(header.sender, []).extend(
+                        _records(header, payload, skip)
+                    )
+                return
+            message = decode_data_frame(decompress(header.codec, payload, header.size))
+            tags, meta = split_bor_eor(message)
+        except DecodeError:
+            self.bad_messages += 1
+            return
+        if header.kind == "BOR":
+            if account.on_bor(header.run_id, header.replay):
+                frame.events.append(BOR(header.sender, header.run_id, meta, tags, receiver))
+        else:
+            records = meta.get("data_records")
+            account.on_eor(records if type(records) is int else None)
+            frame.events.append(EOR(header.sender, header.run_id, meta, tags, receiver))
+
+    # --- locator callbacks (any thread) ------------------------------------------------------
+    def _found(self, endpoint: LiveEndpoint) -> None:
+        with self._cv:
+            self._wanted = [e for e in self._wanted if e.receiver != endpoint.receiver]
+            self._wanted.append(endpoint)
+
+    def _gone(self, receiver: str) -> None:
+        with self._cv:
+            self._wanted = [e for e in self._wanted if e.receiver != receiver]
+
+    # --- socket thread -----------------------------------------------------------------------
+    def _topics(self) -> list[bytes]:
+        senders = self._senders
+        topics = [marker_topic(self._id)]
+        if senders is None:
+            topics.append(subscription_topic(self.codec, None))
+        else:
+            topics.extend(subscription_topic(self.codec, s) for s in sorted(senders))
+        return topics
+
+    def _run(self) -> None:
+        sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]] = {}
+        poller = zmq.Poller()
+        next_report = 0.0
+        try:
+            while not self._closed:
+                self._sync_sockets(sockets, poller)
+                for sock, _ in poller.poll(_POLL_MS):
+                    self._receive(sock, sockets[sock][0].receiver)
+                now = time.monotonic()
+                if now >= next_report:
+                    next_report = now + _REPORT_INTERVAL
+                    self._report(sockets)
+        finally:
+            for sock in sockets:
+                sock.close(linger=0)
+
+    def _sync_sockets(
+        self, sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]], poller: Any
+    ) -> None:
+        with self._cv:
+            wanted = list(self._wanted)
+            resubscribe, self._resubscribe = self._resubscribe, False
+            topics = self._topics()
+        for sock, (endpoint, _) in list(sockets.items()):
+            if endpoint not in wanted:
+                poller.unregister(sock)
+                sock.close(linger=0)
+                del sockets[sock]
+        current = {e for e, _ in sockets.values()}
+        for endpoint in wanted:
+            if endpoint not in current:
+                sock = self._context.socket(zmq.XSUB)
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.RCVHWM, 1000)
+                sock.connect(endpoint.lossless if self.policy == "block" else endpoint.lossy)
+                for topic in topics:
+                    sock.send(b"\x01" + topic)
+                sockets[sock] = (endpoint, topics)
+                poller.register(sock, zmq.POLLIN)
+        if resubscribe:
+            for sock, (endpoint, old) in list(sockets.items()):
+                for topic in set(topics) - set(old):
+                    sock.send(b"\x01" + topic)
+                for topic in set(old) - set(topics):
+                    sock.send(b"\x00" + topic)
+                sockets[sock] = (endpoint, topics)
+
+    def _receive(self, sock: zmq.Socket[Any], receiver: str) -> None:
+        for _ in range(1000):  # bounded: the loop looks at its flags in between
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            try:
+                if len(frames) != 3:
+                    raise DecodeError(f"live message of {len(frames)} frames instead of 3")
+                header = LiveHeader.decode(frames[1].buffer)
+            except DecodeError:
+                self.bad_messages += 1
+                continue
+            payload = frames[2].buffer
+            item = BufferItem(
+                header.kind, header.sender.lower(), len(payload), (header, payload, receiver)
+            )
+            with self._cv:
+                while not self._buffer.put(item):  # block policy: wait for read()
+                    if self._closed:
+                        return
+                    self._cv.wait(0.1)
+                self._cv.notify_all()
+
+    def _report(self, sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]]) -> None:
+        with self._read_lock:
+            received = sum(a.stats.received for a in self._accounts.values())
+            dropped = sum(a.stats.dropped for a in self._accounts.values())
+        report = encode_report(self._id, received, dropped)
+        for sock in sockets:
+            try:
+                sock.send(report, zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+
+
+class AsyncStreamer:
+    """:class:`Streamer` for asyncio: ``await read()`` and ``async for frame in streamer``."""
+
+    def __init__(self, group: str, senders: Iterable[str] | None = None, **kwargs: Any) -> None:
+        self._streamer = Streamer(group, senders, **kwargs)
+
+    @property
+    def stats(self) -> dict[str, SenderStats]:
+        return self._streamer.stats
+
+    async def read(self, timeout: float | None = None) -> Frame | None:
+        """Like :meth:`Streamer.read`, without blocking the event loop."""
+        return await asyncio.to_thread(self._streamer.read, timeout)
+
+    async def update_senders(self, names: Iterable[str] | None) -> None:
+        await asyncio.to_thread(self._streamer.update_senders, names)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._streamer.close)
+
+    async def __aenter__(self) -> AsyncStreamer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[Frame]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[Frame]:
+        while not self._streamer._closed:
+            frame = await self.read(0.5)
+            if frame is not None:
+                yield frame
+
+
+def _records(header: LiveHeader, payload: Any, skip: int) -> list[LiveRecord]:
+    message = decode_data_frame(decompress(header.codec, payload, header.size))
+    records = message.records
+    index = header.index
+    published = header.time
+    new = LiveRecord.__new__
+    return [
+        new(
+            LiveRecord,
+            sequence,
+            tags,
+            typed_blocks(tags, blocks),
+            None if index is None else index + pos,
+            published,
+        )
+        for pos, (sequence, tags, blocks) in enumerate(records[skip:], skip)
+    ]
+
+
+def _lowered(names: Iterable[str] | None) -> set[str] | None:
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = [names]
+    return {str(n).lower() for n in names}
+
+
+def _copy(stats: SenderStats) -> SenderStats:
+    return SenderStats(**vars(stats))

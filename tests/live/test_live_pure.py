@@ -1,0 +1,201 @@
+"""Pure parts of the live service: header codec, drop accounting, buffer policies."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from constellation.errors import ConfigError, DecodeError
+from constellation.live.accounting import SequenceAccount
+from constellation.live.buffer import BufferItem, LiveBuffer
+from constellation.live.protocol import (
+    LiveHeader,
+    check_codec,
+    compress,
+    decode_report,
+    decompress,
+    encode_report,
+    sender_of_topic,
+    subscription_topic,
+    topic_for,
+)
+from constellation.live.tap import _Subscriptions
+
+
+# --- protocol ----------------------------------------------------------------------------------
+def test_header_round_trip() -> None:
+    header = LiveHeader("DATA", "Tx.a", "run_1", 5, 3, 17, "lz4", 999, False, 12.5)
+    assert LiveHeader.decode(header.encode()) == header
+
+
+@given(st.binary(max_size=200))
+def test_garbage_headers_raise_only_decode_errors(raw: bytes) -> None:
+    try:
+        LiveHeader.decode(raw)
+    except DecodeError:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"kind": "NOPE"}, "unknown kind"), ({"first": -1}, "first"), ({"codec": "x"}, "codec")],
+)
+def test_bad_header_fields_are_named(change: dict[str, object], message: str) -> None:
+    import msgpack
+
+    header = msgpack.unpackb(LiveHeader("DATA", "Tx.a", "r").encode())
+    header.update(change)
+    with pytest.raises(DecodeError, match=message):
+        LiveHeader.decode(msgpack.packb(header))
+
+
+def test_reports_round_trip_and_garbage_is_refused() -> None:
+    assert decode_report(encode_report("abc", 10, 2)) == ("abc", 10, 2)
+    for raw in (b"\x02", b"\x02\x93\x01\x02\x03", b"\x03" + encode_report("a", 1, 1)[1:]):
+        with pytest.raises(DecodeError):
+            decode_report(raw)
+
+
+def test_topics_select_codec_and_sender() -> None:
+    topic = topic_for("none", "Tx.A")
+    assert topic.startswith(subscription_topic("none", None))
+    assert topic.startswith(subscription_topic("none", "tx.a"))
+    assert not topic.startswith(subscription_topic("none", "tx.ab"))
+    assert not topic.startswith(subscription_topic("zstd", None))
+    assert sender_of_topic(topic) == "tx.a"
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_compression_round_trip(codec: str) -> None:
+    data = bytes(range(256)) * 40
+    packed = compress(codec, data)
+    assert len(packed) < len(data)
+    assert bytes(decompress(codec, packed, len(data))) == data
+    with pytest.raises(DecodeError, match="header says"):
+        decompress(codec, packed, len(data) + 1)
+    with pytest.raises(DecodeError):
+        decompress(codec, b"not compressed", 10)
+
+
+def test_unknown_codec_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="none, lz4, zstd"):
+        check_codec("snappy")
+    assert check_codec(None) == "none" and check_codec("LZ4") == "lz4"
+
+
+# --- accounting --------------------------------------------------------------------------------
+@given(
+    st.lists(st.integers(1, 20), min_size=1, max_size=40),
+    st.lists(st.booleans(), max_size=40),
+    st.booleans(),
+)
+def test_received_plus_dropped_equals_stored(
+    sizes: list[int], lost: list[bool], lose_tail: bool
+) -> None:
+    account = SequenceAccount()
+    assert account.on_bor("r", replayed=False)
+    first, delivered = 1, []
+    for pos, size in enumerate(sizes):
+        gone = lost[pos] if pos < len(lost) else False
+        if pos == len(sizes) - 1 and lose_tail:
+            gone = True
+        if not gone:
+            skip = account.on_data(first, size)
+            delivered += list(range(first + skip, first + size))
+        first += size
+    stored = first - 1
+    account.on_eor(stored)
+    stats = account.stats
+    assert stats.received + stats.dropped == stored
+    assert stats.received == len(delivered) == len(set(delivered))
+
+
+@given(st.lists(st.tuples(st.integers(1, 60), st.integers(1, 10)), max_size=30))
+def test_overlaps_and_duplicates_are_delivered_once(messages: list[tuple[int, int]]) -> None:
+    account = SequenceAccount()
+    account.on_bor("r", replayed=False)
+    delivered: list[int] = []
+    for first, count in messages:
+        skip = account.on_data(first, count)
+        delivered += list(range(first + skip, first + count)) if skip < count else []
+    assert delivered == sorted(set(delivered))
+    assert account.stats.received == len(delivered)
+
+
+def test_a_late_joiner_counts_from_its_first_record_and_repeated_bors_are_ignored() -> None:
+    account = SequenceAccount()
+    assert account.on_data(5, 3) == 3  # before any BOR: ignored, not counted
+    assert account.on_bor("r", replayed=True)
+    assert not account.on_bor("r", replayed=True)
+    assert account.on_data(100, 10) == 0
+    account.on_eor(120)  # 110..120 lost
+    assert (account.stats.received, account.stats.dropped) == (10, 11)
+    assert account.on_bor("r2", replayed=False)
+    account.on_data(2, 1)  # a live BOR: sequence 1 is missing
+    assert account.stats.dropped == 12
+
+
+def test_follow_starts_after_the_file() -> None:
+    account = SequenceAccount()
+    account.on_bor("r", replayed=True)
+    account.start_after(50)
+    assert account.on_data(45, 10) == 6  # 45..50 came from the file
+    assert account.stats.received == 4 and account.stats.dropped == 0
+
+
+# --- buffer ------------------------------------------------------------------------------------
+def _item(kind: str, sender: str = "a", nbytes: int = 100, tag: int = 0) -> BufferItem:
+    return BufferItem(kind, sender, nbytes, tag)
+
+
+def test_drop_oldest_keeps_the_bound_and_every_bor_and_eor() -> None:
+    buffer = LiveBuffer("drop-oldest", 1000)
+    buffer.put(_item("BOR", nbytes=10))
+    for n in range(50):
+        buffer.put(_item("DATA", tag=n))
+        assert buffer.nbytes <= 1000
+    buffer.put(_item("EOR", nbytes=10))
+    items = buffer.take()
+    assert items[0].kind == "BOR" and items[-1].kind == "EOR"
+    assert [i.payload for i in items if i.kind == "DATA"] == list(range(41, 50))
+    assert buffer.discarded == 41 and buffer.nbytes == 0
+
+
+def test_latest_keeps_only_the_newest_record_per_sender() -> None:
+    buffer = LiveBuffer("latest", 10**6)
+    for n in range(5):
+        buffer.put(_item("DATA", "a", tag=n))
+        buffer.put(_item("DATA", "b", tag=10 + n))
+    assert [(i.sender, i.payload) for i in buffer.take()] == [("a", 4), ("b", 14)]
+
+
+def test_block_refuses_what_does_not_fit() -> None:
+    buffer = LiveBuffer("block", 250)
+    assert buffer.put(_item("DATA")) and buffer.put(_item("DATA"))
+    assert not buffer.put(_item("DATA"))
+    assert buffer.put(_item("EOR"))  # control messages always fit
+    assert len(buffer.take()) == 3 and buffer.put(_item("DATA"))
+
+
+def test_unknown_policy_and_bad_bound_are_refused() -> None:
+    with pytest.raises(ValueError, match="drop-oldest, latest, block"):
+        LiveBuffer("newest")
+    with pytest.raises(ValueError, match="positive"):
+        LiveBuffer("block", 0)
+
+
+# --- subscription table of the tap ---------------------------------------------------------------
+def test_subscription_counts_follow_subscribes_and_unsubscribes() -> None:
+    subs = _Subscriptions()
+    subs.change(b"#sub1", 1)
+    subs.change(b"r", 1)
+    subs.change(b"ztx.a\n", 1)
+    assert subs.markers == 1 and subs.codecs == ("none", "zstd")
+    assert subs.wanted("zstd", topic_for("zstd", "Tx.a"))
+    assert not subs.wanted("zstd", topic_for("zstd", "Tx.b"))
+    subs.change(b"r", -1)
+    subs.change(b"ztx.a\n", -1)
+    subs.change(b"#sub1", -1)
+    subs.change(b"#sub1", -1)  # an extra unsubscription does not go negative
+    assert (subs.markers, subs.codecs, subs.topics) == (0, (), {})

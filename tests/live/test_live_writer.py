@@ -1,0 +1,121 @@
+"""H5DataWriter publishes each record after storing it, with its index in the file; CHIRP
+discovery; faults on the live socket. Real satellite processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+
+from constellation.live import EOR, Frame, Streamer
+from constellation.reader import h5reader
+from controller import Controller
+from tests.helpers import LOOPBACK, TX, WRITER, cycle_to_run, wait_for, writer_run_config
+from tests.live.conftest import DN, devnull_config
+
+
+def _collect(streamer: Streamer, frames: list[Frame], timeout: float = 60) -> EOR:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = streamer.read(0.5)
+        if frame is None:
+            continue
+        frames.append(frame)
+        for event in frame.events:
+            if isinstance(event, EOR):
+                return event
+    raise AssertionError("no EOR")
+
+
+def _background(streamer: Streamer) -> tuple[threading.Thread, list[Frame], list[EOR]]:
+    frames: list[Frame] = []
+    eors: list[EOR] = []
+    thread = threading.Thread(target=lambda: eors.append(_collect(streamer, frames)), daemon=True)
+    thread.start()
+    return thread, frames, eors
+
+
+def test_writer_publishes_stored_records_with_their_file_index(
+    processes: Any, group: str, tmp_path: Path
+) -> None:
+    processes("SatelliteH5DataWriter", "w")
+    processes("SatelliteRandomTransmitter", "tx")
+    with Controller(group, interface=LOOPBACK) as ctl:
+        ctl.await_satellites([TX, WRITER], timeout=20)
+        with Streamer(group, interface=LOOPBACK) as streamer:
+            wait_for(lambda: streamer.receivers, 15, what="the writer's live service")
+            thread, frames, eors = _background(streamer)
+            config = writer_run_config(tmp_path, True, rate=3000, block_size=256, seed=5)
+            cycle_to_run(ctl, config, "stored_1")
+            wait_for(lambda: sum(f.count() for f in frames) >= 2000, 20, what="live records")
+            ctl.stop()
+            ctl.await_state("ORBIT", 20)
+            thread.join(60)
+        assert eors, "no EOR from the writer"
+    live = [r for f in frames for r in f.records.get(TX, [])]
+    stored = eors[0].run_metadata["data_records"]
+    assert [r.sequence for r in live] == list(range(1, stored + 1))
+    assert [r.stored_index for r in live] == list(range(stored))
+    with h5reader.open_run(tmp_path / "data_stored_1.h5") as run:
+        on_file = list(run.records(TX))
+    assert len(on_file) == stored
+    for record, written in zip(live, on_file, strict=True):
+        assert record.sequence == written.sequence
+        assert record.blocks[0].tobytes() == written.blocks[0].tobytes()
+
+
+def test_chirp_discovery_finds_the_live_service(processes: Any, group: str) -> None:
+    for script, name in (("SatelliteRandomTransmitter", "tx"), ("SatelliteDevNullReceiver", "dn")):
+        processes(script, name, "--discovery", "chirp")
+    with Controller(group, interface=LOOPBACK, discovery="chirp") as ctl:
+        ctl.await_satellites([TX, DN], timeout=20)
+        with Streamer(group, interface=LOOPBACK, discovery="chirp") as streamer:
+            wait_for(lambda: streamer.receivers == [DN], 20, what="live service over CHIRP")
+            thread, frames, eors = _background(streamer)
+            cycle_to_run(ctl, devnull_config(2000), "chirp_1")
+            wait_for(lambda: sum(f.count() for f in frames) >= 500, 20, what="live records")
+            ctl.stop()
+            ctl.await_state("ORBIT", 20)
+            thread.join(60)
+        assert eors and streamer.stats[TX].dropped == 0
+        assert streamer.stats[TX].received == eors[0].run_metadata["data_records"]
+
+
+def test_garbage_and_vanishing_subscribers_leave_the_receiver_intact(
+    processes: Any, group: str
+) -> None:
+    processes("SatelliteRandomTransmitter", "tx")
+    processes("SatelliteDevNullReceiver", "dn")
+    with Controller(group, interface=LOOPBACK) as ctl:
+        ctl.await_satellites([TX, DN], timeout=20)
+        dn = ctl.satellites[DN]
+        endpoint = dn.command("get_live_endpoint").payload
+        address = f"tcp://{LOOPBACK}:{endpoint['port']}"
+        with Streamer(group, interface=LOOPBACK) as streamer:
+            wait_for(lambda: streamer.receivers, 15, what="the live service")
+            thread, _frames, eors = _background(streamer)
+            cycle_to_run(ctl, devnull_config(3000), "faults_1")
+            context = zmq.Context.instance()
+            for round_ in range(30):  # connect, subscribe, send junk, vanish
+                sock = context.socket(zmq.XSUB)
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.connect(address)
+                sock.send(b"\x01r")
+                sock.send(b"\x02" + msgpack.packb({"id": 5}))
+                sock.send_multipart([b"junk", b"\xc1" * round_])
+                sock.send(b"\x01" + b"x" * 70_000)  # larger than the receiver accepts
+                sock.close(linger=0)
+            wait_for(lambda: dn.command("get_data_rate").payload["records"] >= 2000, 20)
+            ctl.stop()
+            ctl.await_state("ORBIT", 20)
+            thread.join(60)
+        assert eors
+        stored = eors[0].run_metadata["data_records"]
+        rate = dn.command("get_data_rate").payload
+        assert rate["records"] == rate["eor_records"] == stored
+        assert streamer.stats[TX].received + streamer.stats[TX].dropped == stored
+        assert dn.command("get_state").verb == "ORBIT"
