@@ -164,6 +164,7 @@ function addLog(e) {
     $("log-body").prepend(logRow(e));
     while ($("log-body").children.length > 500) $("log-body").lastChild.remove();
   }
+  $("log-shown").textContent = `${$("log-body").children.length} shown of ${S.logs.length}`;
 }
 
 // --- metrics ------------------------------------------------------------------------------------
@@ -217,8 +218,9 @@ function makeChart() {
     const width = Math.max(300, plotBox.clientWidth || 520);
     if (!chart.plot || chart.plot.series.length !== chart.keys.length + 1) {
       if (chart.plot) chart.plot.destroy();
-      chart.plot = new uPlot({ width, height: 180, spanGaps: true, legend: { show: true },
-        series: [{}, ...chart.keys.map(([s, m], i) => ({ label: `${s} ${m}`, stroke: COLOURS[i % COLOURS.length], width: 1.5 }))],
+      chart.plot = new uPlot({ width, height: 180, legend: { show: true },
+        series: [{}, ...chart.keys.map(([s, m], i) => ({ label: `${s} ${m}`, stroke: COLOURS[i % COLOURS.length],
+          width: 1.5, spanGaps: true, points: { show: false } }))],
         axes: [{}, { size: 60 }] }, data, plotBox);
     } else chart.plot.setData(data);
   };
@@ -335,7 +337,7 @@ async function init() {
   wire(); connect();
   const info = await api("/api/info");
   S.tokenRequired = info.token_required; $("token-box").hidden = !info.token_required;
-  if (info.live) $("hist-msg").textContent = info.live;
+  if (info.live) { $("hist-msg").textContent = info.live; $("hist").hidden = true; $("hist-go").disabled = true; }
   if (info.token_required && S.token) checkToken();
   await loadConfigs().catch((e) => showMsg(e.message, false));
   refreshRates(); refreshRuns();
