@@ -10,6 +10,7 @@ their state: two operators acting at once get the satellite's INVALID reply, nev
 from __future__ import annotations
 
 import asyncio
+import functools
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ from typing import Any
 from constellation.errors import ConfigError, ConstellationError
 from controller.config import ControllerConfig, load_config
 from controller.web.backend import Backend
-from controller.web.group_model import parse_arguments
+from controller.web.group_model import GroupModel, parse_arguments
 
 __all__ = ["CONFIG_SUFFIXES", "MAX_UPLOAD", "ActionError", "Actions"]
 
@@ -110,8 +111,7 @@ class Actions:
     def _record(self, replies: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for name, reply in replies.items():
-            text = str(reply)
-            self.backend.apply(lambda m, now, n=name, t=text, ok=reply.ok: m.reply(n, t, ok, now))
+            self.backend.apply(functools.partial(_show_reply, name, str(reply), reply.ok))
             out[name] = {
                 "ok": reply.ok,
                 "type": reply.msg_type.name,
@@ -172,6 +172,10 @@ class Actions:
 
     def close(self) -> None:
         self._tmp.cleanup()
+
+
+def _show_reply(name: str, text: str, ok: bool, model: GroupModel, now: float) -> list[Any]:
+    return model.reply(name, text, ok, now)
 
 
 def _jsonable(value: Any) -> Any:

@@ -51,7 +51,7 @@ def start_browser(width: int = 1400, height: int = 1000) -> Any:
     except BaseException:
         shutil.rmtree(profile, ignore_errors=True)
         raise
-    driver._mc_profile = profile
+    driver._mc_profile = profile  # type: ignore[attr-defined]
     return driver
 
 

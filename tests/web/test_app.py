@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # starlette's note that it would prefer httpx2 to httpx
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from controller.web.actions import MAX_UPLOAD, Actions
 from controller.web.app import create_app

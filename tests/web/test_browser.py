@@ -13,6 +13,7 @@ import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -250,6 +251,29 @@ def test_log_filters(page: Page, group: dict[str, Any]) -> None:
     page.by_id("log-text").clear()
     Select(page.by_id("log-level")).select_by_value("WARNING")
     assert all(r[1] in ("WARNING", "CRITICAL") for r in rows())
+
+
+def test_two_operators_at_once_get_one_success_per_satellite(
+    page: Page, group: dict[str, Any]
+) -> None:
+    def launch() -> dict[str, Any]:
+        req = urllib.request.Request(
+            group["url"] + "/api/command",
+            json.dumps({"verb": "launch"}).encode(),
+            {"Content-Type": "application/json", "X-Operator-Token": TOKEN},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=30) as res:
+            return json.loads(res.read())["replies"]
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: launch(), range(2))
+    for name in group["names"]:
+        types = sorted([first[name]["type"], second[name]["type"]])
+        assert types == ["INVALID", "SUCCESS"], (name, first[name], second[name])
+    page.wait_states("ORBIT", group["names"])
+    page.click("btn-land")
+    page.wait_states("INIT", group["names"])
 
 
 def test_killed_satellite_turns_dead(page: Page, group: dict[str, Any]) -> None:
