@@ -38,11 +38,25 @@ from controller.web.headless import close_browser, start_browser
 from tests.helpers import LOOPBACK, console_script, unique_group, wait_for
 
 
-def host(group: str, count: int) -> None:
-    """Run ``count`` Example satellites in this process until SIGTERM."""
+def host(group: str, first: int, count: int) -> None:
+    """Run Example satellites ``first`` .. ``first + count - 1`` in this process until SIGTERM.
+
+    Every satellite subscribes to the heartbeats of every other one: a process holds
+    ``count * N`` sockets, hence several processes and a raised file limit.
+    """
+    import resource
+
+    import zmq
+
     from satellites.example import Example
 
-    sats = [Example(f"s{i:02d}", group, interfaces=[LOOPBACK]).start() for i in range(count)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    zmq.Context.instance().set(zmq.MAX_SOCKETS, 16384)
+    sats = [
+        Example(f"s{i:02d}", group, interfaces=[LOOPBACK]).start()
+        for i in range(first, first + count)
+    ]
     print("ready", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -98,10 +112,10 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--changes", type=int, default=5)
     parser.add_argument("--idle", type=float, default=20.0)
-    parser.add_argument("--host", nargs=2, metavar=("GROUP", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--host", nargs=3, help=argparse.SUPPRESS)  # GROUP FIRST COUNT
     args = parser.parse_args()
     if args.host:
-        host(args.host[0], int(args.host[1]))
+        host(args.host[0], int(args.host[1]), int(args.host[2]))
         return 0
     n = args.satellites
     group = unique_group("webbench")
@@ -111,12 +125,18 @@ def main() -> int:
     config.write_text("[Example._default]\nsample_period = 1.0\n")
     mc_cmd = [console_script("MissionControl"), "-g", group, "-i", LOOPBACK, "--port", str(port)]
     mc = subprocess.Popen([*mc_cmd, "-c", str(config)], stdout=subprocess.DEVNULL)
-    sats = subprocess.Popen(
-        [sys.executable, __file__, "--host", group, str(n)], stdout=subprocess.PIPE, text=True
-    )
+    hosts = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--host", group, str(first), str(min(10, n - first))],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for first in range(0, n, 10)
+    ]
     driver = None
     try:
-        assert sats.stdout is not None and sats.stdout.readline().strip() == "ready"
+        for proc in hosts:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         wait_for(
             lambda: len((get(url + "/api/snapshot") or {}).get("satellites", [])) == n,
             120,
@@ -124,15 +144,19 @@ def main() -> int:
             f"{n} satellites in MissionControl",
         )
         driver = start_browser()
-        loads = []
+        loads, walls = [], []
         for _ in range(args.loads):
             began = time.perf_counter()
             driver.get(url + "/")
             wait_for(lambda: driver.execute_script(READY, n), 30, 0.005, "page ready")
-            loads.append(time.perf_counter() - began)
+            walls.append(time.perf_counter() - began)
+            # The page's own stamp: ms from navigation start to all rows shown.
+            loads.append(float(driver.execute_script("return document.body.dataset.readyMs")) / 1e3)
         print(
-            f"page ready with {n} satellites: median {statistics.median(loads):.3f} s, "
-            f"max {max(loads):.3f} s over {len(loads)} loads (goal <= 1 s)"
+            f"page ready with {n} satellites (navigation start -> all rows shown): median "
+            f"{statistics.median(loads):.3f} s, max {max(loads):.3f} s over {len(loads)} loads "
+            f"(goal <= 1 s); each: {', '.join(f'{t:.3f}' for t in loads)}; "
+            f"seen by the driver: {', '.join(f'{t:.3f}' for t in walls)}"
         )
         names = sorted(s["name"] for s in get(url + "/api/snapshot")["satellites"])
         latencies = []
@@ -161,7 +185,7 @@ def main() -> int:
     finally:
         if driver is not None:
             close_browser(driver)
-        for proc_ in (sats, mc):
+        for proc_ in (*hosts, mc):
             proc_.terminate()
             try:
                 proc_.wait(30)

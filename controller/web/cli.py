@@ -76,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"MissionControl for group '{args.group}' on http://{args.host}:{args.port}/", flush=True)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        # Open event streams never end by themselves: give them 2 s when stopping.
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2
+        )
     finally:
         live.close()
         actions.close()

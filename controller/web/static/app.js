@@ -71,7 +71,7 @@ function renderCounters(c) {
 }
 
 // --- satellites -------------------------------------------------------------------------------
-function renderSat(row) {
+function renderSat(row, batch) {
   S.sats.set(row.name, row);
   let tr = document.querySelector(`#sat-body tr[data-name="${CSS.escape(row.name)}"]`);
   if (!tr) {
@@ -95,7 +95,7 @@ function renderSat(row) {
   }
   if (row.state !== "DEAD") cmds.append(el("button", { class: "small cmd-open", onclick: () => openCommands(row.name) }, "commands…"));
   c[7].replaceChildren(cmds);
-  fillSenders();
+  if (!batch) fillSenders();
 }
 async function openCommands(name) {
   $("cmd-form").hidden = false; $("cmd-target").textContent = name; $("cmd-help").textContent = "asking get_commands…";
@@ -279,8 +279,17 @@ async function refreshRuns() {
 function applySnapshot(snap) {
   renderHeader(snap.header);
   $("sat-body").replaceChildren(); S.sats.clear();
-  for (const row of snap.satellites) renderSat(row);
+  for (const row of snap.satellites) renderSat(row, true);
+  fillSenders();
   S.logs = snap.logs; renderLogs(); renderMetricList(snap.metrics);
+  if (!S.snapshotAt) S.snapshotAt = performance.now();  // ms since navigation started
+  markReady();
+}
+function markReady() {  // ready: wired, configurations loaded and the first snapshot shown
+  if (S.initDone && S.snapshotAt && !document.body.dataset.ready) {
+    document.body.dataset.readyMs = String(Math.round(performance.now()));
+    document.body.dataset.ready = "1";
+  }
 }
 function connect() {
   const es = new EventSource("/api/stream");
@@ -342,6 +351,6 @@ async function init() {
   await loadConfigs().catch((e) => showMsg(e.message, false));
   refreshRates(); refreshRuns();
   setInterval(refreshRates, 2000); setInterval(refreshRuns, 5000);
-  document.body.dataset.ready = "1";
+  S.initDone = true; markReady();
 }
 init();
