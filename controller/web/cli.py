@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -77,14 +80,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"MissionControl for group '{args.group}' on http://{args.host}:{args.port}/", flush=True)
     try:
         # Open event streams never end by themselves: give them 2 s when stopping.
-        uvicorn.run(
+        config = uvicorn.Config(
             app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2
         )
+        _server(config).run()
     finally:
         live.close()
         actions.close()
         backend.close()
     return 0
+
+
+def _server(config: Any) -> Any:
+    """uvicorn's server, stopping on SIGINT/SIGTERM without re-raising the signal afterwards
+    (so that MissionControl closes its connections and exits with 0)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {
+                sig: signal.signal(sig, lambda s, f: self.handle_exit(s, None))
+                for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server(config)
 
 
 if __name__ == "__main__":
