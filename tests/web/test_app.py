@@ -124,6 +124,13 @@ def test_malformed_command_requests(backend: FakeBackend, config_dir: Path, body
     assert backend.ctl.sent == []
 
 
+def test_oversized_command_request(backend: FakeBackend, config_dir: Path) -> None:
+    with client_for(backend, config_dir) as http:
+        res = http.post("/api/command", content=b'{"verb": "launch", "x": "' + b"a" * 70_000)
+        assert res.status_code == 413
+    assert backend.ctl.sent == []
+
+
 def test_custom_command_with_typed_arguments(backend: FakeBackend, config_dir: Path) -> None:
     with client_for(backend, config_dir) as http:
         listing = http.get("/api/commands/Example.a").json()

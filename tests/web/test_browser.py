@@ -171,6 +171,22 @@ def test_configuration_error_is_shown(page: Page, group: dict[str, Any]) -> None
     wait_for(lambda: "broken.toml" in page.text("control-msg"), 10, 0.05, "config error shown")
     assert "error" in page.by_id("control-msg").get_attribute("class")
     assert set(page.states().values()) == {"NEW"}
+    # An uploaded file is checked at once; a good one becomes selectable.
+    bad = group["tmp"] / "mine-bad.toml"
+    bad.write_text("[Example.a\n")
+    page.by_id("config-file").send_keys(str(bad))
+    wait_for(lambda: "upload mine-bad.toml: " in page.text("control-msg"), 10, 0.05, "refused")
+    good = group["tmp"] / "mine.toml"
+    good.write_text(RUN_TOML)
+    page.by_id("config-file").send_keys(str(good))
+    wait_for(
+        lambda: (
+            page.js("return document.getElementById('config-select').value") == "uploaded:mine.toml"
+        ),
+        10,
+        0.05,
+        "the upload selected",
+    )
 
 
 def test_full_run_by_clicking_with_a_live_chart(page: Page, group: dict[str, Any]) -> None:
