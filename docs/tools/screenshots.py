@@ -108,6 +108,14 @@ def main(out: Path) -> None:
         for i, (sender, metric) in enumerate(
             [("RandomTransmitter.tx", "TX_RECORDS"), ("DevNullReceiver.rx", "RX_RECORDS")]
         ):
+            wait(
+                lambda s=sender: js(
+                    "return [...document.querySelectorAll('#m-sender option')]"
+                    f".some(o => o.value == {s!r})"
+                ),
+                20,
+                sender,
+            )
             js(
                 f"const s = document.getElementById('m-sender'); s.value = {sender!r};"
                 "s.dispatchEvent(new Event('change'));"
