@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV)"
@@ -23,7 +23,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: $(STAMP) lint
+# Debian's chromium and chromium-driver for the browser tests (installed when missing, as root).
+system-deps:
+	bash .ci/system-deps.sh
+
+test: $(STAMP) lint system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -1,0 +1,177 @@
+"""MissionControl web: the bridge from a group (controller, heartbeats, monitoring) to the page.
+
+:class:`Backend` owns a :class:`~controller.controller.Controller` and a
+:class:`~constellation.net.listener.MonitoringListener` sharing its discovery, feeds their
+callbacks into the pure :class:`~controller.web.group_model.GroupModel` under one lock and
+publishes the resulting events on the :class:`~controller.web.stream.Hub`. A poller thread reads
+heartbeat lives and roles twice a second. Nothing here runs in the web server's event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from constellation.net.listener import MonitoringListener
+from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
+from controller.controller import Controller
+from controller.web.group_model import GroupModel
+from controller.web.stream import Hub
+
+__all__ = ["Backend"]
+
+log = logging.getLogger("constellation.web")
+
+
+def _seconds(stamp: Any) -> float:
+    try:
+        return float(stamp.to_unix())
+    except AttributeError:
+        return time.time()
+
+
+class Backend:
+    """A group as the page sees it; ``model`` is guarded by ``lock``."""
+
+    def __init__(
+        self,
+        group: str,
+        interface: str | None = None,
+        discovery: str = "mdns",
+        log_level: str = "INFO",
+        run_prefix: str = "run",
+        poll_interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.model = GroupModel(group, run_prefix)
+        self.hub = Hub()
+        self.pool = ThreadPoolExecutor(8, thread_name_prefix="web-actions")
+        self._stop = threading.Event()
+        self.ctl = Controller(group, interface, discovery=discovery, name="MissionControl")
+        try:
+            self.listener = MonitoringListener(
+                group,
+                interface,
+                discovery=self.ctl.discovery,
+                level=log_level,
+                metrics=[],
+                on_log=self._on_log,
+                on_metric=self._on_metric,
+                on_notification=self._on_notification,
+                on_peer=self._on_peer,
+            )
+        except BaseException:
+            self.ctl.close()
+            raise
+        self.ctl.on_state_change(self._on_state)
+        self.ctl.on_join(self._on_join)
+        self.ctl.on_leave(self._on_leave)
+        for name in self.ctl.satellites:
+            self._on_join(name)
+        self._poll_interval = poll_interval
+        self._poller = threading.Thread(target=self._poll, name="web-poller", daemon=True)
+        self._poller.start()
+
+    # --- feeding the model ----------------------------------------------------------------------
+    def apply(self, change: Callable[[GroupModel, float], list[tuple[str, Any]]]) -> None:
+        """Run ``change(model, now)`` under the lock and publish its events."""
+        with self.lock:
+            events = change(self.model, self.clock())
+        self.hub.publish(events)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return self.model.snapshot(self.clock())
+
+    def _on_state(self, name: str, old: str, new: str) -> None:
+        status = self.ctl.statuses.get(name)
+        self.apply(lambda m, now: m.state(name, new, now, status))
+
+    def _on_join(self, name: str) -> None:
+        state = self.ctl.states.get(name, "?")
+        self.apply(lambda m, now: [*m.joined(name, now), *m.state(name, state, now)])
+        try:
+            self.pool.submit(self._ask_run_id, name)
+        except RuntimeError:  # shutting down
+            pass
+
+    def _ask_run_id(self, name: str) -> None:
+        handle = self.ctl.satellites.get(name)
+        if handle is None:
+            return
+        try:
+            reply = handle.command("get_run_id", timeout=self.ctl.timeout)
+        except Exception as exc:
+            log.debug("%s did not answer get_run_id: %s", name, exc)
+            return
+        if reply.ok:
+            self.apply(lambda m, now: m.run_ids_seen([reply.verb]))
+
+    def _on_leave(self, name: str) -> None:
+        self.apply(lambda m, now: m.left(name, now))
+
+    def _on_log(self, message: CMDP1Log) -> None:
+        when = _seconds(message.time)
+        self.apply(
+            lambda m, now: m.log(
+                message.sender, message.level, message.log_topic, message.message, when
+            )
+        )
+
+    def _on_metric(self, message: CMDP1Metric) -> None:
+        wall = time.time()
+        self.apply(
+            lambda m, now: m.metric(message.sender, message.name, message.value, message.unit, wall)
+        )
+
+    def _on_notification(self, message: CMDP1Notification) -> None:
+        if message.kind == "STAT":
+            names = [t.removeprefix("STAT/") for t in message.topics]
+            self.apply(lambda m, now: m.announced(message.sender, names))
+
+    def _on_peer(self, name: str, connected: bool) -> None:
+        if not connected:
+            self.apply(lambda m, now: m.sender_gone(name))
+
+    def _poll(self) -> None:
+        last_header = 0.0
+        while not self._stop.wait(self._poll_interval):
+            try:
+                peers = self.ctl.heartbeats.peers()
+                with self.lock:
+                    now = self.clock()
+                    events = []
+                    for info in peers.values():
+                        name = self._canonical(info.name)
+                        if name in self.model.sats:
+                            lives = info.lives
+                            events += self.model.heartbeat(
+                                name, lives, info.role.name, info.status, now
+                            )
+                    running = self.model.run_started is not None and self.model.run_ended is None
+                    if running and now - last_header >= 1.0:
+                        last_header = now
+                        events.append(("header", self.model.header(now)))
+                self.hub.publish(events)
+            except Exception:  # the poller must outlive any surprise
+                log.exception("web poller failed")
+
+    def _canonical(self, name: str) -> str:
+        lower = name.lower()
+        for known in self.model.sats:
+            if known.lower() == lower:
+                return known
+        return name
+
+    def close(self) -> None:
+        self._stop.set()
+        self._poller.join(2)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.listener.close()
+        self.ctl.close()
