@@ -38,6 +38,7 @@ from satellites.h5datawriter.compression import compression_kwargs
 from satellites.h5datawriter.normal_layout import NormalLayout, RecordLike
 from satellites.h5datawriter.space import DiskReserve
 from satellites.h5datawriter.swmr_layout import SwmrSender, batch_nbytes
+from satellites.h5datawriter.symbol_table import create_symbol_table_group
 
 __all__ = ["FILE_CONFLICTS", "LIBVER_NORMAL", "LIBVER_SWMR", "RunFile", "output_path"]
 
@@ -336,7 +337,9 @@ class RunFile:
         """The sender's group at the file root, next to (never inside) the writer's group."""
         if sender.casefold() == self._writer_name.casefold():
             raise OutputFileError(self._path, f"sender '{sender}' is named like this writer")
-        return self._senders_parent.create_group(sender)
+        if self._swmr:
+            return self._senders_parent.create_group(sender)
+        return create_symbol_table_group(self._senders_parent, sender)  # flat cost per record
 
     def _new_group(self, sender: str) -> h5py.Group:
         group = self._create_group(sender)
