@@ -7,7 +7,9 @@ Each repeat (``--repeats``, default 3) runs, one after the other, with satellite
 - ``swmr`` and ``normal``: RandomTransmitter -> H5DataWriter in the two file layouts.
 
 Rates are records stored (received, for devnull) / (RUN time + time from ``stop`` until both are
-in ORBIT again). Two plain-h5py baselines are timed in the same process, on as many records as
+in ORBIT again). CPU per record is the CPU time (user + system, all threads) each process used
+from RUN until both are back in ORBIT, per record stored: less sensitive to other load on the
+host than the rates. Two plain-h5py baselines are timed in the same process, on as many records as
 the writer stored (normal: at most ``--baseline-records``): ``plain-h5py append`` writes the same
 bytes to one resizable dataset in batches (what SWMR mode is compared with), ``plain-h5py
 groups`` creates the normal layout's objects with high-level h5py (``create_group`` +
@@ -60,6 +62,15 @@ def _rss(proc: subprocess.Popen[bytes]) -> int:
         return 0
 
 
+def _cpu(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds (user + system, all threads) the process has used so far."""
+    try:
+        times = psutil.Process(proc.pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
 def _config(mode: str, block_size: int, out: Path) -> dict[str, Any]:
     receiver = RECEIVERS[mode]
     tx = {"block_size": block_size, "_conditions": {"require_starting_after": [receiver]}}
@@ -93,6 +104,7 @@ def run_mode(mode: str, seconds: float, block_size: int, out: Path) -> dict[str,
             ctl.await_state("ORBIT", 30)
             ctl.start(run_id)
             ctl.await_state("RUN", 30)
+            cpu_start = [_cpu(proc) for proc in procs]
             t_run = time.monotonic()
             while time.monotonic() - t_run < seconds:
                 peaks = [max(p, _rss(proc)) for p, proc in zip(peaks, procs, strict=True)]
@@ -101,6 +113,7 @@ def run_mode(mode: str, seconds: float, block_size: int, out: Path) -> dict[str,
             ctl.stop()
             ctl.await_state("ORBIT", 120)
             t_orbit = time.monotonic()
+            cpu = [_cpu(proc) - start for proc, start in zip(procs, cpu_start, strict=True)]
             peaks = [max(p, _rss(proc)) for p, proc in zip(peaks, procs, strict=True)]
             rate = ctl.satellites[receiver].command("get_data_rate") if mode == "devnull" else None
             ctl.land()
@@ -131,6 +144,8 @@ def run_mode(mode: str, seconds: float, block_size: int, out: Path) -> dict[str,
         "stop_s": round(t_orbit - t_stop, 2),
         "records_per_s": round(stored / total),
         "mb_per_s": round(stored * block_size / total / 1e6, 1),
+        "receiver_cpu_us_per_record": round(cpu[0] / max(stored, 1) * 1e6, 2),
+        "transmitter_cpu_us_per_record": round(cpu[1] / max(stored, 1) * 1e6, 2),
         "receiver_peak_rss_mb": round(peaks[0] / 2**20, 1),
         "transmitter_peak_rss_mb": round(peaks[1] / 2**20, 1),
     }
@@ -210,7 +225,9 @@ def _line(row: dict[str, Any]) -> str:
         f"stored {row['records_stored']:,.0f} of {row['records_sent']:,.0f} "
         f"(lost {row['lost']:,.0f}), run {row['run_s']} s, stop {row['stop_s']} s, "
         f"peak RSS receiver {row['receiver_peak_rss_mb']} MB / transmitter "
-        f"{row['transmitter_peak_rss_mb']} MB"
+        f"{row['transmitter_peak_rss_mb']} MB; CPU per record receiver "
+        f"{row['receiver_cpu_us_per_record']} us / transmitter "
+        f"{row['transmitter_cpu_us_per_record']} us"
     )
     for key, label in (
         ("plain_append_records_per_s", "plain-h5py append"),

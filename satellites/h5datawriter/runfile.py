@@ -38,6 +38,7 @@ from satellites.h5datawriter.compression import compression_kwargs
 from satellites.h5datawriter.normal_layout import NormalLayout, RecordLike
 from satellites.h5datawriter.space import DiskReserve
 from satellites.h5datawriter.swmr_layout import SwmrSender, batch_nbytes
+from satellites.h5datawriter.symbol_table import create_symbol_table_group
 
 __all__ = ["FILE_CONFLICTS", "LIBVER_NORMAL", "LIBVER_SWMR", "RunFile", "output_path"]
 
@@ -211,10 +212,13 @@ class RunFile:
             return
         with self._guard(f"writing {len(records)} records of {sender}", fatal=True):
             group = self._sender_group(sender)
-            self._reserve_space(records)
             if self._swmr:
-                count, nbytes = self._swmr_senders[sender].append(records)
+                swmr_sender = self._swmr_senders[sender]
+                count, nbytes = swmr_sender.queue(records)
+                if swmr_sender.full:
+                    self._write_pending(swmr_sender)
             else:
+                self._reserve_space(records)
                 count, nbytes = self._normal.write(group, records)
             self._records += count
             self._bytes += nbytes
@@ -263,8 +267,24 @@ class RunFile:
             raise OutputFileError(self._path, f"closing failed: {_describe(error)}") from error
 
     def _flush_datasets(self) -> None:
+        """Write what SWMR senders hold back and flush their datasets.
+
+        Space for the held-back batches (at most about one PENDING_BYTES each) is reserved
+        here when the file is open; while closing, the HEADROOM kept by every earlier
+        reservation covers them.
+        """
         for swmr_sender in self._swmr_senders.values():
+            if self._file is not None:
+                self._write_pending(swmr_sender)
             swmr_sender.flush()
+
+    def _write_pending(self, swmr_sender: SwmrSender) -> None:
+        """Reserve space for what ``swmr_sender`` holds back, then write it."""
+        if swmr_sender.pending_records:
+            upcoming = 2 * swmr_sender.pending_bytes
+            records = swmr_sender.pending_records
+            self._reserve_bytes(upcoming + _META_PER_RECORD * records, records)
+            swmr_sender.write_pending()
 
     def __enter__(self) -> RunFile:
         return self
@@ -294,12 +314,16 @@ class RunFile:
 
     def _reserve_space(self, records: Sequence[RecordLike]) -> None:
         """Make sure the batch (and closing afterwards) cannot hit a full disk inside HDF5."""
-        assert self._file is not None
         upcoming = 2 * batch_nbytes(records) + _META_PER_RECORD * len(records)
+        self._reserve_bytes(upcoming, len(records))
+
+    def _reserve_bytes(self, upcoming: int, records: int = 0) -> None:
+        """Keep ``upcoming`` bytes (plus HEADROOM) allocated past the end of allocation."""
+        assert self._file is not None
         try:
             self._reserve.ensure(_end_of_allocation(self._file), upcoming)
         except OSError as exc:
-            what = f"the next {len(records)} records" if records else "further writing"
+            what = f"the next {records} records" if records else "further writing"
             reason = f"no disk space for {what}: {_describe(exc)}"
             raise OutputFileError(self._path, reason) from exc
 
@@ -313,7 +337,9 @@ class RunFile:
         """The sender's group at the file root, next to (never inside) the writer's group."""
         if sender.casefold() == self._writer_name.casefold():
             raise OutputFileError(self._path, f"sender '{sender}' is named like this writer")
-        return self._senders_parent.create_group(sender)
+        if self._swmr:
+            return self._senders_parent.create_group(sender)
+        return create_symbol_table_group(self._senders_parent, sender)  # flat cost per record
 
     def _new_group(self, sender: str) -> h5py.Group:
         group = self._create_group(sender)

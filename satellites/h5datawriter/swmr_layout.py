@@ -6,10 +6,12 @@ each record's tags as compact UTF-8 JSON plus ``block_lengths`` and ``sequence``
 sequence number, which the layout would otherwise lose; these two names are reserved and
 override tags of the same name) and ``meta_idx`` (uint64, end offset in ``meta``). Capacity
 grows geometrically and is zero-filled, so index entries past the last record read 0 — the
-end-of-data marker. A batch costs at most one resize and one slice write per dataset. Batches
-whose records all carry the same tags and single ``bytes`` blocks of one length (the usual
-case) are encoded without a per-record Python loop: the sequence numbers are formatted in one
-pass and joined between the shared JSON head and tail.
+end-of-data marker. Encoded batches are held back until about :data:`PENDING_BYTES` are
+pending (or the next :meth:`SwmrSender.flush`) and then written with at most one resize and
+one slice write per dataset: HDF5's fixed cost per write is paid once per megabyte, not per
+DATA message. Batches whose records all carry the same tags and single ``bytes`` blocks of
+one length (the usual case) are encoded without a per-record Python loop: the sequence
+numbers are formatted in one pass and joined between the shared JSON head and tail.
 ``EOR/user_tags`` and ``EOR/run_metadata`` are pre-created as empty resizable uint8 datasets
 (no object may be created once SWMR is on) and filled at the EOR.
 
@@ -35,6 +37,8 @@ __all__ = [
     "DATA_CHUNK",
     "INDEX_CHUNK",
     "META_CHUNK",
+    "PENDING_BYTES",
+    "PENDING_RECORDS",
     "Appender",
     "MetaEncoder",
     "SwmrSender",
@@ -47,6 +51,9 @@ __all__ = [
 DATA_CHUNK = 256 * 1024
 META_CHUNK = 64 * 1024
 INDEX_CHUNK = 8 * 1024
+#: Encoded data and meta bytes (or records) held back before they are written to the datasets.
+PENDING_BYTES = 1024 * 1024
+PENDING_RECORDS = 16 * 1024
 _EOR_CHUNK = 1024
 _RESERVED = ("block_lengths", "sequence")
 _SEQUENCE, _TAGS, _BLOCKS = attrgetter("sequence"), attrgetter("tags"), attrgetter("blocks")
@@ -164,18 +171,59 @@ class SwmrSender:
         }
         self.eor_written = False
         self._encode_meta = MetaEncoder()
+        self._pending: list[tuple[bytes, np.ndarray, bytes, np.ndarray]] = []
+        self._pending_bytes = 0
+        self._pending_records = 0
+
+    @property
+    def pending_records(self) -> int:
+        """Records encoded but not yet written to the datasets (written by :meth:`flush`)."""
+        return self._pending_records
+
+    @property
+    def pending_bytes(self) -> int:
+        """Encoded data and meta bytes not yet written to the datasets."""
+        return self._pending_bytes
+
+    @property
+    def full(self) -> bool:
+        """True once :data:`PENDING_BYTES` or :data:`PENDING_RECORDS` are pending."""
+        return self._pending_bytes >= PENDING_BYTES or self._pending_records >= PENDING_RECORDS
+
+    def queue(self, records: Sequence[RecordLike]) -> tuple[int, int]:
+        """Encode a batch and hold it back (no HDF5 call); returns (records, block bytes)."""
+        encoded = self._encode_uniform(records) or self._encode(records)
+        self._pending.append(encoded)
+        self._pending_bytes += len(encoded[0]) + len(encoded[2])
+        self._pending_records += len(records)
+        return len(records), len(encoded[0])
 
     def append(self, records: Sequence[RecordLike]) -> tuple[int, int]:
-        """Append a batch; returns (records, block bytes). Index datasets are written last."""
-        encoded = self._encode_uniform(records) or self._encode(records)
-        data, record_bytes, meta, meta_lengths = encoded
+        """:meth:`queue` a batch, then write the queue if it is :attr:`full`."""
+        result = self.queue(records)
+        if self.full:
+            self.write_pending()
+        return result
+
+    def write_pending(self) -> None:
+        """Write the queued batches: data, meta, then the indices (one slice write each)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending, self._pending_bytes, self._pending_records = [], 0, 0
+        if len(pending) == 1:
+            data, record_bytes, meta, meta_lengths = pending[0]
+        else:
+            data_parts, record_parts, meta_parts, meta_parts_lengths = zip(*pending, strict=True)
+            data, meta = b"".join(data_parts), b"".join(meta_parts)
+            record_bytes = np.concatenate(record_parts)
+            meta_lengths = np.concatenate(meta_parts_lengths)
         data_ends = np.cumsum(record_bytes, dtype=np.uint64) + np.uint64(self.data.size)
         meta_ends = np.cumsum(meta_lengths, dtype=np.uint64) + np.uint64(self.meta.size)
         self.data.append(np.frombuffer(data, dtype=np.uint8))
         self.meta.append(np.frombuffer(meta, dtype=np.uint8))
         self.meta_idx.append(meta_ends)
         self.data_idx.append(data_ends)
-        return len(records), len(data)
 
     def _encode_uniform(
         self, records: Sequence[RecordLike]
@@ -226,7 +274,9 @@ class SwmrSender:
         self.eor_written = True
 
     def flush(self) -> None:
-        """Flush data before indices so readers never see an index ahead of its data."""
+        """Write what is queued, then flush data before indices (readers never see an index
+        ahead of its data)."""
+        self.write_pending()
         for appender in (self.data, self.meta, self.meta_idx, self.data_idx):
             appender.flush()
         for dset in self.eor.values():

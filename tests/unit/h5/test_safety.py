@@ -98,6 +98,7 @@ def test_swmr_write_error_keeps_flushed_records(
     )
     with pytest.raises(OutputFileError) as info:
         run.write_records("T.t", make_records(51, 50))
+        run.flush()  # batches are held back until about 1 MiB is pending, or the flush
     message = str(info.value)
     assert str(run.path) in message and "No space left on device" in message
     with pytest.raises(OutputFileError, match="earlier error"):
