@@ -22,13 +22,13 @@ from typing import Any
 import msgpack
 import psutil
 import zmq
+from _procs import LOOPBACK, start, unique_group, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from constellation.protocol.chirp import ServiceId
 from constellation.protocol.cscp1 import CSCP1Message, CSCPType
 from controller import Controller
-from tests.helpers import LOOPBACK, SatelliteProcess, unique_group, wait_for
 
 NAME = "RandomTransmitter.fuzz"
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     group = unique_group("fuzz")
-    proc = SatelliteProcess("SatelliteRandomTransmitter", "fuzz", group)
+    proc = start("SatelliteRandomTransmitter", "fuzz", group, "DEBUG")
     ctx = zmq.Context.instance()
     ctl = Controller(group, interface=LOOPBACK)
     ctl.discovery.add_listener([ServiceId.MONITORING], lambda event, service: None)

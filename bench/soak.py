@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from _procs import LOOPBACK, start, unique_group
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,7 +35,6 @@ import itertools
 
 from constellation.reader import open_run
 from controller import Controller
-from tests.helpers import LOOPBACK, SatelliteProcess, unique_group
 
 TX = "RandomTransmitter.tx"
 WRITER = "H5DataWriter.w"
@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="soak_")
     out = args.output or Path(tmp.name)
     group = unique_group("soak")
-    writer = SatelliteProcess("SatelliteH5DataWriter", "w", group, log_path=out / "writer.log")
-    tx = SatelliteProcess("SatelliteRandomTransmitter", "tx", group, log_path=out / "tx.log")
+    writer = start("SatelliteH5DataWriter", "w", group, "DEBUG", out / "writer.log")
+    tx = start("SatelliteRandomTransmitter", "tx", group, "DEBUG", out / "tx.log")
     sampler = Sampler()
     sampler.procs = {"writer": psutil.Process(writer.pid), "tx": psutil.Process(tx.pid)}
     sampler.start()

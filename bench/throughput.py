@@ -39,12 +39,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psutil
+from _procs import LOOPBACK, finish, start, unique_group
 from raw_pyzmq import batch_records, run_raw
 
 from constellation.cli import run_satellite
@@ -53,8 +53,6 @@ from satellites.random_transmitter import RandomTransmitter
 
 __all__ = ["NumpyTransmitter", "main", "measure", "run_ours"]
 
-LOOPBACK = "127.0.0.1"
-BIN = Path(sys.executable).parent
 RX = "DevNullReceiver.rx"
 SIZES = (64, 1024, 64 * 1024, 1024 * 1024)
 SAMPLE_S = 0.05
@@ -143,11 +141,6 @@ class _Throttle:
             self._proc.send_signal(signal.SIGCONT)
 
 
-def _start(cmd: list[str], name: str, group: str) -> subprocess.Popen[bytes]:
-    cmd = [*cmd, "-g", group, "-n", name, "-i", LOOPBACK, "-l", "WARNING"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def run_ours(
     block_size: int, seconds: float, throttle: float = 0.0, numpy: bool = False
 ) -> dict[str, Any]:
@@ -161,11 +154,11 @@ def run_ours(
     tx_cmd = (
         [sys.executable, str(Path(__file__).resolve()), "--numpy-tx"]
         if numpy
-        else [str(BIN / "SatelliteRandomTransmitter")]
+        else "SatelliteRandomTransmitter"
     )
-    group = f"bench_{uuid.uuid4().hex[:8]}"
-    rx = _start([str(BIN / "SatelliteDevNullReceiver")], "rx", group)
-    tx = _start(tx_cmd, "tx", group)
+    group = unique_group()
+    rx = start("SatelliteDevNullReceiver", "rx", group)
+    tx = start(tx_cmd, "tx", group)
     peaks: dict[int, int] = {}
     tx_rss: list[float] = []
     config = {
@@ -183,7 +176,7 @@ def run_ours(
             ctl.await_state("RUN", 30)
             cpu_start = (_cpu_seconds(tx.pid), _cpu_seconds(rx.pid))
             t_start = time.monotonic()
-            with _Throttle(rx, throttle):
+            with _Throttle(rx.proc, throttle):
                 while time.monotonic() < t_start + seconds:
                     for proc in (tx, rx):
                         rss = psutil.Process(proc.pid).memory_info().rss
@@ -200,12 +193,7 @@ def run_ours(
             ctl.await_state("INIT", 30)
             ctl.shutdown()
     finally:
-        for proc in (rx, tx):
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        finish((rx, tx), 20)
     if rate["records"] != rate["eor_records"]:
         raise RuntimeError(f"records lost: {rate}")
     gb = rate["mb_per_s"] * window / 1e3

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -34,13 +32,11 @@ from typing import Any
 
 import h5py
 import numpy as np
-import psutil
+from _procs import LOOPBACK, cpu_seconds, finish, rss, start, unique_group
 
 from constellation.reader import open_run
 from controller import Controller
 
-LOOPBACK = "127.0.0.1"
-BIN = Path(sys.executable).parent
 TX = "RandomTransmitter.tx"
 RECEIVERS = {"devnull": "DevNullReceiver.rx", "swmr": "H5DataWriter.w", "normal": "H5DataWriter.w"}
 #: Issue targets: SWMR stores >= 0.8x what DevNullReceiver receives; normal >= 50k records/s
@@ -48,27 +44,6 @@ RECEIVERS = {"devnull": "DevNullReceiver.rx", "swmr": "H5DataWriter.w", "normal"
 SWMR_TARGET_RATIO = 0.8
 NORMAL_TARGET_RATE = 50_000
 NORMAL_TARGET_STOP_S = 2.0
-
-
-def _start(script: str, name: str, group: str) -> subprocess.Popen[bytes]:
-    cmd = [str(BIN / script), "-g", group, "-n", name, "-i", LOOPBACK, "-l", "WARNING"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _rss(proc: subprocess.Popen[bytes]) -> int:
-    try:
-        return int(psutil.Process(proc.pid).memory_info().rss)
-    except psutil.Error:
-        return 0
-
-
-def _cpu(proc: subprocess.Popen[bytes]) -> float:
-    """CPU seconds (user + system, all threads) the process has used so far."""
-    try:
-        times = psutil.Process(proc.pid).cpu_times()
-    except psutil.Error:
-        return 0.0
-    return float(times.user + times.system)
 
 
 def _config(mode: str, block_size: int, out: Path) -> dict[str, Any]:
@@ -86,12 +61,12 @@ def _config(mode: str, block_size: int, out: Path) -> dict[str, Any]:
 
 def run_mode(mode: str, seconds: float, block_size: int, out: Path) -> dict[str, Any]:
     """One full-speed run of ``mode``; records, rates, stop time and peak RSS."""
-    group = f"bench_{uuid.uuid4().hex[:8]}"
+    group = unique_group()
     receiver = RECEIVERS[mode]
     script = "SatelliteDevNullReceiver" if mode == "devnull" else "SatelliteH5DataWriter"
     procs = [
-        _start(script, receiver.split(".")[1], group),
-        _start("SatelliteRandomTransmitter", "tx", group),
+        start(script, receiver.split(".")[1], group),
+        start("SatelliteRandomTransmitter", "tx", group),
     ]
     peaks = [0, 0]
     run_id = f"{mode}_{uuid.uuid4().hex[:6]}"
@@ -104,27 +79,23 @@ def run_mode(mode: str, seconds: float, block_size: int, out: Path) -> dict[str,
             ctl.await_state("ORBIT", 30)
             ctl.start(run_id)
             ctl.await_state("RUN", 30)
-            cpu_start = [_cpu(proc) for proc in procs]
+            cpu_start = [cpu_seconds(proc) for proc in procs]
             t_run = time.monotonic()
             while time.monotonic() - t_run < seconds:
-                peaks = [max(p, _rss(proc)) for p, proc in zip(peaks, procs, strict=True)]
+                peaks = [max(p, rss(proc)) for p, proc in zip(peaks, procs, strict=True)]
                 time.sleep(0.1)
             t_stop = time.monotonic()
             ctl.stop()
             ctl.await_state("ORBIT", 120)
             t_orbit = time.monotonic()
-            cpu = [_cpu(proc) - start for proc, start in zip(procs, cpu_start, strict=True)]
-            peaks = [max(p, _rss(proc)) for p, proc in zip(peaks, procs, strict=True)]
+            cpu = [cpu_seconds(p) - t0 for p, t0 in zip(procs, cpu_start, strict=True)]
+            peaks = [max(p, rss(proc)) for p, proc in zip(peaks, procs, strict=True)]
             rate = ctl.satellites[receiver].command("get_data_rate") if mode == "devnull" else None
             ctl.land()
             ctl.await_state("INIT", 30)
             ctl.shutdown()
     finally:
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        finish(procs)
     if rate is not None:
         stored, sent = int(rate.payload["records"]), int(rate.payload["eor_records"])
     else:

@@ -47,13 +47,13 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     Autouse fixtures are set up first and torn down last, so the check runs after the test's
     other fixtures (satellites, processes, controller) have closed what they started. The
     process-wide library singletons that may stay are listed in tests/leaks.py. A test that
-    shares a module-scoped fixture (a satellite process, a controller) is checked for threads
-    and child processes only: that fixture's sockets reconnect while the test runs; they are
-    checked when the module ends (:func:`no_leaks_in_module`).
+    shares a module-scoped fixture (a satellite process, a controller) is checked for child
+    processes only: that fixture's sockets reconnect and its thread pool grows while the test
+    runs; all of it is checked when the module ends (:func:`no_leaks_in_module`).
     """
     before = Snapshot.take()
     yield
-    leaked = leaks_after(before, sockets=not _uses_shared_fixtures(request))
+    leaked = leaks_after(before, own=not _uses_shared_fixtures(request))
     if leaked:
         pytest.fail(f"{request.node.nodeid} leaked: " + "; ".join(leaked), pytrace=False)
 

@@ -85,16 +85,16 @@ def _allowed(text: str, rules: tuple[tuple[re.Pattern[str], str], ...]) -> bool:
     return any(pattern.search(text) for pattern, _ in rules)
 
 
-def _leaks(before: Snapshot, sockets: bool) -> list[str]:
+def _leaks(before: Snapshot, own: bool) -> list[str]:
     found: list[str] = []
-    for thread in threading.enumerate():
+    for thread in threading.enumerate() if own else ():
         if thread.ident in before.threads or not thread.is_alive():
             continue
         target = getattr(thread, "_target", None)
         runs = getattr(target, "__qualname__", type(thread).__qualname__)
         if not _allowed(f"{thread.name} {runs}", ALLOWED_THREADS):
             found.append(f"thread {thread.name!r} running {runs} (daemon={thread.daemon})")
-    if sockets:
+    if own:
         for fd, target in sorted(_fds() - before.fds):
             # 0-2 are the standard streams, which pytest's capturing redirects around tests
             if fd > 2 and not _allowed(target, ALLOWED_FDS):
@@ -107,16 +107,15 @@ def _leaks(before: Snapshot, sockets: bool) -> list[str]:
     return found
 
 
-def leaks_after(
-    before: Snapshot, timeout: float = POLL_TIMEOUT, *, sockets: bool = True
-) -> list[str]:
+def leaks_after(before: Snapshot, timeout: float = POLL_TIMEOUT, *, own: bool = True) -> list[str]:
     """What is still there, ``timeout`` s at most after the test, that was not there before.
 
-    With ``sockets=False`` only threads and child processes are compared.
+    With ``own=False`` (resources of a shared fixture may change) only child processes are
+    compared.
     """
     deadline = time.monotonic() + timeout
     while True:
-        found = _leaks(before, sockets)
+        found = _leaks(before, own)
         if not found or time.monotonic() >= deadline:
             return found
         time.sleep(0.05)  # polling interval of a poll-with-timeout

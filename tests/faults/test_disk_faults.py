@@ -1,10 +1,15 @@
-"""Disk faults with real file systems: a tiny tmpfs that fills up, and a read-only mount.
+"""Disk faults with real file systems: a tiny tmpfs that fills up, a read-only mount, and a
+directory the writer has no permission to write into.
 
-Needs root (mount); skipped with the reason otherwise. Mounts are always undone.
+The mounts need root (skipped with the reason otherwise; always undone). The permission test
+runs either way: as root, the writer process is started without the capabilities that let root
+ignore file permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so it really meets EACCES.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +21,7 @@ import pytest
 
 from constellation.errors import TransitionError
 from controller import Controller
+from tests.conftest import FAST_TIMING
 from tests.faults.common import (
     TX,
     WRITER,
@@ -26,7 +32,7 @@ from tests.faults.common import (
     to_run,
     wait_state,
 )
-from tests.helpers import LOOPBACK, wait_for
+from tests.helpers import LOOPBACK, console_script, wait_for
 
 
 @contextmanager
@@ -112,3 +118,53 @@ def test_read_only_mount_fails_at_initialize(
         # not a crash: the writer still answers and can be initialized again
         ctl.initialize(config(tmp_path / "rw", swmr=False), targets=[WRITER])
         assert wait_state(ctl, WRITER, {"INIT"}, 15) == "INIT"
+
+
+_PR_CAPBSET_DROP = 24  # prctl(2)
+_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2  # capability(7)
+
+
+def _drop_permission_override() -> None:
+    """preexec_fn: remove root's permission bypass from this process and all it executes."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {cap})")
+
+
+def test_unwritable_directory_fails_at_initialize(
+    group: str, tmp_path: Path, fast_timing: Any
+) -> None:
+    """The writer (not root, or root without its override) cannot write into a 0o500 directory."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    log = (tmp_path / "writer.log").open("wb")
+    cmd = [console_script("SatelliteH5DataWriter"), "-g", group, "-n", "w", "-i", LOOPBACK]
+    writer = subprocess.Popen(
+        cmd,
+        env={**os.environ, **FAST_TIMING},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_drop_permission_override if os.geteuid() == 0 else None,
+    )
+    try:
+        with Controller(group, interface=LOOPBACK) as ctl:
+            ctl.await_satellites([WRITER], timeout=20)
+            ctl.initialize(config(ro, swmr=False), targets=[WRITER])
+            assert wait_state(ctl, WRITER, {"ERROR"}, 15) == "ERROR"
+            status = status_of(ctl, WRITER)
+            assert "output_directory" in status and "Permission denied" in status, status
+            assert not list(ro.iterdir())
+            # not a crash: the writer still answers and can be initialized again
+            ctl.initialize(config(tmp_path / "rw", swmr=False), targets=[WRITER])
+            assert wait_state(ctl, WRITER, {"INIT"}, 15) == "INIT"
+    finally:
+        writer.terminate()
+        try:
+            writer.wait(15)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+            writer.wait(10)
+        log.close()
+        ro.chmod(0o700)  # so that pytest can remove tmp_path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +48,29 @@ def _ok(replies: dict[str, Any]) -> None:
     assert not bad, bad
 
 
-def _run(ctl: Any, run_id: str, receivers: list[str], transmitters: list[str], secs: float) -> None:
-    """Receivers enter the run first and leave it last (CDTP: PULL must be there for the BOR)."""
+def _run(
+    ctl: Any,
+    run_id: str,
+    receivers: list[str],
+    transmitters: list[str],
+    hold: float | Callable[[], bool],
+) -> None:
+    """Receivers enter the run first and leave it last (CDTP: PULL must be there for the BOR).
+
+    ``hold``: until when the run goes on, a condition polled (with a timeout) or, for runs of
+    their satellites only, a duration.
+    """
     _ok(ctl.start(run_id, targets=receivers))
     ctl.await_state("RUN", 20, targets=receivers)
     _ok(ctl.start(run_id, targets=transmitters))
     ctl.await_state("RUN", 20, targets=transmitters)
-    time.sleep(secs)
+    if callable(hold):
+        wait_for(hold, timeout=60, what=f"records flowing in run {run_id}")
+    else:
+        # Their satellites publish no record counters (only RUN_ID and STATE metrics), so a run
+        # of theirs alone is held for a fixed time: the run's length is what is tested here,
+        # and the file's record count is checked afterwards.
+        time.sleep(hold)
     _ok(ctl.stop(targets=transmitters))
     ctl.await_state("ORBIT", 30, targets=transmitters)
     _ok(ctl.stop(targets=receivers))
@@ -148,6 +165,7 @@ def test_our_controller_steers_their_satellites(
 def test_mixed_data_paths(theirs: Any, processes: Any, our_controller: Any, tmp_path: Path) -> None:
     """Their transmitter feeds our writer, ours feeds theirs; compared record by record."""
     from constellation.reader.h5reader import open_run
+    from controller.telemetry import MetricWatcher
     from satellites.random_transmitter import random_records
 
     our_out, their_out = tmp_path / "our_out", tmp_path / "their_out"
@@ -182,7 +200,17 @@ def test_mixed_data_paths(theirs: Any, processes: Any, our_controller: Any, tmp_
     ctl.await_state("INIT", 20)
     _ok(ctl.launch())
     ctl.await_state("ORBIT", 20)
-    _run(ctl, "interop3", receivers, transmitters, 1.5)
+    with MetricWatcher(ctl) as metrics:
+
+        def enough() -> bool:
+            """Our writer got records of theirs, and our transmitter sent some to theirs."""
+            got = metrics.latest("RX_RECORDS", "H5DataWriter.ow").get("H5DataWriter.ow")
+            sent = metrics.latest("TX_RECORDS", "RandomTransmitter.otx").get(
+                "RandomTransmitter.otx"
+            )
+            return got is not None and sent is not None and min(got.value, sent.value) >= 50
+
+        _run(ctl, "interop3", receivers, transmitters, enough)
     _ok(ctl.land())
     ctl.await_state("INIT", 20)
 
