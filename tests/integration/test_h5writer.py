@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,6 @@ import h5py
 import numpy as np
 import pytest
 
-from constellation.core.states import State
 from constellation.reader import open_run
 from controller import Controller
 from satellites.h5datawriter import swmr_layout
@@ -129,25 +127,6 @@ def test_write_error_goes_to_error_and_keeps_earlier_records(
         records = list(run.records(TX))
     assert len(records) > 0
     assert [r.sequence for r in records] == list(range(1, len(records) + 1))
-
-
-def test_read_only_directory_fails_at_start(satellites: Any, group: str, tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root can write into read-only directories")
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    writer = satellites(H5DataWriter, "w")
-    satellites(RandomTransmitter, "tx")
-    with Controller(group, interface=LOOPBACK) as ctl:
-        ctl.await_satellites([TX, WRITER], timeout=20)
-        ctl.initialize(_config(ro, False))
-        ctl.await_state("INIT", 10)
-        ctl.launch()
-        ctl.await_state("ORBIT", 10)
-        ctl.start("ro", targets=[WRITER])
-        assert writer.wait_for_state(State.ERROR, 10)
-    assert "data_ro.h5" in writer.status
 
 
 READER = textwrap.dedent(
