@@ -289,6 +289,10 @@ class Satellite(Lifecycle):
     def request_shutdown(self) -> None:
         self._shutdown_event.set()
 
+    def after_reply(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn`` once the reply to the command being handled was sent (or now)."""
+        self._command_server.after_reply(fn) if self._command_server else fn()
+
     def terminate(self, reason: str, timeout: float = 4.0) -> None:
         """Interrupt to SAFE if in ORBIT or RUN, then :meth:`close`, all within ``timeout`` s.
 
