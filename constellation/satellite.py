@@ -105,6 +105,7 @@ class Satellite(Lifecycle):
         self.run_condition = RunCondition.GOOD
         self.interrupted_from: State | None = None
         self._interrupt_reason = ""
+        self._interrupt_lock = threading.Lock()  # the first interrupt's reason stays
         self._stop_event = threading.Event()
         self._shutdown_event = threading.Event()
         self._started = False
@@ -383,15 +384,16 @@ class Satellite(Lifecycle):
     # --- autonomous transitions ---------------------------------------------------------------
     def interrupt(self, reason: str) -> bool:
         """Go ORBIT/RUN -> interrupting -> SAFE; returns False if not in ORBIT or RUN."""
-        state = self.state
-        if state not in (State.ORBIT, State.RUN):
-            return False
-        try:
-            self.interrupted_from = state
-            self._interrupt_reason = reason  # read by the job, so set before it can run
-            self.transitions.begin(Command.interrupt, self._jobs.interrupt)
-        except InvalidStateError:
-            return False
+        with self._interrupt_lock:
+            state = self.state
+            if state not in (State.ORBIT, State.RUN):
+                return False
+            try:
+                self.interrupted_from = state
+                self._interrupt_reason = reason  # read by the job, so set before it can run
+                self.transitions.begin(Command.interrupt, self._jobs.interrupt)
+            except InvalidStateError:
+                return False
         try:
             self._framework_interrupting()
         except Exception:
