@@ -122,6 +122,7 @@ class Satellite(Lifecycle):
         self.eor_tags: dict[str, Any] = {}
         self.interrupted_from: State | None = None
         self._interrupt_reason = ""
+        self._interrupt_lock = threading.Lock()  # the first interrupt's reason stays
         self._stop_event = threading.Event()
         self._shutdown_event = threading.Event()
         self._started = False
@@ -321,6 +322,10 @@ class Satellite(Lifecycle):
     def request_shutdown(self) -> None:
         self._shutdown_event.set()
 
+    def after_reply(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn`` once the reply to the command being handled was sent (or now)."""
+        self._command_server.after_reply(fn) if self._command_server else fn()
+
     def terminate(self, reason: str, timeout: float = 4.0) -> None:
         """Interrupt to SAFE if in ORBIT or RUN, then :meth:`close`, all within ``timeout`` s.
 
@@ -408,15 +413,16 @@ class Satellite(Lifecycle):
     # --- autonomous transitions ---------------------------------------------------------------
     def interrupt(self, reason: str) -> bool:
         """Go ORBIT/RUN -> interrupting -> SAFE; returns False if not in ORBIT or RUN."""
-        state = self.state
-        if state not in (State.ORBIT, State.RUN):
-            return False
-        try:
-            self.interrupted_from = state
-            self._interrupt_reason = reason  # read by the job, so set before it can run
-            self.transitions.begin(Command.interrupt, self._jobs.interrupt)
-        except InvalidStateError:
-            return False
+        with self._interrupt_lock:
+            state = self.state
+            if state not in (State.ORBIT, State.RUN):
+                return False
+            try:
+                self.interrupted_from = state
+                self._interrupt_reason = reason  # read by the job, so set before it can run
+                self.transitions.begin(Command.interrupt, self._jobs.interrupt)
+            except InvalidStateError:
+                return False
         try:
             self.data_role.unblock()
         except Exception:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from constellation.terminal import plain_table, render, state_text
@@ -106,9 +106,11 @@ class GroupView:
     def _submit(self, name: str) -> None:
         if not self._closed:
             try:
-                self._pool.submit(self._fetch_run_id, name)
+                future = self._pool.submit(self._fetch_run_id, name)
             except RuntimeError:  # shut down meanwhile
-                pass
+                log.debug("run id of %s not fetched: the group view is closing", name)
+                return
+            future.add_done_callback(_log_failure)
 
     def _on_leave(self, name: str) -> None:
         self._notify()
@@ -305,3 +307,9 @@ def reply_lines(replies: dict[str, Reply], payload: bool = False) -> list[str]:
             line += f" {reply.payload!r}"
         lines.append(line)
     return lines
+
+
+def _log_failure(future: Future[None]) -> None:
+    """Done callback: an exception of a background fetch is logged, not lost in its future."""
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.error("background run-id fetch failed", exc_info=exc)

@@ -35,6 +35,7 @@ from constellation.errors import DataProtocolError
 
 __all__ = [
     "DEFAULT_LICENSE",
+    "MAX_GAP_RANGES",
     "SUBSTITUTE_KEY",
     "CheckedRecord",
     "RunCondition",
@@ -201,21 +202,32 @@ class SenderSummary:
     last_activity: float
 
 
-class _Gaps:
-    """Sorted, disjoint half-open ranges of missed sequence numbers."""
+#: Most gap ranges remembered per sender. Beyond it the lowest range is forgotten: its numbers
+#: stay counted as missed, and a record that later arrives in it counts as a duplicate. Memory
+#: and the cost of one check stay bounded however a hostile sender jumps around.
+MAX_GAP_RANGES = 4096
 
-    def __init__(self) -> None:
+
+class _Gaps:
+    """Sorted, disjoint half-open ranges of missed sequence numbers (at most ``limit``)."""
+
+    def __init__(self, limit: int = MAX_GAP_RANGES) -> None:
         self._starts: list[int] = []
         self._ends: list[int] = []
+        self._limit = limit
+        self.missed = 0
+        #: Ranges forgotten because of the limit.
+        self.forgotten = 0
 
-    @property
-    def missed(self) -> int:
-        return sum(end - start for start, end in zip(self._starts, self._ends, strict=True))
+    def __len__(self) -> int:
+        return len(self._starts)
 
     def add(self, start: int, end: int) -> None:
         """Record ``[start, end)`` as missed; must lie beyond every range added before."""
         self._starts.append(start)
         self._ends.append(end)
+        self.missed += end - start
+        self._bound()
 
     def fill(self, sequence: int) -> bool:
         """Remove ``sequence`` from the gaps; ``False`` if it was not missing."""
@@ -223,12 +235,25 @@ class _Gaps:
         if index < 0 or sequence >= self._ends[index]:
             return False
         start, end = self._starts[index], self._ends[index]
-        del self._starts[index], self._ends[index]
-        for piece in ((sequence + 1, end), (start, sequence)):  # insert right piece, then left
-            if piece[0] < piece[1]:
-                self._starts.insert(index, piece[0])
-                self._ends.insert(index, piece[1])
+        self.missed -= 1
+        if start == sequence:
+            if end == sequence + 1:
+                del self._starts[index], self._ends[index]
+            else:
+                self._starts[index] = sequence + 1
+        elif end == sequence + 1:
+            self._ends[index] = sequence
+        else:  # split in two
+            self._ends[index] = sequence
+            self._starts.insert(index + 1, sequence + 1)
+            self._ends.insert(index + 1, end)
+            self._bound()
         return True
+
+    def _bound(self) -> None:
+        while len(self._starts) > self._limit:
+            del self._starts[0], self._ends[0]
+            self.forgotten += 1
 
 
 @dataclass(slots=True)

@@ -7,6 +7,11 @@ a handler may return a :class:`~concurrent.futures.Future` and the loop keeps se
 requests until it completes. Every request with an envelope gets exactly one reply: frames that
 do not decode, a failing handler or an unencodable reply are answered with verb type ERROR.
 Messages without the delimiter frame are dropped (as a REP socket would) and counted.
+
+A handler may ask for work to happen *after* its reply is on its way with
+:meth:`CommandServer.after_reply` (``shutdown`` does: reply first, then close), an explicit
+ordering instead of a timer. :meth:`CommandServer.close` lingers briefly so that replies already
+handed to ZeroMQ still go out.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ RequestHandler = Callable[[CSCP1Message], "CSCP1Message | Future[CSCP1Message]"]
 
 #: Requests read per wake-up, so that a flood cannot starve timers and other sockets.
 _BATCH = 64
+#: Milliseconds a closed command socket keeps trying to deliver replies already sent.
+_CLOSE_LINGER_MS = 500
 
 
 def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
@@ -68,6 +75,9 @@ class CommandServer:
         self.malformed_count = 0
         #: Replies still being computed (asynchronous handlers).
         self.pending_replies = 0
+        #: Replies handed to ZeroMQ.
+        self.replies_sent = 0
+        self._after: list[Callable[[], Any]] | None = None
         self._no_envelope = RateLimitedWarning(log)
         loop.add_socket(self._sock, self._on_readable)
 
@@ -83,12 +93,36 @@ class CommandServer:
                 self._no_envelope("command message without delimiter frame dropped")
                 continue
             envelope, body = split
-            reply = self._reply_for(body)
+            self._after = after = []
+            try:
+                reply = self._reply_for(body)
+            finally:
+                self._after = None
             if isinstance(reply, Future):
                 self.pending_replies += 1
-                reply.add_done_callback(functools.partial(self._completed, envelope))
+                callback = functools.partial(self._completed, envelope, after)
+                reply.add_done_callback(callback)
             else:
                 self._send(envelope, reply)
+                self._run_after(after)
+
+    def after_reply(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn`` once the reply to the request being handled was sent.
+
+        Outside a handler of this server (another thread, no request) there is no reply to wait
+        for: ``fn`` runs at once.
+        """
+        if self._after is None or not self._loop.in_loop_thread():
+            fn()
+        else:
+            self._after.append(fn)
+
+    def _run_after(self, after: list[Callable[[], Any]]) -> None:
+        for fn in after:
+            try:
+                fn()
+            except Exception:
+                log.exception("post-reply action failed")
 
     def _reply_for(self, frames: list[bytes]) -> CSCP1Message | Future[CSCP1Message]:
         try:
@@ -103,11 +137,15 @@ class CommandServer:
             log.exception("command handler failed for '%s'", request.verb)
             return self._error(f"{type(exc).__name__} while handling '{request.verb}': {exc}")
 
-    def _completed(self, envelope: list[bytes], done: Future[CSCP1Message]) -> None:
+    def _completed(
+        self, envelope: list[bytes], after: list[Callable[[], Any]], done: Future[CSCP1Message]
+    ) -> None:
         """Any thread: hand the completed reply to the loop thread."""
-        self._loop.call_soon(self._send_later, envelope, done)
+        self._loop.call_soon(self._send_later, envelope, after, done)
 
-    def _send_later(self, envelope: list[bytes], done: Future[CSCP1Message]) -> None:
+    def _send_later(
+        self, envelope: list[bytes], after: list[Callable[[], Any]], done: Future[CSCP1Message]
+    ) -> None:
         """Loop thread: send the reply of an asynchronous handler."""
         self.pending_replies -= 1
         if done.cancelled():
@@ -118,6 +156,7 @@ class CommandServer:
         else:
             reply = done.result()
         self._send(envelope, reply)
+        self._run_after(after)
 
     def _send(self, envelope: list[bytes], reply: CSCP1Message) -> None:
         if self._sock.closed:
@@ -130,6 +169,7 @@ class CommandServer:
         try:
             # A ROUTER never blocks: a reply to a peer that left (or is full) is dropped.
             self._sock.send_multipart([*envelope, *out], zmq.NOBLOCK)
+            self.replies_sent += 1
         except zmq.ZMQError as exc:
             log.warning("reply could not be sent: %s", exc)
 
@@ -139,6 +179,6 @@ class CommandServer:
     def close(self) -> None:
         def shutdown() -> None:
             self._loop.remove_socket(self._sock)
-            self._sock.close(linger=0)
+            self._sock.close(linger=_CLOSE_LINGER_MS)  # replies already sent still go out
 
         self._loop.run_sync(shutdown)

@@ -32,11 +32,12 @@ import zmq
 from constellation.core.heartbeat_tracker import HeartbeatTracker, PeerEvent, PeerInfo
 from constellation.core.roles import heartbeat_interval
 from constellation.errors import DecodeError
-from constellation.net.discovery import DiscoveredService, ServiceId
+from constellation.net.discovery import DiscoveredService
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop, TimerHandle
 from constellation.net.ratelimit import RateLimitedWarning
 from constellation.net.sockets import DEFAULT_MAX_MESSAGE_SIZE, bind_in_scope
+from constellation.net.subscriptions import PeerSubscriptions
 from constellation.protocol.chp1 import CHP1Message, CHPFlags
 
 __all__ = ["HeartbeatReceiver", "HeartbeatSender", "HeartbeatState", "HeartbeatTiming"]
@@ -215,27 +216,16 @@ class HeartbeatSender:
         self._loop.run_sync(shutdown)
 
 
-@dataclass
-class _Subscription:
-    """The SUB socket that follows one peer's heartbeat endpoint."""
-
-    endpoint: str
-    sock: zmq.Socket[Any]
-
-
 class HeartbeatReceiver:
     """Subscribe to the heartbeats of every discovered peer and track their lives.
 
-    Each peer gets a SUB socket of its own. One socket connected to many publishers would be
-    exposed to a libzmq 4.3 fair-queueing defect: when one publisher's pipe terminates (the
-    peer left or was disconnected) while a two-frame heartbeat of another publisher is half
-    read — ``zmq_poll`` pre-reads the first frame — the second frame is looked up in the wrong
-    pipe and libzmq aborts the process (``Assertion failed: !_more (src/fq.cpp)``). With one
-    pipe per socket a terminated pipe can only cut its own message short; that socket is then
-    replaced. A departed peer's socket is closed, never disconnected. Knowing which peer a
-    socket follows also lets the receiver drop beats of any other sender arriving there (a
-    port reused by another process); only placeholder names (CHIRP hosts whose name is not
-    known yet) accept any sender.
+    Each peer gets a SUB socket of its own, kept by
+    :class:`~constellation.net.subscriptions.PeerSubscriptions` (one socket per pipe guards
+    against a libzmq fair-queueing defect; a socket whose message was cut short is replaced).
+    Knowing which peer a socket follows also lets the receiver drop beats of any other sender
+    arriving there (a port reused by another process); only placeholder names (CHIRP hosts
+    whose name is not known yet) accept any sender. The events of one batch of beats are
+    dispatched together when the batch ends.
 
     The tracker lives in the loop thread; other threads read it through :meth:`peer` and
     :meth:`peers`, which take a lock (``tracker`` stays available for loop-thread callers).
@@ -256,7 +246,16 @@ class HeartbeatReceiver:
             lives=self.timing.lives, initial_interval_s=self.timing.initial_interval
         )
         self._lock = threading.Lock()
-        self._subs: dict[str, _Subscription] = {}
+        self._subs = PeerSubscriptions(
+            loop,
+            self._on_frames,
+            on_cut_short=self._cut_short,
+            on_batch_end=self._end_batch,
+            rcvhwm=1000,
+            batch=_MAX_BATCH,
+        )
+        loop.run_sync(lambda: self._subs.set_topics([""]))
+        self._events: list[PeerEvent] = []
         self._departed: set[str] = set()
         self._closed = False
         self._bad_input = RateLimitedWarning(log)
@@ -293,34 +292,11 @@ class HeartbeatReceiver:
             return
         key = service.name.lower()
         self._departed.discard(key)
-        old = self._subs.get(key)
-        if old is not None and old.endpoint == service.endpoint:
-            return
-        self._drop(key)
-        sock: zmq.Socket[Any] = self._loop.context.socket(zmq.SUB)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_SIZE)
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
-        try:
-            sock.connect(service.endpoint)
-        except zmq.ZMQError as exc:
-            sock.close(linger=0)
-            log.warning(
-                "cannot connect to heartbeats of %s at %s: %s", service.name, service.endpoint, exc
-            )
-            return
-        self._subs[key] = _Subscription(service.endpoint, sock)
-        self._loop.add_socket(sock, lambda: self._on_readable(key, sock))
-
-    def _drop(self, key: str) -> None:
-        sub = self._subs.pop(key, None)
-        if sub is not None:
-            self._loop.remove_socket(sub.sock)
-            sub.sock.close(linger=0)
+        self._subs.connect(key, service.endpoint)
 
     def _disconnect(self, service: DiscoveredService, departed: bool) -> None:
         key = service.name.lower()
-        self._drop(key)
+        self._subs.drop(key)
         if departed:
             # Beats of this peer still queued elsewhere must not bring it back.
             self._departed.add(key)
@@ -328,32 +304,16 @@ class HeartbeatReceiver:
                 events = self.tracker.on_departure(service.name, time.monotonic())
             self._dispatch(events)
 
-    def _on_readable(self, key: str, sock: zmq.Socket[Any]) -> None:
-        events: list[PeerEvent] = []
-        for _ in range(_MAX_BATCH):
-            try:
-                frames = [sock.recv(zmq.NOBLOCK)]
-            except zmq.Again:
-                break
-            try:
-                while sock.getsockopt(zmq.RCVMORE):
-                    frames.append(sock.recv(zmq.NOBLOCK))
-            except zmq.Again:
-                # The pipe ended inside a message: this socket is unusable from now on.
-                self._bad_input("heartbeat cut short by a lost connection; reconnecting")
-                self._reconnect(key, sock)
-                break
-            events.extend(self._on_message(frames, key))
+    def _on_frames(self, key: str, frames: list[bytes]) -> None:
+        self._events.extend(self._on_message(frames, key))
+
+    def _cut_short(self, key: str) -> None:
+        self._bad_input("heartbeat of %s cut short by a lost connection; reconnecting", key)
+
+    def _end_batch(self, key: str) -> None:
+        events, self._events = self._events, []
         self._schedule_deadline()
         self._dispatch(events)
-
-    def _reconnect(self, key: str, sock: zmq.Socket[Any]) -> None:
-        sub = self._subs.get(key)
-        if sub is None or sub.sock is not sock:
-            return
-        self._drop(key)
-        name = key  # display spelling is not needed to connect
-        self._connect(DiscoveredService("", name, ServiceId.HEARTBEAT, *_split(sub.endpoint)))
 
     def _on_message(self, frames: list[bytes], expected: str) -> list[PeerEvent]:
         """Decode and track one message received on the socket that follows ``expected``."""
@@ -409,13 +369,6 @@ class HeartbeatReceiver:
             self._timer.cancel()
             if self._deadline_timer is not None:
                 self._deadline_timer.cancel()
-            for key in list(self._subs):
-                self._drop(key)
+            self._subs.close()
 
         self._loop.run_sync(shutdown)
-
-
-def _split(endpoint: str) -> tuple[str, int]:
-    """``tcp://host:port`` -> ``(host, port)``."""
-    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
-    return host, int(port)

@@ -6,6 +6,13 @@ through an inproc socket pair. Timers (``call_later``/``call_every``) are served
 thread, with the poll timeout set to the next deadline, so nothing sleeps. Only framework code
 runs here: anything that may block (user hooks, custom commands, periodic user tasks) is handed
 to a worker thread (``constellation.runtime.workers``) by its owner.
+
+Bounds: at most one wake-up byte is ever pending (producers coalesce); each iteration runs only
+the calls queued before it began, so a call that queues another cannot starve timers or
+sockets; droppable calls (monitoring: log and metric publishing, see
+:meth:`EventLoop.call_soon_droppable`) are held in a queue of at most ``max_droppable`` entries
+and dropped first, oldest first, when it is full; :attr:`EventLoop.dropped_calls` counts them and
+a WARNING line reports new drops at most once a second.
 """
 
 from __future__ import annotations
@@ -13,9 +20,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +34,11 @@ from constellation.errors import LoopTimeoutError
 __all__ = ["EventLoop", "TimerHandle"]
 
 log = logging.getLogger("constellation.net.loop")
+
+#: Default bound of the droppable (monitoring) call queue.
+DEFAULT_MAX_DROPPABLE = 10_000
+#: Seconds between two WARNING lines about dropped calls.
+_DROP_REPORT_INTERVAL = 1.0
 _loop_ids = itertools.count()
 
 
@@ -52,13 +64,20 @@ class EventLoop:
         context: zmq.Context[Any] | None = None,
         name: str = "cnstln-loop",
         on_error: Callable[[BaseException], None] | None = None,
+        max_droppable: int = DEFAULT_MAX_DROPPABLE,
     ) -> None:
         self.context = context or zmq.Context.instance()
         self.name = name
         self.on_error = on_error
         self._poller = zmq.Poller()
         self._handlers: dict[zmq.Socket[Any], Callable[[], None]] = {}
-        self._calls: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
+        self._calls: deque[Callable[[], Any]] = deque()
+        self._droppable: deque[Callable[[], Any]] = deque()
+        self.max_droppable = max_droppable
+        #: Droppable calls discarded because their queue was full.
+        self.dropped_calls = 0
+        self._reported_drops = 0
+        self._last_drop_report = 0.0
         self._timers: list[TimerHandle] = []
         self._seq = itertools.count()
         address = f"inproc://cnstln-wake-{id(self)}-{next(_loop_ids)}"
@@ -68,6 +87,8 @@ class EventLoop:
         self._wake_tx.setsockopt(zmq.SNDHWM, 0)
         self._wake_tx.connect(address)
         self._wake_lock = threading.Lock()
+        self._wake_pending = False
+        self._sockets_closed = False
         self._poller.register(self._wake_rx, zmq.POLLIN)
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
@@ -84,8 +105,19 @@ class EventLoop:
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` in the loop thread as soon as possible."""
-        self._calls.put(lambda: fn(*args))
+        self._calls.append(lambda: fn(*args))
         self._wake()
+
+    def call_soon_droppable(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Like :meth:`call_soon` for monitoring traffic: dropped (and counted) when the loop
+        lags ``max_droppable`` such calls behind; returns False when this call was dropped."""
+        with self._wake_lock:
+            if len(self._droppable) >= self.max_droppable:
+                self.dropped_calls += 1
+                return False
+            self._droppable.append(lambda: fn(*args))
+        self._wake()
+        return True
 
     def run_sync(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Run ``fn`` in the loop thread and return its result (raises what it raised).
@@ -93,7 +125,12 @@ class EventLoop:
         Raises :class:`~constellation.errors.LoopTimeoutError` (a ``TimeoutError``) when the
         loop does not run it within ``timeout`` s.
         """
-        if self.in_loop_thread() or not self._running.is_set():
+        if self.in_loop_thread() or self._thread is None:
+            return fn()
+        if not self._running.is_set():
+            # Stopping: never touch the loop's sockets while its thread may still poll them.
+            if not self._stopped.wait(timeout):
+                raise LoopTimeoutError(f"event loop {self.name} did not stop within {timeout} s")
             return fn()
         done = threading.Event()
         box: dict[str, Any] = {}
@@ -140,21 +177,34 @@ class EventLoop:
         self.run_sync(unregister)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop thread and close the wake-up sockets."""
+        """Stop the loop thread; its wake-up sockets are closed by the thread as it ends.
+
+        If the thread does not end within ``timeout`` s (a handler is stuck), nothing it may
+        still poll is closed under it.
+        """
         if self._running.is_set():
             self._running.clear()
             self._wake()
             if self._thread is not None and not self.in_loop_thread():
                 self._thread.join(timeout)
-        with self._wake_lock:
-            self._wake_tx.close(linger=0)
-        self._wake_rx.close(linger=0)
+        if self._thread is None:
+            self._close_wake_sockets()
 
     # --- loop thread -----------------------------------------------------------------------
     def _wake(self) -> None:
         with self._wake_lock:
-            if not self._wake_tx.closed:
-                self._wake_tx.send(b"", zmq.NOBLOCK)
+            if self._wake_pending or self._sockets_closed:
+                return
+            self._wake_pending = True
+            self._wake_tx.send(b"", zmq.NOBLOCK)
+
+    def _close_wake_sockets(self) -> None:
+        with self._wake_lock:
+            if self._sockets_closed:
+                return
+            self._sockets_closed = True
+            self._wake_tx.close(linger=0)
+            self._wake_rx.close(linger=0)
 
     def _push_timer(self, handle: TimerHandle) -> None:
         heapq.heappush(self._timers, handle)
@@ -176,23 +226,45 @@ class EventLoop:
                     if sock in events:
                         self._guard(handler)
                 self._run_timers()
+                self._report_drops()
         finally:
+            self._close_wake_sockets()
             self._stopped.set()
 
     def _drain_wake(self) -> None:
-        try:
-            while True:
-                self._wake_rx.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            pass
+        with self._wake_lock:  # producers queue their call before they look at the flag
+            self._wake_pending = False
+            try:
+                while True:
+                    self._wake_rx.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                pass
 
     def _run_calls(self) -> None:
-        while True:
-            try:
-                call = self._calls.get_nowait()
-            except queue.Empty:
-                return
-            self._guard(call)
+        """Run the calls queued so far; calls they queue wait for the next iteration."""
+        calls, droppable = self._calls, self._droppable
+        for _ in range(len(calls)):
+            self._guard(calls.popleft())
+        for _ in range(len(droppable)):
+            self._guard(droppable.popleft())
+        if calls or droppable:
+            self._wake()  # work is left: do not sleep in the next poll
+
+    def _report_drops(self) -> None:
+        dropped = self.dropped_calls
+        if dropped == self._reported_drops:
+            return
+        now = time.monotonic()
+        if now - self._last_drop_report < _DROP_REPORT_INTERVAL:
+            return
+        self._last_drop_report = now
+        log.warning(
+            "event loop %s: %d monitoring messages dropped (queue full), %d in total",
+            self.name,
+            dropped - self._reported_drops,
+            dropped,
+        )
+        self._reported_drops = dropped
 
     def _run_timers(self) -> None:
         now = time.monotonic()

@@ -4,6 +4,10 @@ Each service is one DNS-SD instance of a type per protocol (see ``SERVICE_TYPES`
 name is derived from the canonical name and a hash of the group, so it is unique per group; the
 TXT record carries the exact ``group`` and ``name`` (compared case-insensitively). Restricting the
 scope to addresses restricts both the multicast traffic and the announced addresses.
+
+Browser callbacks only queue the change: resolving an instance may take up to 3 s, and it
+happens in a worker thread of our own (``cnstln-mdns-resolve``), in arrival order, so that
+zeroconf's browser thread is never held up.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import queue
 import socket
+import threading
 from typing import Any
 
 from zeroconf import (
@@ -41,6 +47,9 @@ SERVICE_TYPES: dict[ServiceId, str] = {
 }
 _TYPE_TO_SERVICE = {v: k for k, v in SERVICE_TYPES.items()}
 _RESOLVE_TIMEOUT_MS = 3000
+#: Browser changes waiting to be resolved; beyond this many, new ones are dropped (and logged).
+_MAX_PENDING_CHANGES = 10_000
+_STOP = None
 
 
 def instance_name(group: str, name: str) -> str:
@@ -62,6 +71,13 @@ class MdnsDiscovery(Discovery):
         self._resolved: dict[str, tuple[str, ServiceId]] = {}
         self._closed = False
         self._closing = False
+        self._changes: queue.Queue[tuple[str, str, ServiceStateChange] | None] = queue.Queue(
+            _MAX_PENDING_CHANGES
+        )
+        self._resolver = threading.Thread(
+            target=self._resolve_changes, name="cnstln-mdns-resolve", daemon=True
+        )
+        self._resolver.start()
 
     def find_namesake(self, timeout: float) -> str | None:
         """Ask for our own control instance: an answer comes from a namesake."""
@@ -149,7 +165,10 @@ class MdnsDiscovery(Discovery):
             except Exception:  # closing anyway
                 log.debug("could not withdraw %s", info.name, exc_info=True)
         self._closed = True
+        self._changes.put(_STOP)  # blocks only while the queue is full, and it is draining
         self._zc.close()
+        if threading.current_thread() is not self._resolver:
+            self._resolver.join(1.0)  # an unfinished resolve is ignored (closing)
 
     # --- browsing --------------------------------------------------------------------------
     def _start_browsing(self, services: frozenset[ServiceId]) -> None:
@@ -168,16 +187,33 @@ class MdnsDiscovery(Discovery):
         name: str,
         state_change: ServiceStateChange,
     ) -> None:
-        service = _TYPE_TO_SERVICE.get(service_type)
-        if service is None or self._closing:
+        """Zeroconf's browser thread: queue the change for the resolver thread, never block."""
+        if self._closing or service_type not in _TYPE_TO_SERVICE:
             return
+        try:
+            self._changes.put_nowait((service_type, name, state_change))
+        except queue.Full:
+            log.warning("mDNS change of %s dropped: %d changes wait", name, _MAX_PENDING_CHANGES)
+
+    def _resolve_changes(self) -> None:
+        while (change := self._changes.get()) is not _STOP:
+            if self._closing:
+                continue
+            try:
+                self._apply_change(*change)
+            except Exception:
+                if not self._closing:  # resolving while zeroconf closes may fail: ignored
+                    log.exception("mDNS change of %s could not be handled", change[1])
+
+    def _apply_change(self, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        service = _TYPE_TO_SERVICE[service_type]
         if state_change is ServiceStateChange.Removed:
             found = self._resolved.pop(name, None)
             if found is not None:
                 self._service_removed(found[0], found[1])
             return
-        info = zeroconf.get_service_info(service_type, name, timeout=_RESOLVE_TIMEOUT_MS)
-        if info is None or info.port is None:
+        info = self._zc.get_service_info(service_type, name, timeout=_RESOLVE_TIMEOUT_MS)
+        if info is None or info.port is None or self._closing:
             log.debug("could not resolve %s", name)
             return
         props = {

@@ -24,6 +24,9 @@ __all__ = ["STATUS", "TRACE", "CMDPLogHandler", "MonitoringPublisher", "wire_lev
 
 log = logging.getLogger("constellation.net.cmdp")
 
+#: (Un)subscription messages read per wake-up: a flood cannot starve timers (heartbeats).
+_SUBSCRIPTION_BATCH = 256
+
 #: Extra Python log levels matching the CMDP level names.
 TRACE = 5
 STATUS = 35
@@ -84,9 +87,13 @@ class MonitoringPublisher:
         return any(raw.startswith(prefix) for prefix in self._snapshot)
 
     def publish(self, message: CMDP1Log | CMDP1Metric | CMDP1Notification) -> None:
-        """Send ``message`` from the loop thread (thread-safe)."""
+        """Send ``message`` from the loop thread (thread-safe).
+
+        Monitoring traffic is the first to go when the loop lags: the call is dropped (and
+        counted in the loop's ``dropped_calls``) once the loop's droppable queue is full.
+        """
         frames = message.encode()
-        self._loop.call_soon(self._send, frames)
+        self._loop.call_soon_droppable(self._send, frames)
 
     def notify(self, kind: str) -> None:
         """Publish the LOG?/STAT? notification if someone listens for it."""
@@ -102,7 +109,8 @@ class MonitoringPublisher:
             pass  # a slow listener loses monitoring data, never the satellite
 
     def _on_subscription(self) -> None:
-        while True:
+        # Bounded: the poll is level-triggered, so what is left is read in the next iteration.
+        for _ in range(_SUBSCRIPTION_BATCH):
             try:
                 frames = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

@@ -24,7 +24,7 @@ import zmq
 from constellation.net.loop import EventLoop
 from constellation.net.sockets import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["FramesCallback", "PeerSubscriptions"]
+__all__ = ["BatchEndCallback", "FramesCallback", "PeerSubscriptions"]
 
 log = logging.getLogger("constellation.net.subscriptions")
 
@@ -33,6 +33,9 @@ _BATCH = 1000
 
 #: ``on_frames(peer_key, frames)``: one complete multipart message of one peer.
 FramesCallback = Callable[[str, list[bytes]], None]
+#: ``on_batch_end(peer_key)``: the messages read from one peer's socket in one turn were handed
+#: to ``on_frames`` (to act once per batch rather than once per message).
+BatchEndCallback = Callable[[str], None]
 
 
 @dataclass
@@ -50,12 +53,16 @@ class PeerSubscriptions:
         on_frames: FramesCallback,
         *,
         on_cut_short: Callable[[str], None] | None = None,
+        on_batch_end: BatchEndCallback | None = None,
         rcvhwm: int = 100_000,
+        batch: int = _BATCH,
     ) -> None:
         self._loop = loop
         self._on_frames = on_frames
         self._on_cut_short = on_cut_short
+        self._on_batch_end = on_batch_end
         self._rcvhwm = rcvhwm
+        self._batch = batch
         self._peers: dict[str, _Peer] = {}
         self._topics: set[str] = set()
         self._closed = False
@@ -116,23 +123,32 @@ class PeerSubscriptions:
             self.drop(key)
 
     def _on_readable(self, key: str, sock: zmq.Socket[Any]) -> None:
-        for _ in range(_BATCH):
+        try:
+            if self._read_batch(key, sock):
+                self._loop.call_soon(self._on_readable, key, sock)  # more may wait: come back
+        finally:
+            if self._on_batch_end is not None:
+                self._on_batch_end(key)
+
+    def _read_batch(self, key: str, sock: zmq.Socket[Any]) -> bool:
+        """Hand up to ``batch`` messages to ``on_frames``; True if the batch was full."""
+        for _ in range(self._batch):
             peer = self._peers.get(key)
             if peer is None or peer.sock is not sock:
-                return  # dropped or replaced meanwhile
+                return False  # dropped or replaced meanwhile
             try:
                 frames = [sock.recv(zmq.NOBLOCK)]
             except zmq.Again:
-                return
+                return False
             try:
                 while sock.getsockopt(zmq.RCVMORE):
                     frames.append(sock.recv(zmq.NOBLOCK))
             except zmq.Again:
                 # The pipe ended inside a message: this socket is unusable from now on.
                 self._replace(key, peer.endpoint)
-                return
+                return False
             self._on_frames(key, frames)
-        self._loop.call_soon(self._on_readable, key, sock)  # more may wait: come back soon
+        return True
 
     def _replace(self, key: str, endpoint: str) -> None:
         if self._on_cut_short is not None:

@@ -11,7 +11,6 @@ hook worker).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -62,6 +61,9 @@ class CommandView(Protocol):
         """Begin ``command`` (its argument: configuration map, run id or partial map)."""
 
     def request_shutdown(self) -> None: ...
+    def after_reply(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn`` once the reply to the command being handled was sent."""
+
     def interrupt(self, reason: str) -> bool: ...
     def fail(self, reason: str, error: BaseException | None = None) -> None: ...
 
@@ -160,7 +162,7 @@ def _start(view: CommandView, run_id: str) -> CommandResult:
 
 def _shutdown(view: CommandView) -> CommandResult:
     view.log.log(STATUS, "shutdown requested")
-    threading.Timer(0.1, view.request_shutdown).start()  # let the reply go out first
+    view.after_reply(view.request_shutdown)  # the reply goes out first, then we close
     return CommandResult("Shutting down")
 
 

@@ -168,3 +168,25 @@ def test_ten_thousand_garbage_messages(satellites: Any) -> None:
         assert (state.verb, state.payload) == ("NEW", 0x10)
     assert sat.state is State.NEW
     assert wait_for(lambda: sat._command_server.malformed_count > 0)
+
+
+def test_shutdown_reply_is_sent_before_shutdown_is_requested(satellites: Any, req: Any) -> None:
+    sat = satellites(Example, "bye")
+    sock = req(sat)
+    server = sat._command_server
+    sent_at_request: list[int] = []
+    original = sat.request_shutdown
+
+    def request_shutdown() -> None:
+        sent_at_request.append(server.replies_sent)
+        original()
+
+    sat.request_shutdown = request_shutdown
+    before = server.replies_sent
+    sock.send_multipart(CSCP1Message("Test.ctrl", CSCPType.REQUEST, "shutdown").encode())
+    assert sat.wait_for_shutdown(5)
+    sat.close()  # at once, as the satellite's main does: the reply still arrives
+    assert sock.poll(5000), "the shutdown reply was lost"
+    reply = CSCP1Message.decode(sock.recv_multipart())
+    assert (reply.msg_type, reply.verb) == (CSCPType.SUCCESS, "Shutting down")
+    assert sent_at_request == [before + 1]
