@@ -35,22 +35,22 @@ class FakeReceiver:
         self.closed = True
 
 
+def _ignore(*_args: Any) -> None:
+    return None
+
+
 def _context() -> RoleContext:
     return RoleContext(
         "Receiver.rx",
         NetworkScope((LOOPBACK,)),
         logging.getLogger("test.roles"),
         state=lambda: State.ORBIT,
-        fail=lambda reason, error=None: None,
+        fail=_ignore,
         metrics=MetricRegistry("Receiver.rx", lambda: State.ORBIT, "test.roles"),
         run_condition=lambda: RunCondition.GOOD,
         closing=lambda: False,
         version="0",
     )
-
-
-def _ignore(*_args: Any) -> None:
-    return None
 
 
 def test_a_transmitter_discovered_while_the_run_begins_is_connected() -> None:
