@@ -216,10 +216,7 @@ class Satellite(Lifecycle):
         self.log.warning("run marked degraded%s", f": {reason}" if reason else "")
 
     def every(
-        self,
-        interval: float,
-        fn: Callable[[], Any],
-        states: frozenset[State] | None = None,
+        self, interval: float, fn: Callable[[], Any], states: frozenset[State] | None = None
     ) -> TimerHandle:
         """Call ``fn`` every ``interval`` s in the task worker (a tick is skipped while the
         previous call still runs); ``states`` limits the calls to those states."""
@@ -280,11 +277,8 @@ class Satellite(Lifecycle):
         self.close(hook_timeout=max(0.1, deadline - time.monotonic()))
 
     def close(self, hook_timeout: float = 1.0) -> None:
-        """Withdraw the announcements, stop the run if any, close every socket.
-
-        Waits up to ``hook_timeout`` s for running hooks and commands to return; any still
-        running then is logged CRITICAL by name and abandoned.
-        """
+        """Withdraw the announcements, stop the run, call :meth:`on_close`, close every socket.
+        Hooks and commands still running after ``hook_timeout`` s are named and abandoned."""
         if self._closed:
             return
         self._closed = True
@@ -293,6 +287,10 @@ class Satellite(Lifecycle):
         self.services.withdraw()
         self.threads.settle_or_abandon(max(0.0, settle_until - time.monotonic()), self.log)
         self.data_role.close()
+        try:
+            self.on_close()
+        except Exception:  # the sockets are closed all the same
+            self.log.exception("on_close failed")
         self._periodic.cancel_all()
         self.metrics.stop()
         self.services.close()

@@ -209,8 +209,7 @@ class H5DataWriter(ReceiverSatellite):
         except RuntimeError:  # disk thread stopped: the satellite is closing
             pass
 
-    def _close_extra(self) -> None:
-        super()._close_extra()
+    def on_close(self) -> None:
         try:
             self._disk.call(self._close_file, timeout=_SHUTDOWN_CLOSE_S)
         except Exception as exc:
