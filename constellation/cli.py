@@ -187,6 +187,11 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
     """Entry point used by every ``Satellite<Type>`` console script."""
     from constellation.transmitter import TransmitterSatellite
 
+    try:  # first: even describing the satellite for --help builds it
+        settings = ProcessSettings.from_environ(os.environ)
+    except ConfigError as exc:
+        print(f"Satellite{cls.__name__}: error: {exc.reason}", file=sys.stderr)
+        return 2
     is_transmitter = issubclass(cls, TransmitterSatellite)
     words = sys.argv[1:] if argv is None else list(argv)
     epilog = None
@@ -195,11 +200,6 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
 
         epilog = help_text(describe(cls))
     args = build_parser(cls.__name__, is_transmitter, epilog).parse_args(argv)
-    try:
-        settings = ProcessSettings.from_environ(os.environ)
-    except ConfigError as exc:
-        print(f"Satellite{cls.__name__}: error: {exc.reason}", file=sys.stderr)
-        return 2
     setup_logging(args.level)
     apply_process_tuning(settings)
     kwargs: dict[str, Any] = {

@@ -27,7 +27,6 @@ from constellation.core.commands import CommandRegistry, CommandResult
 from constellation.core.config import Configuration, FrameworkConfig
 from constellation.core.environment import ProcessSettings
 from constellation.core.fsm import Command, SatelliteFSM
-from constellation.core.heartbeat_tracker import PeerInfo
 from constellation.core.roles import Role
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
@@ -41,12 +40,7 @@ from constellation.errors import (
 from constellation.metrics import MetricRegistry
 from constellation.net.command_server import CommandServer
 from constellation.net.discovery import Discovery
-from constellation.net.heartbeat import (
-    HeartbeatReceiver,
-    HeartbeatSender,
-    HeartbeatState,
-    HeartbeatTiming,
-)
+from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop, TimerHandle
 from constellation.net.monitoring import STATUS, CMDPLogHandler, MonitoringPublisher
@@ -57,14 +51,10 @@ from constellation.runtime.failures import FailureHandler
 from constellation.runtime.jobs import TransitionJobs
 from constellation.runtime.lifecycle import Lifecycle
 from constellation.runtime.requests import RequestRouter
-from constellation.runtime.services import ServiceHandlers, ServiceSet
+from constellation.runtime.services import ServiceHandlers, ServicePart, ServiceSet
 from constellation.runtime.standard_commands import standard_commands
 from constellation.runtime.tasks import PeriodicTasks
-from constellation.runtime.transitions import (
-    DEFAULT_STATUS,
-    HookCaller,
-    TransitionRunner,
-)
+from constellation.runtime.transitions import DEFAULT_STATUS, HookCaller, TransitionRunner
 from constellation.runtime.workers import UserThreads
 
 __all__ = ["CustomCommand", "HookError", "Satellite"]
@@ -92,9 +82,8 @@ class Satellite(Lifecycle):
         data_role: Callable[[RoleContext], DataRole] | None = None,
         settings: ProcessSettings | None = None,
     ) -> None:
-        """``data_role`` builds the data role from its context (default: :class:`NoDataRole`);
-        ``settings`` are the process knobs (the launcher passes them; None: read them from the
-        environment now, a malformed one raising :class:`~constellation.errors.ConfigError`)."""
+        """``data_role(context)`` builds the data role (default: none); ``settings`` are the
+        process knobs (the launcher passes them; None: from the environment, checked now)."""
         settings = settings or ProcessSettings.from_environ(os.environ)
         try:
             validate_name(name)
@@ -131,8 +120,6 @@ class Satellite(Lifecycle):
         # Threads of user code (never the loop thread) and what runs in them right now.
         self.threads = UserThreads(self.canonical_name)
         self._active = self.threads.active
-        self._worker = self.threads.hooks  # the receiver waits on it before closing its sockets
-        self._command_worker = self.threads.commands
         self._tasks = self.threads.tasks
         self._hook = HookCaller(self, self._active)
         self._jobs = TransitionJobs(self, self._hook, self._stop_event)
@@ -157,22 +144,11 @@ class Satellite(Lifecycle):
         self.metrics = MetricRegistry(
             self.canonical_name, lambda: self.fsm.state, self.log.name, settings.metric_scale
         )
-        context = RoleContext(
-            self.canonical_name,
-            self.scope,
-            self.log,
-            state=lambda: self.fsm.state,
-            fail=self.fail,
-            metrics=self.metrics,
-            run_condition=lambda: self.run_condition,
-            closing=lambda: self._closed,
-            version=self.version,
-        )
-        self.data_role: DataRole = (data_role or NoDataRole)(context)
+        self.data_role: DataRole = (data_role or NoDataRole)(self._role_context())
         self.autonomy = Autonomy(
             AutonomyLinks(
                 state=lambda: self.fsm.state,
-                peer=self._peer,
+                peer=lambda name: self.heartbeats.peer(name) if self.heartbeats else None,
                 interrupt=self.interrupt,
                 mark_degraded=self.mark_run_degraded,
                 set_status=self.set_status,
@@ -182,7 +158,7 @@ class Satellite(Lifecycle):
         )
         self.transitions = TransitionRunner(
             self.fsm,
-            self._worker,
+            self.threads.hooks,
             self._stop_event,
             await_conditions=self.autonomy.await_conditions,
             fail=self.fail,
@@ -194,20 +170,13 @@ class Satellite(Lifecycle):
             self.commands,
             lambda: self.fsm.state,
             self.canonical_name,
-            self._command_worker,
+            self.threads.commands,
             self._active,
             deferred=user_commands,
         )
         ports = {"cmd": cmd_port, "hb": hb_port, "mon": mon_port}
         self.services = ServiceSet(
-            self.canonical_name,
-            group,
-            self.scope,
-            ports,
-            discovery,
-            name_check,
-            heartbeat_timing=HeartbeatTiming(scale=settings.heartbeat_scale),
-            max_message_size=settings.max_message_size,
+            self.canonical_name, group, self.scope, ports, discovery, name_check, settings
         )
 
     # ------------------------------------------------------------------------------------------
@@ -248,10 +217,7 @@ class Satellite(Lifecycle):
         self.log.warning("run marked degraded%s", f": {reason}" if reason else "")
 
     def every(
-        self,
-        interval: float,
-        fn: Callable[[], Any],
-        states: frozenset[State] | None = None,
+        self, interval: float, fn: Callable[[], Any], states: frozenset[State] | None = None
     ) -> TimerHandle:
         """Call ``fn`` every ``interval`` s in the task worker (a tick is skipped while the
         previous call still runs); ``states`` limits the calls to those states."""
@@ -260,37 +226,15 @@ class Satellite(Lifecycle):
         return self._periodic.every(self.loop, interval, fn, states)
 
     # --- parts, for the framework and tests -------------------------------------------------
-    @property
-    def loop(self) -> EventLoop | None:
-        return self.services.loop
+    loop: ServicePart[EventLoop] = ServicePart()
+    discovery: ServicePart[Discovery] = ServicePart()
+    monitoring: ServicePart[MonitoringPublisher] = ServicePart()
+    heartbeats: ServicePart[HeartbeatReceiver] = ServicePart()
+    _heartbeat: ServicePart[HeartbeatSender] = ServicePart()
+    _command_server: ServicePart[CommandServer] = ServicePart()
+    _log_handler: ServicePart[CMDPLogHandler] = ServicePart()
 
-    @property
-    def discovery(self) -> Discovery | None:
-        return self.services.discovery
-
-    @property
-    def monitoring(self) -> MonitoringPublisher | None:
-        return self.services.monitoring
-
-    @property
-    def heartbeats(self) -> HeartbeatReceiver | None:
-        return self.services.heartbeats
-
-    @property
-    def _heartbeat(self) -> HeartbeatSender | None:
-        return self.services.heartbeat
-
-    @property
-    def _command_server(self) -> CommandServer | None:
-        return self.services.command_server
-
-    @property
-    def _log_handler(self) -> CMDPLogHandler | None:
-        return self.services.log_handler
-
-    # ------------------------------------------------------------------------------------------
-    # life cycle
-    # ------------------------------------------------------------------------------------------
+    # --- life cycle ---------------------------------------------------------------------------
     def start(self) -> Satellite:
         """Open the sockets, announce the services and begin serving commands."""
         if self._started:
@@ -300,9 +244,8 @@ class Satellite(Lifecycle):
             handle_request=self._router,
             heartbeat_state=self._heartbeat_state,
             on_peer_events=self.autonomy.on_peer_events,
-            log_topics=self._log_topics,
             metric_topics=self.metrics.topics,
-            on_loop_error=self._on_framework_error,
+            on_loop_error=lambda exc: self.fail(f"{type(exc).__name__} in framework: {exc}", exc),
         )
         self.services.open(handlers, self.log, self.type_name)
         assert self.services.loop is not None and self.services.monitoring is not None
@@ -339,28 +282,20 @@ class Satellite(Lifecycle):
         self.close(hook_timeout=max(0.1, deadline - time.monotonic()))
 
     def close(self, hook_timeout: float = 1.0) -> None:
-        """Withdraw the announcements, stop the run if any, close every socket.
-
-        Waits up to ``hook_timeout`` s for running hooks and commands to return; any still
-        running then is logged CRITICAL by name and abandoned.
-        """
+        """Withdraw the announcements, stop the run, call :meth:`on_close`, close every socket.
+        Hooks and commands still running after ``hook_timeout`` s are named and abandoned."""
         if self._closed:
             return
         self._closed = True
         settle_until = time.monotonic() + hook_timeout
         self._stop_event.set()
         self.services.withdraw()
-        stuck = self.threads.settle(max(0.0, settle_until - time.monotonic()))
-        now = time.monotonic()
-        for call in stuck:
-            self.log.critical(
-                "%s still running after %.1f s (it ignores stop_requested()); "
-                "closing without it, its thread %s is abandoned",
-                call.name,
-                call.running_for(now),
-                call.thread,
-            )
+        self.threads.settle_or_abandon(max(0.0, settle_until - time.monotonic()), self.log)
         self.data_role.close()
+        try:
+            self.on_close()
+        except Exception:  # the sockets are closed all the same
+            self.log.exception("on_close failed")
         self._periodic.cancel_all()
         self.metrics.stop()
         self.services.close()
@@ -373,26 +308,14 @@ class Satellite(Lifecycle):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------------------------------
-    # commands
-    # ------------------------------------------------------------------------------------------
+    # --- commands -----------------------------------------------------------------------------
     @property
     def supports_reconfigure(self) -> bool:
         return type(self).do_reconfigure is not Lifecycle.do_reconfigure
 
     def transition(self, command: Command, argument: Any = None) -> CommandResult:
         """Begin ``command``; its job (hooks and framework work) runs in the hook worker."""
-        jobs = self._jobs
-        table: dict[Command, Callable[[], str | None]] = {
-            Command.initialize: lambda: jobs.initialize(argument),
-            Command.launch: jobs.launch,
-            Command.land: jobs.land,
-            Command.start: lambda: jobs.start(argument),
-            Command.stop: jobs.stop,
-            Command.reconfigure: lambda: jobs.reconfigure(argument),
-            Command.interrupt: jobs.interrupt,
-        }
-        return self.transitions.begin(command, table[command])
+        return self.transitions.begin(command, self._jobs.job(command, argument))
 
     def apply_framework(self, framework: FrameworkConfig) -> None:
         """Take the framework settings of a new configuration (hook worker, ``initialize``)."""
@@ -445,12 +368,21 @@ class Satellite(Lifecycle):
         except UsageError:
             self.log.warning("%s not run: the satellite is closed", getattr(call, "__name__", call))
 
-    def _on_framework_error(self, exc: BaseException) -> None:
-        self.fail(f"{type(exc).__name__} in framework: {exc}", exc)
+    def _role_context(self) -> RoleContext:
+        """What the data role sees of this satellite (never the satellite itself)."""
+        return RoleContext(
+            self.canonical_name,
+            self.scope,
+            self.log,
+            state=lambda: self.fsm.state,
+            fail=self.fail,
+            metrics=self.metrics,
+            run_condition=lambda: self.run_condition,
+            closing=lambda: self._closed,
+            version=self.version,
+        )
 
-    # ------------------------------------------------------------------------------------------
-    # state reporting
-    # ------------------------------------------------------------------------------------------
+    # --- state reporting ----------------------------------------------------------------------
     def _on_state_change(self, old: State, new: State) -> None:
         self._last_changed = datetime.now(timezone.utc)
         self.log.getChild("fsm").info("state %s -> %s", old.name, new.name)
@@ -461,19 +393,6 @@ class Satellite(Lifecycle):
 
     def _heartbeat_state(self) -> HeartbeatState:
         return HeartbeatState(int(self.state), self.role.flags, self._status)
-
-    def _peer(self, name: str) -> PeerInfo | None:
-        receiver = self.heartbeats
-        return receiver.peer(name) if receiver is not None else None
-
-    def _log_topics(self) -> dict[str, str]:
-        return {
-            self.type_name.upper(): "messages of the satellite",
-            "FSM": "state changes",
-            "AUTONOMY": "heartbeat and role reactions",
-            "DATA": "data transmission",
-            "MONITORING": "metric sampling problems",
-        }
 
     def wait_for_state(self, state: State, timeout: float) -> bool:
         """Block until the satellite is in ``state`` (for tests and scripts)."""

@@ -21,7 +21,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from constellation.net.discovery import DiscoveredService, ServiceId
+from constellation.core.discovered import DiscoveredService
+from constellation.protocol.chirp import ServiceId
 
 __all__ = ["NAME_PROBE_KINDS", "Action", "ChirpTable", "Unresolved", "placeholder_name"]
 

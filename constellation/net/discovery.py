@@ -12,9 +12,8 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import Enum
 
+from constellation.core.discovered import DiscoveredService, DiscoveryEvent
 from constellation.net.interfaces import NetworkScope
 from constellation.protocol.chirp import ServiceId
 
@@ -28,30 +27,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("constellation.net.discovery")
-
-
-class DiscoveryEvent(Enum):
-    ADDED = "added"
-    REMOVED = "removed"
-
-
-@dataclass(frozen=True)
-class DiscoveredService:
-    """One service of a peer: who offers it and where to connect."""
-
-    group: str
-    name: str
-    service: ServiceId
-    address: str
-    port: int
-
-    @property
-    def endpoint(self) -> str:
-        return f"tcp://{self.address}:{self.port}"
-
-    @property
-    def key(self) -> tuple[str, ServiceId]:
-        return (self.name.lower(), self.service)
 
 
 DiscoveryListener = Callable[[DiscoveryEvent, DiscoveredService], None]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from constellation.core.config import (
@@ -29,6 +30,7 @@ from constellation.core.config import (
     normalize_framework_keys,
     resolve_env,
 )
+from constellation.core.fsm import Command
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
 from constellation.errors import SendingStoppedError
@@ -72,6 +74,19 @@ class TransitionJobs:
         self._host = host
         self._hook = hook
         self._stop = stop_event
+
+    def job(self, command: Command, argument: Any = None) -> Callable[[], str | None]:
+        """The job of transition ``command`` (``argument``: its payload)."""
+        table: dict[Command, Callable[[], str | None]] = {
+            Command.initialize: lambda: self.initialize(argument),
+            Command.launch: self.launch,
+            Command.land: self.land,
+            Command.start: lambda: self.start(argument),
+            Command.stop: self.stop,
+            Command.reconfigure: lambda: self.reconfigure(argument),
+            Command.interrupt: self.interrupt,
+        }
+        return table[command]
 
     def initialize(self, raw: dict[str, Any]) -> str | None:
         host = self._host

@@ -63,3 +63,7 @@ class Lifecycle:
 
     def do_failure(self) -> None:
         """Called on entering ERROR (in the failing thread, never the loop thread)."""
+
+    def on_close(self) -> None:
+        """Release what the satellite holds besides its sockets (e.g. an output file); called
+        once by ``close()`` in its thread, after user code settled and the data role closed."""

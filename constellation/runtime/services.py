@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import zmq
 
+from constellation.core.environment import ProcessSettings
 from constellation.core.heartbeat_tracker import PeerEvent
 from constellation.errors import DuplicateNameError
 from constellation.net.command_server import CommandServer, RequestHandler
@@ -29,9 +30,31 @@ from constellation.net.heartbeat import (
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop
 from constellation.net.monitoring import TRACE, CMDPLogHandler, MonitoringPublisher
-from constellation.net.sockets import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["ServiceHandlers", "ServiceSet"]
+__all__ = ["ServiceHandlers", "ServicePart", "ServiceSet", "standard_log_topics"]
+
+_T = TypeVar("_T")
+
+
+class ServicePart(Generic[_T]):
+    """A read-only attribute of the owner that forwards to ``owner.services.<name>``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name.lstrip("_")
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> _T | None:
+        return cast("_T | None", getattr(obj.services, self._name))
+
+
+def standard_log_topics(type_name: str) -> dict[str, str]:
+    """The log topics every satellite offers (``type_name``: its own messages)."""
+    return {
+        type_name.upper(): "messages of the satellite",
+        "FSM": "state changes",
+        "AUTONOMY": "heartbeat and role reactions",
+        "DATA": "data transmission",
+        "MONITORING": "metric sampling problems",
+    }
 
 
 @dataclass(frozen=True)
@@ -41,7 +64,6 @@ class ServiceHandlers:
     handle_request: RequestHandler
     heartbeat_state: Callable[[], HeartbeatState]
     on_peer_events: Callable[[list[PeerEvent]], None]
-    log_topics: Callable[[], dict[str, str]]
     metric_topics: Callable[[], dict[str, str]]
     on_loop_error: Callable[[BaseException], None]
 
@@ -57,13 +79,12 @@ class ServiceSet:
         ports: dict[str, int],
         discovery_kind: str,
         name_check: float = 0.0,
-        *,
-        heartbeat_timing: HeartbeatTiming | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        settings: ProcessSettings | None = None,
     ) -> None:
         self.canonical_name = canonical_name
-        self._timing = heartbeat_timing
-        self._max_message_size = max_message_size
+        settings = settings or ProcessSettings()
+        self._timing = HeartbeatTiming(scale=settings.heartbeat_scale)
+        self._max_message_size = settings.max_message_size
         self.group = group
         self.scope = scope
         self._ports = dict(ports)
@@ -89,7 +110,7 @@ class ServiceSet:
             self.scope,
             name,
             self._ports["mon"],
-            log_topics=handlers.log_topics,
+            log_topics=lambda: standard_log_topics(type_name),
             metric_topics=handlers.metric_topics,
         )
         self.log_handler = CMDPLogHandler(self.monitoring, logger.name, type_name)

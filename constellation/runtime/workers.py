@@ -9,6 +9,7 @@ satellite logs it (see :class:`ActiveCalls`) and the process exits anyway. Every
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -156,6 +157,20 @@ class UserThreads:
         for worker in (self.hooks, self.commands, self.tasks):
             worker.wait_idle(max(0.0, deadline - time.monotonic()))
         return self.active.snapshot()
+
+    def settle_or_abandon(self, timeout: float, log: logging.Logger) -> None:
+        """:meth:`settle`, then name every call still running in a CRITICAL log: it is left
+        behind (its daemon thread does not keep the process alive)."""
+        stuck = self.settle(timeout)
+        now = time.monotonic()
+        for call in stuck:
+            log.critical(
+                "%s still running after %.1f s (it ignores stop_requested()); "
+                "closing without it, its thread %s is abandoned",
+                call.name,
+                call.running_for(now),
+                call.thread,
+            )
 
     def shutdown(self) -> None:
         for worker in (self.hooks, self.commands, self.tasks):

@@ -211,11 +211,7 @@ class H5DataWriter(ReceiverSatellite):
         except RuntimeError:  # disk thread stopped: the satellite is closing
             pass
 
-    def close(self, hook_timeout: float = 1.0) -> None:
-        """Close the satellite, then the output file and the disk thread."""
-        if self._closed:
-            return
-        super().close(hook_timeout)
+    def on_close(self) -> None:
         try:
             self._disk.call(self._close_file, timeout=_SHUTDOWN_CLOSE_S)
         except Exception as exc:

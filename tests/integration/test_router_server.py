@@ -34,7 +34,7 @@ def test_replies_go_out_of_order_to_req_clients(satellites: Any) -> None:
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(f"tcp://{LOOPBACK}:{port}")
         slow.send_multipart(_encode("hold", ["first"]))
-        wait_for(lambda: sat._command_worker.pending == 1, 5, what="hold running")
+        wait_for(lambda: sat.threads.commands.pending == 1, 5, what="hold running")
         fast.send_multipart(_encode("get_name"))
         assert fast.poll(5000), "second client not answered while the first waits"
         assert CSCP1Message.decode(fast.recv_multipart()).verb == "Holder.order"
@@ -52,7 +52,7 @@ def test_client_gone_before_its_reply_does_not_disturb_the_server(satellites: An
     sat = satellites(Holder, "gone")
     leaving = _dealer(sat)
     leaving.send_multipart([b"", *_encode("hold", ["orphan"])])
-    wait_for(lambda: sat._command_worker.pending == 1, 5, what="hold running")
+    wait_for(lambda: sat.threads.commands.pending == 1, 5, what="hold running")
     leaving.close()
     sat.release.set()
     wait_for(lambda: sat._command_server.pending_replies == 0, 5, what="orphan reply sent")

@@ -212,7 +212,7 @@ def test_second_custom_command_waits_its_turn_and_overflow_is_busy(satellites: A
     try:
         for index in range(DEFAULT_MAX_QUEUED + 1):  # one running, the rest queued
             sock.send_multipart([b"", *_encode("hold", [f"t{index}"])])
-        wait_for(lambda: sat._command_worker.pending == DEFAULT_MAX_QUEUED + 1, 5)
+        wait_for(lambda: sat.threads.commands.pending == DEFAULT_MAX_QUEUED + 1, 5)
         sock.send_multipart([b"", *_encode("hold", ["extra"])])
         busy = _receive(sock)
         assert busy.msg_type is CSCPType.ERROR and "Busy" in busy.verb, busy.verb
@@ -233,7 +233,7 @@ def test_wrong_arguments_of_a_custom_command_are_answered_at_once(satellites: An
     sock = _dealer(sat)
     try:
         sock.send_multipart([b"", *_encode("hold", ["busy"])])
-        wait_for(lambda: sat._command_worker.pending == 1, 5)
+        wait_for(lambda: sat.threads.commands.pending == 1, 5)
         sock.send_multipart([b"", *_encode("hold", [1, 2])])
         wrong = _receive(sock)
         assert wrong.msg_type is CSCPType.INCOMPLETE and "tag" in wrong.verb

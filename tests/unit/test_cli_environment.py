@@ -31,3 +31,11 @@ def test_malformed_knob_is_refused_up_front(
     assert code == 2 and not Probe.built
     message = capsys.readouterr().err
     assert name in message and repr(value) in message
+
+
+def test_help_with_a_malformed_knob_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONSTELLATION_HEARTBEAT_SCALE", "x")
+    assert cli.run_satellite(Probe, ["--help"]) == 2
+    assert "CONSTELLATION_HEARTBEAT_SCALE" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from constellation.core.states import State
 from constellation.metrics import MetricRegistry
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent, ServiceId
 from constellation.net.interfaces import NetworkScope
+from constellation.receiver import ReceiverSatellite
 from constellation.roles.base import RoleContext
 from constellation.roles.receiving import ReceiveCallbacks, ReceivingRole
 from tests.helpers import LOOPBACK
@@ -35,22 +36,22 @@ class FakeReceiver:
         self.closed = True
 
 
+def _ignore(*_args: Any) -> None:
+    return None
+
+
 def _context() -> RoleContext:
     return RoleContext(
         "Receiver.rx",
         NetworkScope((LOOPBACK,)),
         logging.getLogger("test.roles"),
         state=lambda: State.ORBIT,
-        fail=lambda reason, error=None: None,
+        fail=_ignore,
         metrics=MetricRegistry("Receiver.rx", lambda: State.ORBIT, "test.roles"),
         run_condition=lambda: RunCondition.GOOD,
         closing=lambda: False,
         version="0",
     )
-
-
-def _ignore(*_args: Any) -> None:
-    return None
 
 
 def test_a_transmitter_discovered_while_the_run_begins_is_connected() -> None:
@@ -75,3 +76,18 @@ def test_a_transmitter_discovered_while_the_run_begins_is_connected() -> None:
     finally:
         role.end_run(interrupted=False)
     assert made[0].closed and role.run_condition_text() == "NO_DATA"
+
+
+def test_close_calls_on_close_once_after_the_data_role_closed() -> None:
+    """The clean-up point of subclasses (the HDF5 writer closes its file there)."""
+    order: list[str] = []
+
+    class Closing(ReceiverSatellite):
+        def on_close(self) -> None:
+            order.append("on_close" if self._role.receiver is None else "too early")
+
+    sat = Closing("c", "g", interfaces=[LOOPBACK], discovery="chirp")
+    sat.start()
+    sat.close()
+    sat.close()
+    assert order == ["on_close"]
