@@ -23,6 +23,7 @@ from constellation.live.accounting import SenderStats, SequenceAccount
 from constellation.live.buffer import BufferItem, LiveBuffer, check_policy
 from constellation.live.frame import BOR, EOR, Frame, LiveRecord, typed_blocks
 from constellation.live.locate import LiveEndpoint, LiveLocator
+from constellation.live.pipe import NumpyPipe
 from constellation.live.protocol import (
     LiveHeader,
     check_codec,
@@ -69,6 +70,7 @@ class Streamer:
         self._senders: set[str] | None = _lowered(senders)
         self._cv = threading.Condition(threading.Lock())
         self._read_lock = threading.Lock()  # accounts and names: read() and stats
+        self._pipes: dict[str, NumpyPipe] = {}
         self._accounts: dict[str, SequenceAccount] = {}
         self._names: dict[str, str] = {}  # lower-cased -> canonical, as seen in messages
         self._context = zmq.Context.instance()
@@ -145,7 +147,19 @@ class Streamer:
         with self._read_lock:  # decoding runs while the socket thread goes on buffering
             for item in items:
                 self._deliver(item, frame)
+            for name, records in frame.records.items():
+                pipe = self._pipes.get(name.lower())
+                if pipe is not None:
+                    pipe.feed(records)
         return frame
+
+    def pipe(self, sender: str) -> NumpyPipe:
+        """A numpy-pipe view of ``sender``'s records (see :class:`NumpyPipe`)."""
+        with self._read_lock:
+            found = self._pipes.get(sender.lower())
+            if found is None:
+                found = self._pipes[sender.lower()] = NumpyPipe(self, sender)
+            return found
 
     def close(self) -> None:
         """Stop receiving and free the sockets, threads and buffers."""

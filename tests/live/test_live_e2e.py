@@ -78,10 +78,13 @@ def test_a_reader_that_keeps_up_gets_every_record_once_in_order(
     pair: Controller, group: str
 ) -> None:
     with _streamer(group) as streamer:
+        pipe = streamer.pipe(TX)
         reader = _Reader(streamer)
         _run(pair, 5000, 5000)
         frames, eor = reader.result()
+        rows = pipe.read(timeout=0)
     stored = eor.run_metadata["data_records"]
+    assert rows["data"].shape == (stored, 1024) and rows["timestamp"].min() > 0
     assert stored >= 5000
     assert _sequences(frames) == list(range(1, stored + 1))
     events = [e for f in frames for e in f.events]
