@@ -14,7 +14,7 @@ import pytest
 
 from constellation.errors import ConfigError, UnknownSenderError
 from constellation.live import BOR, EOR, Frame, Streamer
-from constellation.live.streamer import AsyncStreamer
+from constellation.live.aio import AsyncStreamer
 from controller import Controller
 from controller.telemetry import MetricWatcher
 from tests.helpers import LOOPBACK, console_script, cycle_to_run, wait_for
