@@ -109,10 +109,11 @@ class ReceiverSatellite(Satellite):
 
     # --- discovery of transmitters --------------------------------------------------------------
     def _announce(self) -> None:
+        self.live.bind()  # live: the sockets exist before the command can be asked
         super()._announce()
         assert self.discovery is not None
         self.discovery.add_listener([ServiceId.DATA], self._on_data_service)
-        self.live.open(self.discovery)  # live: bind and announce the live sockets
+        self.live.announce(self.discovery)  # live: announce over mDNS
 
     def _wanted(self, name: str) -> bool:
         wanted = self.framework.data.receive_from

@@ -62,18 +62,24 @@ class ReceiverLive:
         )
 
     # --- set-up (satellite start and close) -------------------------------------------------
-    def open(self, discovery: Any) -> None:
-        """Bind the live sockets and announce them (mDNS: as a service of this receiver)."""
+    def bind(self) -> None:
+        """Bind the live sockets (before the satellite's control service is announced)."""
         sat = self._sat
-        self.tap = LiveTap(zmq.Context.instance(), sat.scope, sat.canonical_name)
+        if self.tap is None:
+            self.tap = LiveTap(zmq.Context.instance(), sat.scope, sat.canonical_name)
+
+    def announce(self, discovery: Any) -> None:
+        """Announce the live sockets over mDNS, as a service of this receiver."""
+        tap = self.tap
         mdns = getattr(discovery, "mdns", discovery)
         announce = getattr(mdns, "announce_type", None)
-        if announce is not None:
-            try:
-                announce(LIVE_MDNS_TYPE, self.tap.port, {"lossless": str(self.tap.lossless_port)})
-                self._mdns = mdns
-            except Exception as exc:  # the command still works
-                sat.log.warning("live service not announced over mDNS: %s", exc)
+        if tap is None or announce is None:
+            return  # CHIRP only: found through the command
+        try:
+            announce(LIVE_MDNS_TYPE, tap.port, {"lossless": str(tap.lossless_port)})
+            self._mdns = mdns
+        except Exception as exc:  # the command still works
+            self._sat.log.warning("live service not announced over mDNS: %s", exc)
 
     def close(self) -> None:
         tap, self.tap = self.tap, None
