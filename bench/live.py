@@ -60,11 +60,17 @@ def reader_main(group: str, buffer: int) -> None:
             time.sleep(0.05)
         time.sleep(0.5)  # let the subscription reach the writer
         print("ready", flush=True)
-        while True:
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 10:  # a lost EOR (stalled reader) ends it too
             frame = streamer.read(1.0)
-            if frame is not None and any(isinstance(e, EOR) for e in frame.events):
-                break
+            if frame is not None:
+                quiet_since = time.monotonic()
+                if any(isinstance(e, EOR) for e in frame.events):
+                    break
         stats = streamer.stats.get(TX)
+        if stats is None:
+            print(json.dumps({"received": 0, "dropped": -1}), flush=True)
+            return
         totals = {"received": stats.received, "dropped": stats.dropped}
         totals["discarded_messages"] = streamer._buffer.discarded
         print(json.dumps(totals), flush=True)
