@@ -64,7 +64,7 @@ class LiveLocator:
         self.name = f"LiveStreamer.s{uuid.uuid4().hex[:10]}"
         self._on_found = on_found
         self._on_lost = on_lost
-        self._context = zmq.Context.instance()
+        self._context: zmq.Context[Any] = zmq.Context.instance()
         self._asks: queue.Queue[DiscoveredService | None] = queue.Queue()
         self._senders: dict[str, str] = {}  # lower-cased -> canonical name of transmitters
         self._endpoints: dict[str, str] = {}  # receiver -> control endpoint answered
@@ -118,7 +118,7 @@ class LiveLocator:
                 continue
             if found == "later":  # a receiver whose live service is not open yet
                 self._retry(service)
-            elif found is not None and not self._closed:
+            elif isinstance(found, LiveEndpoint) and not self._closed:
                 self._endpoints[service.name] = service.endpoint
                 self._on_found(found)
 

@@ -75,7 +75,7 @@ class Streamer:
         self._preface: Frame | None = None  # the file part of follow()
         self._accounts: dict[str, SequenceAccount] = {}
         self._names: dict[str, str] = {}  # lower-cased -> canonical, as seen in messages
-        self._context = zmq.Context.instance()
+        self._context: zmq.Context[Any] = zmq.Context.instance()
         self._wanted: list[LiveEndpoint] = []  # found by the locator, for the thread
         self._lost: list[str] = []
         self._resubscribe = False

@@ -123,7 +123,7 @@ class LiveTap:
 
     @staticmethod
     def _socket(context: zmq.Context[Any], hwm: int, nodrop: bool) -> zmq.Socket[Any]:
-        sock = context.socket(zmq.XPUB)
+        sock: zmq.Socket[Any] = context.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.MAXMSGSIZE, _MAX_UPSTREAM)
@@ -239,7 +239,7 @@ class LiveTap:
 
     def _drain(self, sock: zmq.Socket[Any]) -> None:
         subs = self._subs[sock]
-        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
