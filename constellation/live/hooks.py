@@ -28,6 +28,8 @@ LIVE_COMMAND = "get_live_endpoint"
 #: The DNS-SD type under which a receiver announces its live service over mDNS.
 LIVE_MDNS_TYPE = "_cnstln-live._tcp.local."
 
+#: Seconds between two looks at the subscriptions outside the receive loop.
+_SERVICE_PERIOD = 0.25
 _KINDS = {CDTPType.DATA: "DATA", CDTPType.BOR: "BOR", CDTPType.EOR: "EOR"}
 # A queued message of a deferred receiver: kind, payload (None when nobody listened), first
 # sequence, record count.
@@ -69,8 +71,12 @@ class ReceiverLive:
             self.tap = LiveTap(zmq.Context.instance(), sat.scope, sat.canonical_name)
 
     def announce(self, discovery: Any) -> None:
-        """Announce the live sockets over mDNS, as a service of this receiver."""
+        """Announce the live sockets over mDNS, as a service of this receiver; look at the
+        subscriptions periodically (between runs too: joiners, the EORs sent again)."""
         tap = self.tap
+        every = getattr(self._sat, "every", None)
+        if tap is not None and every is not None:
+            every(_SERVICE_PERIOD, self.service)
         mdns = getattr(discovery, "mdns", discovery)
         announce = getattr(mdns, "announce_type", None)
         if tap is None or announce is None:

@@ -275,8 +275,8 @@ class Streamer:
         if header.kind == "BOR":
             if account.on_bor(header.run_id, header.replay):
                 frame.events.append(BOR(header.sender, header.run_id, meta, tags, receiver))
-        else:
-            records = meta.get("data_records")
+        elif account.in_run and account.stats.run_id == header.run_id:
+            records = meta.get("data_records")  # a repeated EOR (replay) is ignored
             account.on_eor(records if type(records) is int else None)
             frame.events.append(EOR(header.sender, header.run_id, meta, tags, receiver))
 
