@@ -60,14 +60,30 @@ def reader_main(group: str, buffer: int) -> None:
             time.sleep(0.05)
         time.sleep(0.5)  # let the subscription reach the writer
         print("ready", flush=True)
-        while True:
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 10:  # a lost EOR (stalled reader) ends it too
             frame = streamer.read(1.0)
-            if frame is not None and any(isinstance(e, EOR) for e in frame.events):
-                break
+            if frame is not None:
+                quiet_since = time.monotonic()
+                if any(isinstance(e, EOR) for e in frame.events):
+                    break
         stats = streamer.stats.get(TX)
+        if stats is None:
+            print(json.dumps({"received": 0, "dropped": -1}), flush=True)
+            return
         totals = {"received": stats.received, "dropped": stats.dropped}
         totals["discarded_messages"] = streamer._buffer.discarded
         print(json.dumps(totals), flush=True)
+
+
+def _totals(reader: subprocess.Popen[str]) -> dict[str, Any]:
+    """The last line a reader printed: its totals (after its EOR, or 10 s of silence)."""
+    try:
+        text, _ = reader.communicate(timeout=60)
+        return dict(json.loads(text.strip().splitlines()[-1]))
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        reader.kill()
+        return {"received": -1, "dropped": -1}
 
 
 def _rss(pid: int) -> int:
@@ -89,6 +105,7 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
     result: dict[str, Any] = {"scenario": scenario}
     streamer = None
     latencies: list[float] = []
+    totals: list[dict[str, Any]] = []
     try:
         with Controller(group, interface=LOOPBACK) as ctl:
             ctl.await_satellites([TX, WRITER], timeout=30)
@@ -137,6 +154,7 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
             t_orbit = time.monotonic()
             if scenario == "stalled":
                 os.kill(readers[0].pid, signal.SIGCONT)
+            totals = [_totals(reader) for reader in readers]  # before the writer shuts down
             ctl.land()
             ctl.await_state("INIT", 30)
             ctl.shutdown()
@@ -157,14 +175,6 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
         records_per_s=round(stored / (t_orbit - t_run)),
         writer_peak_rss_mb=round(peak / 2**20, 1),
     )
-    totals = []
-    for reader in readers:
-        try:
-            text, _ = reader.communicate(timeout=60)
-            totals.append(json.loads(text.strip().splitlines()[-1]))
-        except (subprocess.TimeoutExpired, ValueError, IndexError):
-            reader.kill()
-            totals.append({"received": -1, "dropped": -1})
     if totals:
         result["readers_received"] = [t["received"] for t in totals]
         result["readers_dropped"] = [t["dropped"] for t in totals]

@@ -14,8 +14,12 @@ __all__ = ["BOR", "EOR", "AsyncStreamer", "Frame", "LiveRecord", "SenderStats", 
 def __getattr__(name: str) -> object:
     # The streamer pulls in zmq and discovery: imported on first use only (the receiver
     # imports this package for its live hooks).
-    if name in ("Streamer", "AsyncStreamer"):
-        from constellation.live import streamer
+    if name == "Streamer":
+        from constellation.live.streamer import Streamer
 
-        return getattr(streamer, name)
+        return Streamer
+    if name == "AsyncStreamer":
+        from constellation.live.aio import AsyncStreamer
+
+        return AsyncStreamer
     raise AttributeError(name)

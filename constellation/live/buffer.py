@@ -76,6 +76,10 @@ class LiveBuffer:
         self._trim()
         return True
 
+    def items(self) -> list[BufferItem]:
+        """The items held, oldest first (left in the buffer)."""
+        return [item for item in self._items if not item.dropped]
+
     def take(self) -> list[BufferItem]:
         """Everything held, oldest first; the buffer is empty afterwards."""
         items = [item for item in self._items if not item.dropped]

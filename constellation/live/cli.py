@@ -29,6 +29,8 @@ __all__ = ["main"]
 
 _REFRESH = 0.5
 _HISTOGRAM_VALUES = 200_000
+#: How long to look for a receiver of the group before giving up.
+_FIND_TIMEOUT = 30.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dump", action="store_true", help="print every record")
     mode.add_argument("--histogram", metavar="SENDER", help="live histogram of block values")
-    parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="stop this long after finding a receiver"
+    )
     return parser
 
 
@@ -91,9 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConstellationError as exc:
         print(f"constellation-live: {exc}", file=sys.stderr)
         return 2
-    end = None if args.seconds is None else time.monotonic() + args.seconds
     try:
         with streamer:
+            found = time.monotonic() + _FIND_TIMEOUT
+            while not streamer.receivers and time.monotonic() < found:
+                time.sleep(0.05)  # discovery runs in the streamer's threads
+            if not streamer.receivers:
+                print(f"constellation-live: no receiver in group '{args.group}'", file=sys.stderr)
+                return 1
+            end = None if args.seconds is None else time.monotonic() + args.seconds
             if args.dump:
                 while end is None or time.monotonic() < end:
                     frame = streamer.read(_REFRESH)

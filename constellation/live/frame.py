@@ -7,7 +7,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["BOR", "EOR", "Frame", "LiveRecord", "typed_blocks"]
+from constellation.live.protocol import LiveHeader, decompress
+from constellation.protocol.cdtp2 import decode_data_frame
+
+__all__ = ["BOR", "EOR", "Frame", "LiveRecord", "decode_records", "typed_blocks"]
 
 _UINT8 = np.dtype(np.uint8)
 _DTYPES: dict[str, np.dtype[Any]] = {}
@@ -109,3 +112,23 @@ class Frame:
     def count(self) -> int:
         """Number of records in the frame."""
         return sum(map(len, self.records.values()))
+
+
+def decode_records(header: LiveHeader, payload: Any, skip: int) -> list[LiveRecord]:
+    """The records of a DATA message from ``skip`` on, as LiveRecords (DecodeError if bad)."""
+    message = decode_data_frame(decompress(header.codec, payload, header.size))
+    records = message.records
+    index = header.index
+    published = header.time
+    new = LiveRecord.__new__
+    return [
+        new(
+            LiveRecord,
+            sequence,
+            tags,
+            typed_blocks(tags, blocks),
+            None if index is None else index + pos,
+            published,
+        )
+        for pos, (sequence, tags, blocks) in enumerate(records[skip:], skip)
+    ]

@@ -28,6 +28,8 @@ LIVE_COMMAND = "get_live_endpoint"
 #: The DNS-SD type under which a receiver announces its live service over mDNS.
 LIVE_MDNS_TYPE = "_cnstln-live._tcp.local."
 
+#: Seconds between two looks at the subscriptions outside the receive loop.
+_SERVICE_PERIOD = 0.25
 _KINDS = {CDTPType.DATA: "DATA", CDTPType.BOR: "BOR", CDTPType.EOR: "EOR"}
 # A queued message of a deferred receiver: kind, payload (None when nobody listened), first
 # sequence, record count.
@@ -62,18 +64,28 @@ class ReceiverLive:
         )
 
     # --- set-up (satellite start and close) -------------------------------------------------
-    def open(self, discovery: Any) -> None:
-        """Bind the live sockets and announce them (mDNS: as a service of this receiver)."""
+    def bind(self) -> None:
+        """Bind the live sockets (before the satellite's control service is announced)."""
         sat = self._sat
-        self.tap = LiveTap(zmq.Context.instance(), sat.scope, sat.canonical_name)
+        if self.tap is None:
+            self.tap = LiveTap(zmq.Context.instance(), sat.scope, sat.canonical_name)
+
+    def announce(self, discovery: Any) -> None:
+        """Announce the live sockets over mDNS, as a service of this receiver; look at the
+        subscriptions periodically (between runs too: joiners, the EORs sent again)."""
+        tap = self.tap
+        every = getattr(self._sat, "every", None)
+        if tap is not None and every is not None:
+            every(_SERVICE_PERIOD, self.service)
         mdns = getattr(discovery, "mdns", discovery)
         announce = getattr(mdns, "announce_type", None)
-        if announce is not None:
-            try:
-                announce(LIVE_MDNS_TYPE, self.tap.port, {"lossless": str(self.tap.lossless_port)})
-                self._mdns = mdns
-            except Exception as exc:  # the command still works
-                sat.log.warning("live service not announced over mDNS: %s", exc)
+        if tap is None or announce is None:
+            return  # CHIRP only: found through the command
+        try:
+            announce(LIVE_MDNS_TYPE, tap.port, {"lossless": str(tap.lossless_port)})
+            self._mdns = mdns
+        except Exception as exc:  # the command still works
+            self._sat.log.warning("live service not announced over mDNS: %s", exc)
 
     def close(self) -> None:
         tap, self.tap = self.tap, None

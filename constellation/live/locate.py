@@ -36,6 +36,9 @@ log = logging.getLogger("constellation.live")
 
 _ASK_TIMEOUT_MS = 2000
 _ASK_TRIES = 3
+#: A receiver whose live service is not open is asked again this often, this many times.
+_LATER_DELAY = 1.0
+_LATER_TRIES = 30
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,11 @@ class LiveLocator:
         self.name = f"LiveStreamer.s{uuid.uuid4().hex[:10]}"
         self._on_found = on_found
         self._on_lost = on_lost
-        self._context = zmq.Context.instance()
+        self._context: zmq.Context[Any] = zmq.Context.instance()
         self._asks: queue.Queue[DiscoveredService | None] = queue.Queue()
         self._senders: dict[str, str] = {}  # lower-cased -> canonical name of transmitters
         self._endpoints: dict[str, str] = {}  # receiver -> control endpoint answered
+        self._tries: dict[DiscoveredService, int] = {}
         self._changed = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="live-locator", daemon=True)
@@ -112,11 +116,21 @@ class LiveLocator:
             except Exception as exc:  # never let the thread die on one peer
                 log.debug("could not ask %s for its live endpoint: %s", service.name, exc)
                 continue
-            if found is not None and not self._closed:
+            if found == "later":  # a receiver whose live service is not open yet
+                self._retry(service)
+            elif isinstance(found, LiveEndpoint) and not self._closed:
                 self._endpoints[service.name] = service.endpoint
                 self._on_found(found)
 
-    def _ask(self, service: DiscoveredService) -> LiveEndpoint | None:
+    def _retry(self, service: DiscoveredService) -> None:
+        tries = self._tries.get(service, 0) + 1
+        self._tries[service] = tries
+        if tries <= _LATER_TRIES:
+            timer = threading.Timer(_LATER_DELAY, self._asks.put, (service,))
+            timer.daemon = True
+            timer.start()
+
+    def _ask(self, service: DiscoveredService) -> LiveEndpoint | str | None:
         """The live endpoint of ``service``'s satellite, None when it has none."""
         request = CSCP1Message(self.name, CSCPType.REQUEST, LIVE_COMMAND).encode()
         for _ in range(_ASK_TRIES):
@@ -141,11 +155,14 @@ class LiveLocator:
         return None
 
 
-def _endpoint(service: DiscoveredService, kind: CSCPType, payload: Any) -> LiveEndpoint | None:
+def _endpoint(
+    service: DiscoveredService, kind: CSCPType, payload: Any
+) -> LiveEndpoint | str | None:
+    """The endpoint in a reply; None: not a receiver; ``"later"``: ask again later."""
     if kind is not CSCPType.SUCCESS or not isinstance(payload, dict):
-        return None  # not a receiver (UNKNOWN), or its live service is closed
+        return None  # not a receiver (UNKNOWN)
     port, lossless = payload.get("port"), payload.get("lossless_port")
     if type(port) is not int or type(lossless) is not int:
-        return None
+        return "later"  # a receiver whose live service is closed right now
     address = service.address
     return LiveEndpoint(service.name, f"tcp://{address}:{port}", f"tcp://{address}:{lossless}")

@@ -9,11 +9,11 @@ One thread per streamer owns the sockets (one XSUB per receiver, found by
 
 from __future__ import annotations
 
-import asyncio
+import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import zmq
@@ -21,8 +21,9 @@ import zmq
 from constellation.errors import DecodeError, UnknownSenderError
 from constellation.live.accounting import SenderStats, SequenceAccount
 from constellation.live.buffer import BufferItem, LiveBuffer, check_policy
-from constellation.live.frame import BOR, EOR, Frame, LiveRecord, typed_blocks
+from constellation.live.frame import BOR, EOR, Frame, decode_records
 from constellation.live.locate import LiveEndpoint, LiveLocator
+from constellation.live.pipe import NumpyPipe
 from constellation.live.protocol import (
     LiveHeader,
     check_codec,
@@ -31,10 +32,11 @@ from constellation.live.protocol import (
     marker_topic,
     subscription_topic,
 )
+from constellation.live.recorded import Replay, file_preface, live_start
 from constellation.net.interfaces import NetworkScope
 from constellation.protocol.cdtp2 import decode_data_frame, split_bor_eor
 
-__all__ = ["AsyncStreamer", "Streamer"]
+__all__ = ["Streamer"]
 
 _POLL_MS = 50
 _REPORT_INTERVAL = 0.5
@@ -69,9 +71,11 @@ class Streamer:
         self._senders: set[str] | None = _lowered(senders)
         self._cv = threading.Condition(threading.Lock())
         self._read_lock = threading.Lock()  # accounts and names: read() and stats
+        self._pipes: dict[str, NumpyPipe] = {}
+        self._preface: Frame | None = None  # the file part of follow()
         self._accounts: dict[str, SequenceAccount] = {}
         self._names: dict[str, str] = {}  # lower-cased -> canonical, as seen in messages
-        self._context = zmq.Context.instance()
+        self._context: zmq.Context[Any] = zmq.Context.instance()
         self._wanted: list[LiveEndpoint] = []  # found by the locator, for the thread
         self._lost: list[str] = []
         self._resubscribe = False
@@ -128,11 +132,73 @@ class Streamer:
             self._senders = wanted
             self._resubscribe = True
 
+    @staticmethod
+    def replay(path: str | os.PathLike[str], speed: float = 1.0, **kwargs: Any) -> Replay:
+        """A run file played as if live, with the same ``read()`` API (see :class:`Replay`)."""
+        return Replay(path, speed, **kwargs)
+
+    @classmethod
+    def follow(
+        cls,
+        path: str | os.PathLike[str],
+        group: str,
+        senders: Iterable[str] | None = None,
+        *,
+        timeout: float = 10.0,
+        **kwargs: Any,
+    ) -> Streamer:
+        """A streamer whose first read holds a local run file's records, then continues live.
+
+        The seam is exact: the live stream is subscribed first; the file is read (and re-read
+        while the writer flushes) up to the record before the first live one, and live records
+        already read from the file are cut off by their sequence numbers.
+        """
+        streamer = cls(group, senders, **kwargs)
+        try:
+            streamer._join_file(path, timeout)
+        except Exception:
+            streamer.close()
+            raise
+        return streamer
+
+    def _join_file(self, path: str | os.PathLike[str], timeout: float) -> None:
+        """Wait for the live start of the file's senders, then read the file up to it."""
+        from constellation.reader import open_run
+
+        with open_run(path) as run:
+            names = [s.lower() for s in run.senders]
+        if self._senders is not None:
+            names = [n for n in names if n in self._senders]
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                starts = {n: live_start(self._buffer.items(), n) for n in names}
+                if all(v is not None for v in starts.values()) or time.monotonic() > deadline:
+                    break
+                self._cv.wait(0.05)
+        wanted = {n: None if v is None or v < 0 else v - 1 for n, v in starts.items()}
+        frame, last, run_id = file_preface(path, wanted, max(0.0, deadline - time.monotonic()))
+        with self._read_lock:
+            for name, sequence in last.items():
+                account = self._accounts.setdefault(name, SequenceAccount())
+                account.on_bor(run_id, replayed=False)
+                if sequence:
+                    account.on_data(1, sequence)  # the file's records count as received
+                account.start_after(sequence)
+            for sender in frame.records:
+                self._names[sender.lower()] = sender
+        self._preface = frame
+
     def read(self, timeout: float | None = None) -> Frame | None:
         """Records and events since the last read; waits up to ``timeout`` s (None: forever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        preface, self._preface = self._preface, None
+        if preface is not None:
+            timeout = deadline = 0.0
         with self._cv:
             while not len(self._buffer):
+                if preface is not None:
+                    return preface
                 if self._closed:
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -141,11 +207,23 @@ class Streamer:
                 self._cv.wait(remaining if remaining is not None else 0.5)
             items = self._buffer.take()
             self._cv.notify_all()  # a blocked socket thread may go on
-        frame = Frame()
+        frame = preface or Frame()
         with self._read_lock:  # decoding runs while the socket thread goes on buffering
             for item in items:
                 self._deliver(item, frame)
+            for name, records in frame.records.items():
+                pipe = self._pipes.get(name.lower())
+                if pipe is not None:
+                    pipe.feed(records)
         return frame
+
+    def pipe(self, sender: str) -> NumpyPipe:
+        """A numpy-pipe view of ``sender``'s records (see :class:`NumpyPipe`)."""
+        with self._read_lock:
+            found = self._pipes.get(sender.lower())
+            if found is None:
+                found = self._pipes[sender.lower()] = NumpyPipe(self, sender)
+            return found
 
     def close(self) -> None:
         """Stop receiving and free the sockets, threads and buffers."""
@@ -186,7 +264,7 @@ class Streamer:
                 skip = account.on_data(header.first, header.count, header.size)
                 if skip < header.count:
                     frame.records.setdefault(header.sender, []).extend(
-                        _records(header, payload, skip)
+                        decode_records(header, payload, skip)
                     )
                 return
             message = decode_data_frame(decompress(header.codec, payload, header.size))
@@ -197,8 +275,8 @@ class Streamer:
         if header.kind == "BOR":
             if account.on_bor(header.run_id, header.replay):
                 frame.events.append(BOR(header.sender, header.run_id, meta, tags, receiver))
-        else:
-            records = meta.get("data_records")
+        elif account.in_run and account.stats.run_id == header.run_id:
+            records = meta.get("data_records")  # a repeated EOR (replay) is ignored
             account.on_eor(records if type(records) is int else None)
             frame.events.append(EOR(header.sender, header.run_id, meta, tags, receiver))
 
@@ -304,61 +382,6 @@ class Streamer:
                 sock.send(report, zmq.NOBLOCK)
             except zmq.Again:
                 pass
-
-
-class AsyncStreamer:
-    """:class:`Streamer` for asyncio: ``await read()`` and ``async for frame in streamer``."""
-
-    def __init__(self, group: str, senders: Iterable[str] | None = None, **kwargs: Any) -> None:
-        self._streamer = Streamer(group, senders, **kwargs)
-
-    @property
-    def stats(self) -> dict[str, SenderStats]:
-        return self._streamer.stats
-
-    async def read(self, timeout: float | None = None) -> Frame | None:
-        """Like :meth:`Streamer.read`, without blocking the event loop."""
-        return await asyncio.to_thread(self._streamer.read, timeout)
-
-    async def update_senders(self, names: Iterable[str] | None) -> None:
-        await asyncio.to_thread(self._streamer.update_senders, names)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self._streamer.close)
-
-    async def __aenter__(self) -> AsyncStreamer:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def __aiter__(self) -> AsyncIterator[Frame]:
-        return self._frames()
-
-    async def _frames(self) -> AsyncIterator[Frame]:
-        while not self._streamer._closed:
-            frame = await self.read(0.5)
-            if frame is not None:
-                yield frame
-
-
-def _records(header: LiveHeader, payload: Any, skip: int) -> list[LiveRecord]:
-    message = decode_data_frame(decompress(header.codec, payload, header.size))
-    records = message.records
-    index = header.index
-    published = header.time
-    new = LiveRecord.__new__
-    return [
-        new(
-            LiveRecord,
-            sequence,
-            tags,
-            typed_blocks(tags, blocks),
-            None if index is None else index + pos,
-            published,
-        )
-        for pos, (sequence, tags, blocks) in enumerate(records[skip:], skip)
-    ]
 
 
 def _lowered(names: Iterable[str] | None) -> set[str] | None:

@@ -48,6 +48,9 @@ _MAX_TOPICS = 100_000
 _MAX_REPORTERS = 1000
 #: Subscriptions are looked at no more often than this (s) by ``publish``.
 _SERVICE_INTERVAL = 0.005
+#: Between runs, the last run's EORs are sent again (``replay``) this often (s): a reader
+#: whose queue was full when an EOR went out still learns the run's record count.
+EOR_RESEND_INTERVAL = 1.0
 
 
 @dataclass
@@ -115,6 +118,8 @@ class LiveTap:
         self.port = bind_in_scope(self._lossy, scope, port)
         self.lossless_port = bind_in_scope(self._lossless, scope, 0)
         self._bors: dict[str, tuple[str, bytes, LiveHeader]] = {}  # sender -> topic-less BOR
+        self._eors: dict[str, tuple[str, bytes, LiveHeader]] = {}  # the last run's, to resend
+        self._next_eor_resend = 0.0
         self._reports: dict[str, int] = {}
         self._next_service = 0.0
         self.active = False
@@ -123,7 +128,7 @@ class LiveTap:
 
     @staticmethod
     def _socket(context: zmq.Context[Any], hwm: int, nodrop: bool) -> zmq.Socket[Any]:
-        sock = context.socket(zmq.XPUB)
+        sock: zmq.Socket[Any] = context.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.MAXMSGSIZE, _MAX_UPSTREAM)
@@ -148,6 +153,7 @@ class LiveTap:
         """A new run: forget the BORs of the previous one."""
         with self._lock:
             self._bors.clear()
+            self._eors.clear()
 
     def publish(
         self,
@@ -180,8 +186,11 @@ class LiveTap:
         with self._lock:
             if kind == "BOR":
                 self._bors[sender.lower()] = (sender, raw, header)
+                self._eors.pop(sender.lower(), None)
             else:
                 self._bors.pop(sender.lower(), None)
+                self._eors[sender.lower()] = (sender, raw, header)
+                self._next_eor_resend = self._clock() + EOR_RESEND_INTERVAL
             self._service()
             if self.active and not self._closing:
                 self._send_all(sender, header, raw)
@@ -236,10 +245,15 @@ class LiveTap:
         for sock in self._subs:
             self._drain(sock)
         self.active = any(s.codecs for s in self._subs.values())
+        now = self._clock()
+        if self._eors and not self._bors and self.active and now >= self._next_eor_resend:
+            self._next_eor_resend = now + EOR_RESEND_INTERVAL
+            for sender, raw, header in list(self._eors.values()):
+                self._send_all(sender, _replayed(header), raw)
 
     def _drain(self, sock: zmq.Socket[Any]) -> None:
         subs = self._subs[sock]
-        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -277,6 +291,12 @@ class LiveTap:
                     "BOR", sender, header.run_id, size=len(raw), replay=True, time=self._clock()
                 )
                 self._send(sock, topic, replay, raw, codec)
+
+
+def _replayed(header: LiveHeader) -> LiveHeader:
+    from dataclasses import replace
+
+    return replace(header, replay=True)
 
 
 def _with_codec(header: LiveHeader, codec: str) -> LiveHeader:

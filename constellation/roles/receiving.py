@@ -56,7 +56,8 @@ class ReceiveCallbacks:
 class LiveOutlet(Protocol):
     """Where accepted messages go on to live readers (``constellation.live.hooks.ReceiverLive``)."""
 
-    def open(self, discovery: Discovery) -> None: ...
+    def bind(self) -> None: ...
+    def announce(self, discovery: Discovery) -> None: ...
     def start_run(self) -> None: ...
     def service(self) -> None: ...
     def accept(self, message: CDTP2Message, frames: list[Any]) -> None: ...
@@ -115,7 +116,9 @@ class ReceivingRole(DataRole):
     def announce(self, discovery: Discovery) -> None:
         discovery.add_listener([ServiceId.DATA], self.on_data_service)
         if self.live is not None:
-            self.live.open(discovery)  # bind and announce the live sockets
+            # Bound before the control service (announced next) can be asked for the endpoint.
+            self.live.bind()
+            self.live.announce(discovery)
 
     def configure(self, data: DataConfig) -> None:
         self._options = data

@@ -14,7 +14,7 @@ import pytest
 
 from constellation.errors import ConfigError, UnknownSenderError
 from constellation.live import BOR, EOR, Frame, Streamer
-from constellation.live.streamer import AsyncStreamer
+from constellation.live.aio import AsyncStreamer
 from controller import Controller
 from controller.telemetry import MetricWatcher
 from tests.helpers import LOOPBACK, console_script, cycle_to_run, wait_for
@@ -78,10 +78,13 @@ def test_a_reader_that_keeps_up_gets_every_record_once_in_order(
     pair: Controller, group: str
 ) -> None:
     with _streamer(group) as streamer:
+        pipe = streamer.pipe(TX)
         reader = _Reader(streamer)
         _run(pair, 5000, 5000)
         frames, eor = reader.result()
+        rows = pipe.read(timeout=0)
     stored = eor.run_metadata["data_records"]
+    assert rows["data"].shape == (stored, 1024) and rows["timestamp"].min() > 0
     assert stored >= 5000
     assert _sequences(frames) == list(range(1, stored + 1))
     events = [e for f in frames for e in f.events]

@@ -199,3 +199,34 @@ def test_subscription_counts_follow_subscribes_and_unsubscribes() -> None:
     subs.change(b"#sub1", -1)
     subs.change(b"#sub1", -1)  # an extra unsubscription does not go negative
     assert (subs.markers, subs.codecs, subs.topics) == (0, (), {})
+
+
+# --- numpy pipe ----------------------------------------------------------------------------------
+def test_the_numpy_pipe_returns_unconsumed_rows_again() -> None:
+    import numpy as np
+
+    from constellation.live.frame import LiveRecord
+    from constellation.live.pipe import NumpyPipe
+
+    class _Quiet:
+        def read(self, timeout: float | None) -> None:
+            return None
+
+    pipe = NumpyPipe(_Quiet(), "Tx.a")  # type: ignore[arg-type]
+
+    def record(seq: int) -> LiveRecord:
+        return LiveRecord(seq, {}, [np.array([seq, seq + 1], dtype=np.uint16)], None, 10.0 + seq)
+
+    pipe.feed([record(1), record(2)])
+    pipe.feed([record(3)])
+    rows = pipe.read()
+    assert rows["timestamp"].tolist() == [11.0, 12.0, 13.0]
+    assert rows["data"].tolist() == [[1, 2], [2, 3], [3, 4]]
+    pipe.consume(2)
+    assert pipe.read()["data"].tolist() == [[3, 4]]
+    assert pipe.read(flatten=True).tolist() == [[13.0, 3.0, 4.0]]
+    bad = LiveRecord(4, {}, [np.zeros(3, dtype=np.uint16)], None, 0.0)
+    with pytest.raises(DecodeError, match=r"record 4 is uint16\[3\], the pipe holds uint16\[2\]"):
+        pipe.feed([bad])
+    pipe.consume(10)
+    assert len(pipe) == 0 and len(pipe.read()) == 0

@@ -14,12 +14,12 @@ import zmq
 from constellation.core.commands import CommandRegistry
 from constellation.live.hooks import ReceiverLive
 from constellation.live.protocol import LiveHeader, encode_report, marker_topic
-from constellation.live.tap import LiveTap
+from constellation.live.tap import EOR_RESEND_INTERVAL, LiveTap
 from constellation.net import data_receiver
 from constellation.net.data_receiver import DataReceiver
 from constellation.net.discovery import DiscoveredService, ServiceId
 from constellation.net.interfaces import NetworkScope
-from constellation.protocol.cdtp2 import DataRecord, encode_data_frame, make_bor
+from constellation.protocol.cdtp2 import DataRecord, encode_data_frame, make_bor, make_eor
 from tests.helpers import LOOPBACK, wait_for
 
 SCOPE = NetworkScope((LOOPBACK,))
@@ -180,3 +180,30 @@ def test_connected_does_not_iterate_what_the_polling_thread_changes() -> None:
     finally:
         receiver.close()
         sock.close(linger=0)
+
+
+def test_the_last_eors_are_sent_again_between_runs() -> None:
+    now = [1000.0]
+    live = LiveTap(zmq.Context.instance(), SCOPE, "Rx.r", clock=lambda: now[0])
+    sub = _subscriber(live.port, b"r")
+    try:
+        wait_for(lambda: live.service() or live.active, 5, what="subscription")
+        bor = make_bor("Tx.a", {}, {}).encode()[0]
+        eor = make_eor("Tx.a", {}, {"data_records": 7}).encode()[0]
+        live.publish("BOR", "Tx.a", "run_1", bor)
+        live.publish("EOR", "Tx.a", "run_1", eor)
+        kinds = [_receive(sub)[0] for _ in range(2)]
+        assert [(h.kind, h.replay) for h in kinds] == [("BOR", False), ("EOR", False)]
+        live.service()
+        assert not sub.poll(100)  # not before the interval
+        now[0] += EOR_RESEND_INTERVAL
+        live.service()
+        header, payload = _receive(sub)
+        assert (header.kind, header.replay, payload) == ("EOR", True, eor)
+        live.start_run()  # a new run: the old EORs are not sent again
+        now[0] += 10 * EOR_RESEND_INTERVAL
+        live.service()
+        assert not sub.poll(100)
+    finally:
+        sub.close(linger=0)
+        live.close()

@@ -119,3 +119,49 @@ def test_garbage_and_vanishing_subscribers_leave_the_receiver_intact(
         assert rate["records"] == rate["eor_records"] == stored
         assert streamer.stats[TX].received + streamer.stats[TX].dropped == stored
         assert dn.command("get_state").verb == "ORBIT"
+
+
+def test_replay_equals_the_file_and_follow_joins_file_and_stream(
+    processes: Any, group: str, tmp_path: Path
+) -> None:
+    processes("SatelliteH5DataWriter", "w")
+    processes("SatelliteRandomTransmitter", "tx")
+    path = tmp_path / "data_follow_1.h5"
+    with Controller(group, interface=LOOPBACK) as ctl:
+        ctl.await_satellites([TX, WRITER], timeout=20)
+        config = writer_run_config(tmp_path, True, rate=2000, block_size=128, seed=9)
+        cycle_to_run(ctl, config, "follow_1")
+        writer = ctl.satellites[WRITER]
+        wait_for(lambda: writer.command("get_concurrent_reading_status").payload["swmr_active"])
+
+        def on_file() -> int:
+            with h5reader.open_run(path) as run:
+                return run.record_count(TX)
+
+        wait_for(lambda: on_file() >= 1000, 20, what="records in the file")
+        with Streamer.follow(path, group, interface=LOOPBACK) as streamer:
+            first = streamer.read(5)
+            assert first is not None and first.events[0].run_id == "follow_1"
+            frames = [first]
+            time.sleep(0.3)  # let some records arrive live only (spacing, not synchronisation)
+            ctl.stop()
+            ctl.await_state("ORBIT", 20)
+            eor = _collect(streamer, frames)
+            stats = streamer.stats[TX]
+    records = [r for f in frames for r in f.records.get(TX, [])]
+    stored = eor.run_metadata["data_records"]
+    assert [r.sequence for r in records] == list(range(1, stored + 1))
+    from_file = [r for r in records if r.published == 0.0]
+    assert len(from_file) >= 1000 and len(from_file) < stored  # both parts are there
+    assert (stats.received, stats.dropped) == (stored, 0)
+    with h5reader.open_run(path) as run:
+        on_disk = [(r.sequence, r.blocks[0].tobytes()) for r in run.records(TX)]
+    assert [(r.sequence, r.blocks[0].tobytes()) for r in records] == on_disk
+    with Streamer.replay(path, speed=0) as replay:
+        played = list(replay)
+        assert replay.stats[TX].received == stored and replay.stats[TX].dropped == 0
+    events = [e for f in played for e in f.events]
+    assert [type(e).__name__ for e in events] == ["BOR", "EOR"]
+    assert events[1].run_metadata["data_records"] == stored
+    replayed = [(r.sequence, r.blocks[0].tobytes()) for f in played for r in f.records.get(TX, [])]
+    assert replayed == on_disk
