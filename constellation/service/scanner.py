@@ -117,7 +117,7 @@ def scan_file(path: Path) -> dict[str, Any]:
         with open_run(path) as run:
             entry.update(_describe(run))
     except (InputFileError, OSError, KeyError, ValueError, RuntimeError) as exc:
-        entry["error"] = str(exc)
+        entry["error"] = str(exc).replace(str(path), path.name)  # no server paths in the API
         return entry
     if not entry["growing"]:
         try:
