@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,6 +36,9 @@ def open_any(item: str | os.PathLike[str]) -> Any:
         base, _, run_id = parts.path.rstrip("/").rpartition("/")
         token = parse_qs(parts.query).get("token", [None])[0]
         return open_remote(f"{parts.scheme}://{parts.netloc}{base}", run_id, token=token)
+    from constellation.service.scanner import check_complete
+
+    check_complete(Path(text))  # a cut-off file fails at once instead of in SWMR retries
     return open_run(text)
 
 

@@ -86,8 +86,8 @@ def check_complete(path: Path) -> None:
         else:
             raise InputFileError(path, "no HDF5 superblock (not an HDF5 file)")
     version = head[8]
-    if version not in _EOF_FIELD or len(head) < 16:
-        return
+    if version not in _EOF_FIELD:
+        raise InputFileError(path, f"not a readable HDF5 file: superblock version {version}")
     offsets = head[13] if version < 2 else head[9]
     field = _EOF_FIELD[version] + 2 * offsets
     if offsets not in (4, 8) or len(head) < field + offsets:
