@@ -192,3 +192,6 @@ class InputFileError(ConstellationError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"input file '{self.path}': {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable (worker processes)
+        return (type(self), (self.path, self.reason))

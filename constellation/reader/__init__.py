@@ -11,6 +11,24 @@ Needs only h5py and numpy (plus ``hdf5plugin`` for compressed files, imported wh
                 ...  # record.sequence, record.tags, record.blocks (typed numpy arrays)
 """
 
-from constellation.reader.h5reader import Record, RunReader, SenderStats, open_run, unflatten
+from typing import Any
 
-__all__ = ["Record", "RunReader", "SenderStats", "open_run", "unflatten"]
+from constellation.reader.h5reader import Record, RunReader, SenderStats, open_run, unflatten
+from constellation.reader.many import decode_many
+
+__all__ = [
+    "Record",
+    "RunReader",
+    "SenderStats",
+    "decode_many",
+    "open_remote",
+    "open_run",
+    "unflatten",
+]
+
+
+def open_remote(*args: Any, **kwargs: Any) -> Any:
+    """:func:`constellation.reader.remote.open_remote` (imported on first use: needs httpx)."""
+    from constellation.reader.remote import open_remote as _open_remote
+
+    return _open_remote(*args, **kwargs)

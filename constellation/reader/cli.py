@@ -7,6 +7,9 @@ Built on :mod:`constellation.reader.h5reader` (h5py and numpy only)::
     constellation-h5 export data_run1.h5 --sender RandomTransmitter.t1 --format npy -o out/
     constellation-h5 export data_run1.h5 --sender RandomTransmitter.t1 --format csv -o out/
     constellation-h5 dump data_run1.h5 --sender RandomTransmitter.t1 --limit 5
+    constellation-h5 serve data/ --port 8000          # the data service (cli_service)
+    constellation-h5 catalog data/ --where condition=GOOD
+    constellation-h5 remote --server http://127.0.0.1:8000 runs   # its client (cli_remote)
 
 ``summary`` takes files or directories: one file gives the full summary (sender table with
 missing records, BOR configurations), several give one line per run. ``export`` writes
@@ -24,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from constellation.cli import HelpFormatter
-from constellation.errors import InputFileError
+from constellation.errors import InputFileError, UsageError
+from constellation.reader import cli_remote, cli_service
 from constellation.reader.export import export, to_json
 from constellation.reader.h5reader import RunReader, open_run
 from constellation.reader.summary import print_full, print_runs, run_files
@@ -37,8 +41,10 @@ _PROG = "constellation-h5"
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``constellation-h5``; returns the exit status."""
     args = _parser().parse_args(argv)
-    target = args.file
+    target = getattr(args, "file", None)
     try:
+        if hasattr(args, "entry"):
+            return int(args.entry(args))
         if args.command == "summary":
             files = run_files(args.file)
             if not files:
@@ -53,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"file not found: {target}")
     except KeyError as exc:
         return _fail(str(exc.args[0]) if exc.args else "unknown key")
-    except InputFileError as exc:
+    except (InputFileError, UsageError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{target}: {exc}")
@@ -91,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     dump.add_argument("--limit", "-n", type=int, default=10, help="records to print (0 = all)")
     dump.add_argument("--start", type=int, default=0, help="first record position (0-based)")
     dump.set_defaults(handler=_dump)
+    cli_service.add_commands(commands)
+    cli_remote.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,86 @@
+"""A SWMR run file written by another process while the service lists, slices and follows it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from constellation.service.app import create_app
+from tests.helpers import REPO, wait_for
+from tests.service.support import TX, serving
+
+
+class Writer:
+    """tests/service/grow_writer.py in a child process, driven line by line."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.service.grow_writer", str(directory), run_id],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.reply() == "ok 0"
+
+    def reply(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def send(self, command: str) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.reply()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def growing(tmp_path: Path) -> Iterator[tuple[str, Writer]]:
+    writer = Writer(tmp_path, "live")
+    try:
+        with serving(create_app(tmp_path)) as url:
+            yield url, writer
+    finally:
+        writer.stop()
+
+
+def _row(url: str) -> dict:
+    rows = httpx.get(f"{url}/api/runs").json()
+    return next(row for row in rows if row["run_id"] == "live")
+
+
+def test_growing_file_listed_sliced_and_followed(growing: tuple[str, Writer]) -> None:
+    url, writer = growing
+    assert writer.send("write 5") == "ok 5"
+    row = wait_for(lambda: (r := _row(url))["senders"].get(TX) == 5 and r, what="5 records")
+    assert row["growing"] is True and row["sha256"] is None and row["error"] is None
+    got = []
+    with httpx.stream("GET", f"{url}/api/runs/live/{TX}/follow?start=2", timeout=30) as stream:
+        events = stream.iter_lines()
+        assert next(events) == "event: start"
+        for line in events:
+            if line.startswith("data:") and '"sequence"' in line:
+                got.append(int(line.split('"sequence": ')[1].split(",")[0]))
+                if len(got) == 3:
+                    assert writer.send("write 4") == "ok 9"
+                if len(got) == 7:
+                    assert writer.send("eor") == "ok 9"
+            if line == "event: end":
+                break
+    assert got == list(range(3, 10))
+    size = int(httpx.head(f"{url}/api/runs/live/file").headers.get("content-length", 0) or 0)
+    prefix = httpx.get(f"{url}/api/runs/live/file")
+    assert prefix.status_code == 200 and len(prefix.content) >= size > 0
+    assert writer.send("close") == "ok 9"
+    row = wait_for(lambda: (r := _row(url))["growing"] is False and r, what="closed file")
+    assert row["senders"][TX] == 9 and row["sha256"] and row["condition"].startswith("GOOD")
