@@ -24,6 +24,9 @@ ALLOWED_THREADS: tuple[tuple[re.Pattern[str], str], ...] = (
     # pyzmq's zmq.utils.garbage.gc: one thread per process that frees the buffers of zero-copy
     # sends (copy=False) once libzmq is done with them; started on first use, never stopped.
     (re.compile(r" GarbageCollectorThread$"), "pyzmq's zero-copy garbage collector"),
+    # distributed's offload executor: one process-wide worker thread, created on first use of a
+    # Dask client and never stopped (distributed.utils._offload_executor).
+    (re.compile(r"^Dask-Offload"), "dask.distributed's process-wide offload executor"),
     # pexpect/ptyprocess and hypothesis start none; pytest-timeout uses a signal, not a thread.
 )
 #: File descriptors that outlive a test by design (their readlink target).

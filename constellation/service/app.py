@@ -7,6 +7,7 @@ bug, still without a traceback). Routes: docs/data-service.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -217,8 +218,17 @@ def create_app(directory: str | os.PathLike[str], token: str | None = None) -> S
         Route("/api/runs/{run_id}/{sender:path}/follow", service.follow),
     ]
     middleware = [Middleware(TokenMiddleware, token=token)] if token else []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        service.catalog.close()  # the server stops: the catalog's database closes with it
+
     app = Starlette(
-        routes=routes, middleware=middleware, exception_handlers=_handlers(service.directory)
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=_handlers(service.directory),
+        lifespan=lifespan,
     )
     app.state.catalog = service.catalog
     return app

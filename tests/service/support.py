@@ -97,3 +97,6 @@ def serving(app: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+        catalog = getattr(getattr(app, "state", None), "catalog", None)
+        if catalog is not None:  # lifespan is off here: close what its shutdown would
+            catalog.close()
