@@ -125,6 +125,10 @@ class Backend:
         )
 
     def _on_metric(self, message: CMDP1Metric) -> None:
+        if message.name.upper() == "RUN_CONDITION" and isinstance(message.value, str):
+            text = message.value
+            self.apply(lambda m, now: m.run_condition(message.sender, text, now))
+            return
         wall = time.time()
         self.apply(
             lambda m, now: m.metric(message.sender, message.name, message.value, message.unit, wall)
@@ -134,6 +138,10 @@ class Backend:
         if message.kind == "STAT":
             names = [t.removeprefix("STAT/") for t in message.topics]
             self.apply(lambda m, now: m.announced(message.sender, names))
+
+    def on_eor(self, sender: str, run_id: str, condition: str) -> None:
+        """An EOR seen by the live tap (:class:`~controller.web.live_source.LiveSource`)."""
+        self.apply(lambda m, now: m.eor(sender, run_id, condition, now))
 
     def _on_peer(self, name: str, connected: bool) -> None:
         if not connected:

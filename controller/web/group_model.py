@@ -29,6 +29,7 @@ __all__ = [
     "LogFilter",
     "SatRow",
     "allowed_for",
+    "combine_conditions",
     "next_sequence",
     "parse_arguments",
 ]
@@ -57,6 +58,23 @@ def next_sequence(prefix: str, run_ids: Iterable[str]) -> int:
     pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)$")
     numbers = [int(m.group(1)) for r in run_ids if (m := pattern.match(r))]
     return max(numbers, default=0) + 1
+
+
+def combine_conditions(conditions: Iterable[str]) -> str:
+    """The flags of several condition texts (``"TAINTED|INCOMPLETE"``), ``GOOD`` if none.
+
+    ``NO_DATA`` (a receiver that got nothing) only counts when no text says more.
+    """
+    texts = [str(t).strip() for t in conditions if str(t).strip()]
+    if any(t != "NO_DATA" for t in texts):
+        texts = [t for t in texts if t != "NO_DATA"]
+    flags: list[str] = []
+    for text in texts:
+        for flag in text.split("|"):
+            flag = flag.strip()
+            if flag and flag != "GOOD" and flag not in flags:
+                flags.append(flag)
+    return "|".join(flags) or "GOOD"
 
 
 _ARGS = re.compile(r"^(Arguments|Payload): (.*)\.$", re.MULTILINE)
@@ -157,7 +175,9 @@ class GroupModel:
         self.run_id = ""
         self.run_started: float | None = None
         self.run_ended: float | None = None
-        self.condition = ""
+        self.condition = ""  # inferred from the satellites' states during the run
+        self.received_conditions: dict[str, str] = {}  # receiver -> its RUN_CONDITION
+        self.eor_conditions: dict[str, str] = {}  # sender -> condition of its EOR (live tap)
 
     # --- queries ------------------------------------------------------------------------------
     def present(self) -> list[SatRow]:
@@ -188,10 +208,44 @@ class GroupModel:
             "run_id": self.run_id,
             "next_run_id": self.next_run_id(),
             "duration": duration,
-            "condition": self.condition,
+            **self._condition(),
             "allowed": self.allowed(),
             "counters": dict(self.counters),
         }
+
+    def _condition(self) -> dict[str, Any]:
+        """The header's run condition and where it comes from.
+
+        The receivers' ``RUN_CONDITION`` (published when the run ends) and the EORs seen by the
+        live tap are what the data says; the states add TAINTED/INTERRUPTED during the run.
+        """
+        received, eors = self.received_conditions, self.eor_conditions
+        parts = [f"{n}: {c}" for n, c in sorted(received.items())]
+        parts += [f"EOR {n}: {c}" for n, c in sorted(eors.items())]
+        if not received and not eors:
+            source = "states" if self.condition else ""
+            return {"condition": self.condition, "condition_source": source, "condition_detail": ""}
+        texts = [*received.values(), *eors.values()]
+        if self.condition and self.condition != "GOOD":
+            texts.append(self.condition)
+            parts.append(f"states: {self.condition}")
+        return {
+            "condition": combine_conditions(texts),
+            "condition_source": "receivers" if received else "EOR",
+            "condition_detail": "; ".join(parts),
+        }
+
+    def run_condition(self, receiver: str, text: str, now: float) -> list[tuple[str, Any]]:
+        """A receiver's ``RUN_CONDITION`` metric: the condition of the run it just ended."""
+        self.received_conditions[receiver] = text
+        return [("header", self.header(now))]
+
+    def eor(self, sender: str, run_id: str, condition: str, now: float) -> list[tuple[str, Any]]:
+        """An EOR seen by the live tap; one of another run than the current one is ignored."""
+        if not condition or (self.run_id and run_id != self.run_id):
+            return []
+        self.eor_conditions[sender] = condition
+        return [("header", self.header(now))]
 
     def row(self, name: str) -> dict[str, Any]:
         return asdict(self.sats[name])
@@ -280,6 +334,7 @@ class GroupModel:
         self.run_id = run_id
         self.run_started, self.run_ended = now, None
         self.condition = "GOOD"
+        self.received_conditions, self.eor_conditions = {}, {}
         self.sequence = max(self.sequence, next_sequence(self.run_prefix, [run_id]))
         return [("header", self.header(now))]
 
