@@ -275,8 +275,9 @@ function drawHistogram(h) {
   const plot = c.height - top - bottom;
   g.fillStyle = "#667085"; g.font = "11px system-ui, sans-serif";
   g.fillText(String(max), 2, top + 8); g.fillText("0", 2, c.height - bottom);
-  g.fillText(fmtNum(h.edges[0]), 48, c.height - 4);
-  const hi = fmtNum(h.edges[h.edges.length - 1]); g.fillText(hi, c.width - 4 - g.measureText(hi).width, c.height - 4);
+  const label = (v) => (Number.isInteger(v) ? String(v) : fmtNum(v));
+  g.fillText(label(h.edges[0]), 48, c.height - 4);
+  const hi = label(h.edges[h.edges.length - 1]); g.fillText(hi, c.width - 4 - g.measureText(hi).width, c.height - 4);
   g.fillStyle = "#2e90fa";
   h.counts.forEach((n, i) => { const bh = (n / max) * plot; g.fillRect(48 + i * w + 1, top + plot - bh, Math.max(1, w - 2), bh); });
   $("hist-msg").textContent = `${h.sender}: last ${h.values} values in ${h.counts.length} bins`;
