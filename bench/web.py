@@ -112,6 +112,7 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--changes", type=int, default=5)
     parser.add_argument("--idle", type=float, default=20.0)
+    parser.add_argument("--mc-args", nargs="*", default=[], help="more MissionControl options")
     parser.add_argument("--host", nargs=3, help=argparse.SUPPRESS)  # GROUP FIRST COUNT
     args = parser.parse_args()
     if args.host:
@@ -124,6 +125,7 @@ def main() -> int:
     config = Path(tempfile.mkdtemp(prefix="webbench-")) / "run.toml"
     config.write_text("[Example._default]\nsample_period = 1.0\n")
     mc_cmd = [console_script("MissionControl"), "-g", group, "-i", LOOPBACK, "--port", str(port)]
+    mc_cmd += args.mc_args
     mc = subprocess.Popen([*mc_cmd, "-c", str(config)], stdout=subprocess.DEVNULL)
     hosts = [
         subprocess.Popen(

@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.no_live:
         live.disable("live data: off (MissionControl started with --no-live)")
-    live.start()
+    backend.on_receivers = live.want  # the reader runs while the group has receivers
+    live.want(len(backend.receivers))
     app = create_app(
         backend, actions, token=args.operator_token, runs=RunsSource(args.data_dir), live=live
     )

@@ -131,10 +131,10 @@ class LiveSource:
         self.sender = ""
         self._lock = threading.Lock()  # sender and values: choose() vs the reader thread
         self._values = ValueWindow()
-        self._rates = RateWindow()
         self._stop = threading.Event()
+        self._closed = False
         self._thread: threading.Thread | None = None
-        self._streamer: Any = None
+        self._threads: list[threading.Thread] = []  # also those still closing a streamer
         self._factory = streamer_factory
         if self._factory is None:
             try:
@@ -152,10 +152,31 @@ class LiveSource:
 
     def start(self) -> None:
         """Begin reading (idempotent); the streamer is opened in the reader thread."""
-        if self._factory is None or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._read, name="web-live", daemon=True)
-        self._thread.start()
+        with self._lock:
+            if self._factory is None or self._closed or self._thread is not None:
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._read, args=(self._stop,), name="web-live", daemon=True
+            )
+            self._thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()] + [self._thread]
+
+    def stop(self) -> None:
+        """Stop reading; the reader closes its streamer by itself (no waiting). Restartable."""
+        with self._lock:
+            self._thread = None
+            self._stop.set()
+
+    def want(self, receivers: int) -> None:
+        """Read while the group has receivers with a live tap (``receivers`` of them).
+
+        A streamer without any receiver to connect to is not kept open.
+        """
+        if receivers > 0:
+            self.start()
+        else:
+            self.stop()
 
     def choose(self, sender: str) -> None:
         """Show ``sender``'s histogram from now on (its values so far are forgotten)."""
@@ -164,9 +185,8 @@ class LiveSource:
         with self._lock:
             self.sender = sender
             self._values.clear()
-        self.start()
 
-    def _read(self) -> None:
+    def _read(self, stop: threading.Event) -> None:
         assert self._factory is not None
         try:
             streamer = self._factory(
@@ -181,15 +201,15 @@ class LiveSource:
             self.reason = f"live data: {type(exc).__name__}: {exc}"
             self.publish([("live", {"error": self.reason})])
             return
-        self._streamer = streamer
+        rates = RateWindow()
         last: Any = None
         try:
             next_tick = self.clock() + self.period
-            while not self._stop.wait(max(0.0, next_tick - self.clock())):
+            while not stop.wait(max(0.0, next_tick - self.clock())):
                 next_tick = max(next_tick + self.period, self.clock())
                 frame = streamer.read(0.0)
                 changed = frame is not None and self._take(frame)
-                rows = self._rates.rows(streamer.stats, self.clock())
+                rows = rates.rows(streamer.stats, self.clock())
                 with self._lock:
                     sender = self.sender
                     hist = histogram(self._values.values()) if changed else None
@@ -204,7 +224,6 @@ class LiveSource:
             self.reason = f"live data stopped: {type(exc).__name__}: {exc}"
             self.publish([("live", {"error": self.reason})])
         finally:
-            self._streamer = None
             streamer.close()
 
     def _take(self, frame: Any) -> bool:
@@ -223,8 +242,9 @@ class LiveSource:
             return bool(records)
 
     def close(self) -> None:
-        """Stop the reader and close its streamer (bounded: the streamer joins within 5 s)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(7)
-            self._thread = None
+        """Stop the reader for good (bounded: the streamer joins within 5 s)."""
+        with self._lock:
+            self._closed = True
+        self.stop()
+        for thread in self._threads:
+            thread.join(7)

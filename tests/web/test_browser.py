@@ -26,6 +26,10 @@ pytestmark = pytest.mark.timeout(120)
 if not have_browser():  # `make test` installs them (make system-deps)
     pytest.fail("chromium and chromedriver are needed: run `make system-deps`", pytrace=False)
 
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
@@ -75,6 +79,18 @@ class Page:
             0.05,
             f"{names} {expected} on the page (shows {self.states()})",
         )
+
+    def select(self, element_id: str, value: str) -> None:
+        """Choose ``value`` in a select whose options the page may be refreshing meanwhile."""
+
+        def chosen() -> bool:
+            try:
+                Select(self.by_id(element_id)).select_by_value(value)
+            except (StaleElementReferenceException, NoSuchElementException):
+                return False
+            return self.js(f"return document.getElementById({element_id!r}).value") == value
+
+        wait_for(chosen, 10, 0.05, f"{value} chosen in {element_id}")
 
     def click(self, element_id: str) -> None:
         wait_for(lambda: self.by_id(element_id).is_enabled(), 20, 0.05, f"{element_id} enabled")
@@ -213,7 +229,7 @@ def test_full_run_by_clicking_with_a_live_chart(page: Page, group: dict[str, Any
         0.1,
         "the transmitter's metrics offered",
     )
-    Select(page.by_id("m-sender")).select_by_value("RandomTransmitter.tx")
+    page.select("m-sender", "RandomTransmitter.tx")
     wait_for(
         lambda: (
             "TX_RECORDS"
@@ -225,7 +241,7 @@ def test_full_run_by_clicking_with_a_live_chart(page: Page, group: dict[str, Any
         0.1,
         "TX_RECORDS offered",
     )
-    Select(page.by_id("m-metric")).select_by_value("TX_RECORDS")
+    page.select("m-metric", "TX_RECORDS")
     page.by_id("m-new").click()
 
     def points() -> int:
@@ -282,7 +298,7 @@ def test_live_data_status_and_run_condition(page: Page, group: dict[str, Any]) -
         f"return document.querySelector('#rates-body tr[data-sender=\"{tx}\"] .mbps').textContent"
     )
     assert float(mbps) > 0
-    Select(page.by_id("hist-sender")).select_by_value(tx)
+    page.select("hist-sender", tx)
     page.by_id("hist-go").click()
 
     def hist() -> tuple[int, int]:

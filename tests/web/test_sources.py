@@ -12,6 +12,7 @@ import pytest
 
 from controller.web.live_source import LiveSource, RateWindow, ValueWindow, histogram
 from controller.web.runs_source import RunsSource
+from tests.helpers import wait_for
 
 
 class FakeCatalog:
@@ -74,9 +75,11 @@ class FakeStreamer:
     """Gives one frame (an EOR and 8 values of Tx.a), then nothing; records how it was opened."""
 
     opened: list[dict[str, Any]] = []
+    instances: list[FakeStreamer] = []
 
     def __init__(self, group: str, senders: Any, **kwargs: Any) -> None:
         FakeStreamer.opened.append({"group": group, "senders": senders, **kwargs})
+        FakeStreamer.instances.append(self)
         self.sent = False
         self.closed = threading.Event()
         self.stats = {
@@ -117,8 +120,15 @@ def test_live_source_publishes_rates_histogram_and_eor_conditions() -> None:
     )
     assert live.available
     live.choose("TX.A")  # any case
+    assert FakeStreamer.opened == []  # no receiver yet: no streamer
+    live.want(1)  # the group has a receiver
     assert got.wait(5)
+    live.want(0)  # it left: the streamer is closed
+    wait_for(lambda: FakeStreamer.instances[-1].closed.is_set(), 5, 0.01, "streamer closed")
+    live.want(1)
+    wait_for(lambda: len(FakeStreamer.opened) == 2, 5, 0.01, "a new streamer")
     live.close()
+    assert FakeStreamer.instances[-1].closed.is_set()
     assert FakeStreamer.opened[-1]["policy"] == "latest"
     assert FakeStreamer.opened[-1]["senders"] is None  # every sender: rates of all
     kind, data = next(e for e in published if "histogram" in e[1])

@@ -174,9 +174,7 @@ const key = (s, m) => s + "\u0000" + m;
 function renderMetricList(list) {
   S.metrics = list;
   const senders = [...new Set(list.map((m) => m.sender))].sort();
-  const sel = $("m-sender"), cur = sel.value;
-  sel.replaceChildren(...senders.map((s) => el("option", { value: s }, s)));
-  if (senders.includes(cur)) sel.value = cur;
+  setOptions($("m-sender"), senders);
   fillMetricSelect();
   const stale = list.filter((m) => m.stale).map((m) => `${m.sender} ${m.metric}`);
   $("m-list").textContent = stale.length ? "not announced any more / disconnected: " + stale.join(", ") : "";
@@ -188,7 +186,11 @@ function renderMetricList(list) {
 function fillMetricSelect() {
   const s = $("m-sender").value;
   const names = S.metrics.filter((m) => m.sender === s).map((m) => m.metric);
-  const sel = $("m-metric"), cur = sel.value;
+  setOptions($("m-metric"), names);
+}
+function setOptions(sel, names) {  // only when they changed: an open list or a choice stays
+  if ([...sel.options].map((o) => o.value).join("\n") === names.join("\n")) return;
+  const cur = sel.value;
   sel.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
   if (names.includes(cur)) sel.value = cur;
 }
@@ -242,11 +244,8 @@ setInterval(() => { for (const ch of S.charts) if (ch.dirty) { ch.dirty = false;
 
 // --- live data and runs -------------------------------------------------------------------------
 function fillSenders() {  // histogram choices: the live tap's senders, else the satellites
-  const sel = $("hist-sender"), cur = sel.value;
   const names = S.liveSenders && S.liveSenders.length ? S.liveSenders : [...S.sats.keys()].sort();
-  if ([...sel.options].map((o) => o.value).join("\n") !== names.join("\n")) {
-    sel.replaceChildren(...names.map((n) => el("option", { value: n }, n))); if (names.includes(cur)) sel.value = cur;
-  }
+  setOptions($("hist-sender"), names);
 }
 function rateRows(rows, live) {
   if (!rows.length) return [el("tr", {}, el("td", { colspan: 5, class: "help" },
