@@ -20,6 +20,7 @@ from constellation.core.fsm import ALLOWED_COMMANDS
 from constellation.core.states import State
 from constellation.runtime.standard_commands import SHUTDOWN_STATES
 from controller.state_view import global_state
+from controller.web.conditions import summarize
 
 __all__ = [
     "BUTTONS",
@@ -29,7 +30,6 @@ __all__ = [
     "LogFilter",
     "SatRow",
     "allowed_for",
-    "combine_conditions",
     "next_sequence",
     "parse_arguments",
 ]
@@ -58,23 +58,6 @@ def next_sequence(prefix: str, run_ids: Iterable[str]) -> int:
     pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)$")
     numbers = [int(m.group(1)) for r in run_ids if (m := pattern.match(r))]
     return max(numbers, default=0) + 1
-
-
-def combine_conditions(conditions: Iterable[str]) -> str:
-    """The flags of several condition texts (``"TAINTED|INCOMPLETE"``), ``GOOD`` if none.
-
-    ``NO_DATA`` (a receiver that got nothing) only counts when no text says more.
-    """
-    texts = [str(t).strip() for t in conditions if str(t).strip()]
-    if any(t != "NO_DATA" for t in texts):
-        texts = [t for t in texts if t != "NO_DATA"]
-    flags: list[str] = []
-    for text in texts:
-        for flag in text.split("|"):
-            flag = flag.strip()
-            if flag and flag != "GOOD" and flag not in flags:
-                flags.append(flag)
-    return "|".join(flags) or "GOOD"
 
 
 _ARGS = re.compile(r"^(Arguments|Payload): (.*)\.$", re.MULTILINE)
@@ -214,26 +197,7 @@ class GroupModel:
         }
 
     def _condition(self) -> dict[str, Any]:
-        """The header's run condition and where it comes from.
-
-        The receivers' ``RUN_CONDITION`` (published when the run ends) and the EORs seen by the
-        live tap are what the data says; the states add TAINTED/INTERRUPTED during the run.
-        """
-        received, eors = self.received_conditions, self.eor_conditions
-        parts = [f"{n}: {c}" for n, c in sorted(received.items())]
-        parts += [f"EOR {n}: {c}" for n, c in sorted(eors.items())]
-        if not received and not eors:
-            source = "states" if self.condition else ""
-            return {"condition": self.condition, "condition_source": source, "condition_detail": ""}
-        texts = [*received.values(), *eors.values()]
-        if self.condition and self.condition != "GOOD":
-            texts.append(self.condition)
-            parts.append(f"states: {self.condition}")
-        return {
-            "condition": combine_conditions(texts),
-            "condition_source": "receivers" if received else "EOR",
-            "condition_detail": "; ".join(parts),
-        }
+        return summarize(self.received_conditions, self.eor_conditions, self.condition)
 
     def run_condition(self, receiver: str, text: str, now: float) -> list[tuple[str, Any]]:
         """A receiver's ``RUN_CONDITION`` metric: the condition of the run it just ended."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from controller.web.conditions import combine_conditions
 from controller.web.group_model import (
     BUTTONS,
     LEVELS,
     GroupModel,
     LogFilter,
     allowed_for,
-    combine_conditions,
     next_sequence,
     parse_arguments,
 )
