@@ -10,8 +10,13 @@ and a headless Chromium, then measures:
   satellite's own initializing, so it is an upper bound of heartbeat -> page. Goal: <= 0.5 s.
 - idle CPU: the MissionControl process's CPU time over ``--idle`` seconds with the N idle
   satellites and the page open, as % of one core. Goal: <= 5 %.
+- with ``--data-rate R``: a RandomTransmitter sending R records/s (``--block-size`` bytes) to a
+  DevNullReceiver for ``--data-seconds``, the page following its live histogram: the
+  MissionControl process's CPU then (its live reader receives every DATA message), and the
+  records/s the page shows.
 
     python bench/web.py [--satellites 50] [--loads 5] [--changes 5] [--idle 20]
+                        [--data-rate 0] [--block-size 1024] [--data-seconds 10] [--mc-args ...]
 """
 
 from __future__ import annotations
@@ -112,6 +117,10 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--changes", type=int, default=5)
     parser.add_argument("--idle", type=float, default=20.0)
+    parser.add_argument("--data-rate", type=float, default=0.0, help="records/s of a data run")
+    parser.add_argument("--block-size", type=int, default=1024)
+    parser.add_argument("--data-seconds", type=float, default=10.0)
+    parser.add_argument("--mc-args", nargs="*", default=[], help="more MissionControl options")
     parser.add_argument("--host", nargs=3, help=argparse.SUPPRESS)  # GROUP FIRST COUNT
     args = parser.parse_args()
     if args.host:
@@ -122,8 +131,13 @@ def main() -> int:
     port = free_port()
     url = f"http://{LOOPBACK}:{port}"
     config = Path(tempfile.mkdtemp(prefix="webbench-")) / "run.toml"
-    config.write_text("[Example._default]\nsample_period = 1.0\n")
+    config.write_text(
+        "[Example._default]\nsample_period = 1.0\n"
+        f"[RandomTransmitter.tx]\nrate = {args.data_rate}\nblock_size = {args.block_size}\n"
+        '[DevNullReceiver.rx]\n_data = { receive_from = ["RandomTransmitter.tx"] }\n'
+    )
     mc_cmd = [console_script("MissionControl"), "-g", group, "-i", LOOPBACK, "--port", str(port)]
+    mc_cmd += args.mc_args
     mc = subprocess.Popen([*mc_cmd, "-c", str(config)], stdout=subprocess.DEVNULL)
     hosts = [
         subprocess.Popen(
@@ -133,15 +147,27 @@ def main() -> int:
         )
         for first in range(0, n, 10)
     ]
+    if args.data_rate > 0:
+        for script, name in [
+            ("SatelliteRandomTransmitter", "tx"),
+            ("SatelliteDevNullReceiver", "rx"),
+        ]:
+            cmd = [console_script(script), "-g", group, "-n", name, "-i", LOOPBACK]
+            hosts.append(
+                subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        n_all = n + 2
+    else:
+        n_all = n
     driver = None
     try:
-        for proc in hosts:
+        for proc in hosts[: len(range(0, n, 10))]:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         wait_for(
-            lambda: len((get(url + "/api/snapshot") or {}).get("satellites", [])) == n,
+            lambda: len((get(url + "/api/snapshot") or {}).get("satellites", [])) == n_all,
             120,
             0.2,
-            f"{n} satellites in MissionControl",
+            f"{n_all} satellites in MissionControl",
         )
         driver = start_browser()
         loads, walls = [], []
@@ -158,7 +184,9 @@ def main() -> int:
             f"(goal <= 1 s); each: {', '.join(f'{t:.3f}' for t in loads)}; "
             f"seen by the driver: {', '.join(f'{t:.3f}' for t in walls)}"
         )
-        names = sorted(s["name"] for s in get(url + "/api/snapshot")["satellites"])
+        names = sorted(
+            s["name"] for s in get(url + "/api/snapshot")["satellites"] if s["type"] == "Example"
+        )
         latencies = []
         for name in names[: args.changes]:
             driver.execute_script(OBSERVE, name, "INIT")
@@ -182,6 +210,8 @@ def main() -> int:
             f"server CPU, {n} idle satellites and one page open: "
             f"{100 * used / (t1 - t0):.1f} % of one core over {t1 - t0:.0f} s (goal <= 5 %)"
         )
+        if args.data_rate > 0:
+            data_run(args, url, driver, proc)
     finally:
         if driver is not None:
             close_browser(driver)
@@ -192,6 +222,48 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc_.kill()
     return 0
+
+
+def data_run(args: argparse.Namespace, url: str, driver: Any, proc: Any) -> None:
+    """A run of the transmitter with the page following its histogram: MissionControl's CPU."""
+    pair = ["RandomTransmitter.tx", "DevNullReceiver.rx"]
+
+    def states(want: str) -> bool:
+        sats = (get(url + "/api/snapshot") or {}).get("satellites", [])
+        return all(s["state"] == want for s in sats if s["name"] in pair)
+
+    for verb, state, extra in [
+        ("initialize", "INIT", {"config": None}),
+        ("launch", "ORBIT", {}),
+        ("start", "RUN", {"run_id": f"bench_{int(time.time())}"}),
+    ]:
+        post(url + "/api/command", {"verb": verb, "targets": pair, **extra})
+        wait_for(lambda s=state: states(s), 30, 0.05, state)
+    js = driver.execute_script
+    wait_for(
+        lambda: js("return [...document.getElementById('hist-sender').options].length"),
+        20,
+        0.1,
+        "the live senders",
+    )
+    js("document.getElementById('hist-sender').value = 'RandomTransmitter.tx';")
+    js("document.getElementById('hist-go').click()")
+    time.sleep(2)  # the run settles
+    before, t0 = proc.cpu_times(), time.monotonic()
+    time.sleep(args.data_seconds)
+    after, t1 = proc.cpu_times(), time.monotonic()
+    shown = js(
+        'const td = document.querySelector(\'#rates-body tr[data-sender="RandomTransmitter.tx"] '
+        ".rps'); return td ? td.textContent : '?'"
+    )
+    used = (after.user + after.system) - (before.user + before.system)
+    print(
+        f"server CPU during a run of {args.data_rate:g} records/s x {args.block_size} B, page "
+        f"following the histogram: {100 * used / (t1 - t0):.1f} % of one core over "
+        f"{t1 - t0:.0f} s; records/s shown: {shown}"
+    )
+    post(url + "/api/command", {"verb": "stop", "targets": pair})
+    wait_for(lambda: states("ORBIT"), 30, 0.05, "ORBIT")
 
 
 if __name__ == "__main__":

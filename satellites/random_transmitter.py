@@ -91,7 +91,7 @@ class RandomTransmitter(TransmitterSatellite):
             "number_of_blocks": self.number_of_blocks,
             "seed": self.seed,
         }
-        return f"Run {run_id} starting"
+        return f"Run {run_id} running"  # the status once in RUN (set when starting ends)
 
     def do_run(self, run_id: str) -> str:
         sent = self._run_full_speed() if not self.rate else self._run_paced()

@@ -96,7 +96,7 @@ def create_app(
                 "runs": runs.reason,
                 "live": ""
                 if live is not None and live.available
-                else (live.reason if live else "live histogram: not available"),
+                else (live.reason if live else "live data: not available"),
             }
         )
 
@@ -192,7 +192,9 @@ def create_app(
     async def live_choose(request: Request) -> Response:
         sender = request.query_params.get("sender", "")
         if live is None or not live.available:
-            return _error(404, live.reason if live else "live histogram: not available")
+            return _error(404, live.reason if live else "live data: not available")
+        if not sender or len(sender) > 128:
+            return _error(400, f"live data: bad sender {sender[:128]!r}")
         live.choose(sender)
         return JSONResponse({"sender": sender})
 

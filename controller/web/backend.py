@@ -53,6 +53,10 @@ class Backend:
         self.hub = Hub()
         self.pool = ThreadPoolExecutor(8, thread_name_prefix="web-actions")
         self._stop = threading.Event()
+        #: Satellites that answer ``get_live_endpoint`` (receivers with a live data tap).
+        self.receivers: set[str] = set()
+        #: Called with the number of receivers whenever it changes (the live panel's reader).
+        self.on_receivers: Callable[[int], None] | None = None
         self.ctl = Controller(group, interface, discovery=discovery, name="MissionControl")
         try:
             self.listener = MonitoringListener(
@@ -98,8 +102,34 @@ class Backend:
         self.apply(lambda m, now: [*m.joined(name, now), *m.state(name, state, now)])
         try:
             self.pool.submit(self._ask_run_id, name)
+            self.pool.submit(self._ask_live, name)
         except RuntimeError:  # shutting down
             pass
+
+    def _ask_live(self, name: str) -> None:
+        """Whether ``name`` is a receiver with a live tap (others answer UNKNOWN)."""
+        handle = self.ctl.satellites.get(name)
+        if handle is None:
+            return
+        try:
+            reply = handle.command("get_live_endpoint", timeout=self.ctl.timeout)
+        except Exception as exc:
+            log.debug("%s did not answer get_live_endpoint: %s", name, exc)
+            return
+        if reply.ok and name in self.ctl.satellites:
+            self._receivers_changed(add=name)
+
+    def _receivers_changed(self, add: str | None = None, remove: str | None = None) -> None:
+        with self.lock:
+            before = len(self.receivers)
+            if add is not None:
+                self.receivers.add(add)
+            if remove is not None:
+                self.receivers.discard(remove)
+            count = len(self.receivers)
+            callback = self.on_receivers
+            if callback is not None and count != before:
+                callback(count)  # under the lock: calls arrive in order (it does not block)
 
     def _ask_run_id(self, name: str) -> None:
         handle = self.ctl.satellites.get(name)
@@ -115,6 +145,7 @@ class Backend:
 
     def _on_leave(self, name: str) -> None:
         self.apply(lambda m, now: m.left(name, now))
+        self._receivers_changed(remove=name)
 
     def _on_log(self, message: CMDP1Log) -> None:
         when = _seconds(message.time)
@@ -125,6 +156,10 @@ class Backend:
         )
 
     def _on_metric(self, message: CMDP1Metric) -> None:
+        if message.name.upper() == "RUN_CONDITION" and isinstance(message.value, str):
+            text = message.value
+            self.apply(lambda m, now: m.run_condition(message.sender, text, now))
+            return
         wall = time.time()
         self.apply(
             lambda m, now: m.metric(message.sender, message.name, message.value, message.unit, wall)
@@ -134,6 +169,10 @@ class Backend:
         if message.kind == "STAT":
             names = [t.removeprefix("STAT/") for t in message.topics]
             self.apply(lambda m, now: m.announced(message.sender, names))
+
+    def on_eor(self, sender: str, run_id: str, condition: str) -> None:
+        """An EOR seen by the live tap (:class:`~controller.web.live_source.LiveSource`)."""
+        self.apply(lambda m, now: m.eor(sender, run_id, condition, now))
 
     def _on_peer(self, name: str, connected: bool) -> None:
         if not connected:

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="token operators enter to send commands (default: commands from 127.0.0.1 only)",
     )
     parser.add_argument("--data-dir", type=Path, help="run catalog directory (runs panel)")
+    parser.add_argument(
+        "--no-live", action="store_true", help="do not read the live data tap (Live data panel)"
+    )
     parser.add_argument("--log-level", default="INFO", help="lowest log level followed")
     parser.add_argument("--run-prefix", default="run", help="run ids are PREFIX_N")
     return parser
@@ -73,7 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     actions = Actions(backend, args.config, args.config_dir)
-    live = LiveSource(args.group, args.interface, backend.hub.publish)
+    live = LiveSource(
+        args.group,
+        args.interface,
+        backend.hub.publish,
+        discovery=args.discovery,
+        on_eor=backend.on_eor,
+    )
+    if args.no_live:
+        live.disable("live data: off (MissionControl started with --no-live)")
+    backend.on_receivers = live.want  # the reader runs while the group has receivers
+    live.want(len(backend.receivers))
     app = create_app(
         backend, actions, token=args.operator_token, runs=RunsSource(args.data_dir), live=live
     )

@@ -20,6 +20,7 @@ from constellation.core.fsm import ALLOWED_COMMANDS
 from constellation.core.states import State
 from constellation.runtime.standard_commands import SHUTDOWN_STATES
 from controller.state_view import global_state
+from controller.web.conditions import summarize
 
 __all__ = [
     "BUTTONS",
@@ -157,7 +158,9 @@ class GroupModel:
         self.run_id = ""
         self.run_started: float | None = None
         self.run_ended: float | None = None
-        self.condition = ""
+        self.condition = ""  # inferred from the satellites' states during the run
+        self.received_conditions: dict[str, str] = {}  # receiver -> its RUN_CONDITION
+        self.eor_conditions: dict[str, str] = {}  # sender -> condition of its EOR (live tap)
 
     # --- queries ------------------------------------------------------------------------------
     def present(self) -> list[SatRow]:
@@ -188,10 +191,25 @@ class GroupModel:
             "run_id": self.run_id,
             "next_run_id": self.next_run_id(),
             "duration": duration,
-            "condition": self.condition,
+            **self._condition(),
             "allowed": self.allowed(),
             "counters": dict(self.counters),
         }
+
+    def _condition(self) -> dict[str, Any]:
+        return summarize(self.received_conditions, self.eor_conditions, self.condition)
+
+    def run_condition(self, receiver: str, text: str, now: float) -> list[tuple[str, Any]]:
+        """A receiver's ``RUN_CONDITION`` metric: the condition of the run it just ended."""
+        self.received_conditions[receiver] = text
+        return [("header", self.header(now))]
+
+    def eor(self, sender: str, run_id: str, condition: str, now: float) -> list[tuple[str, Any]]:
+        """An EOR seen by the live tap; one of another run than the current one is ignored."""
+        if not condition or (self.run_id and run_id != self.run_id):
+            return []
+        self.eor_conditions[sender] = condition
+        return [("header", self.header(now))]
 
     def row(self, name: str) -> dict[str, Any]:
         return asdict(self.sats[name])
@@ -280,6 +298,7 @@ class GroupModel:
         self.run_id = run_id
         self.run_started, self.run_ended = now, None
         self.condition = "GOOD"
+        self.received_conditions, self.eor_conditions = {}, {}
         self.sequence = max(self.sequence, next_sequence(self.run_prefix, [run_id]))
         return [("header", self.header(now))]
 

@@ -120,19 +120,27 @@ class Hub:
         snapshot: Callable[[], Any],
         last_id: int | None,
         keepalive: float = 15.0,
+        retry_ms: int = 1000,
     ) -> AsyncIterator[bytes]:
-        """The SSE body of one client: a snapshot or the missed events, then live events."""
+        """The SSE body of one client: a snapshot or the missed events, then live events.
+
+        The first chunk also tells the browser to reconnect ``retry_ms`` after a drop.
+        """
         client = self.connect()
         try:
             missed = None if last_id is None else self.since(last_id)
             seen = 0
+            retry = f"retry: {int(retry_ms)}\n".encode()
             if missed is None:
                 seen = self.last_id
-                yield format_event(Event(seen, "snapshot", snapshot()))
+                yield retry + format_event(Event(seen, "snapshot", snapshot()))
             else:
                 for event in missed:
                     seen = event.id
-                    yield format_event(event)
+                    yield retry + format_event(event)
+                    retry = b""
+                if retry:
+                    yield retry + b": resumed\n\n"
             while True:
                 if not client.queue:
                     client.wake.clear()

@@ -2,7 +2,8 @@
 
 Starts a demo group on 127.0.0.1 (Example, RandomTransmitter, DevNullReceiver), MissionControl
 on a free port and a headless Chromium; clicks through initialize, launch and start, adds a
-chart, opens a custom command form, and saves the pictures. Everything it starts it stops.
+chart and the live histogram, opens a custom command form, and saves the pictures.
+Everything it starts it stops.
 
     .venv/bin/python docs/tools/screenshots.py [OUT_DIR]
 """
@@ -130,8 +131,25 @@ def main(out: Path) -> None:
             )
             js(f"document.getElementById('m-metric').value = {metric!r};")
             js(f"document.getElementById('{'m-new' if i == 0 else 'm-add'}').click()")
+        tx = "RandomTransmitter.tx"
+        wait(
+            lambda: js(
+                "return [...document.getElementById('hist-sender').options]"
+                f".some(o => o.value == {tx!r})"
+            ),
+            20,
+            "the live tap's senders",
+        )
+        js(f"document.getElementById('hist-sender').value = {tx!r};")
+        js("document.getElementById('hist-go').click()")
+        wait(
+            lambda: js("return Number(document.getElementById('hist').dataset.bins || 0)"),
+            20,
+            "bins",
+        )
         time.sleep(6)  # let the run and its chart grow for the picture
         driver.save_screenshot(str(out / "missioncontrol.png"))
+        driver.find_element("id", "live").screenshot(str(out / "missioncontrol-live.png"))
         js("document.querySelector('#sat-body tr[data-name=\"Example.sensor\"] .cmd-open').click()")
         wait(lambda: js("return document.getElementById('cmd-select').options.length"), 10, "cmds")
         js(
@@ -142,7 +160,10 @@ def main(out: Path) -> None:
         driver.set_window_size(1400, 700)
         driver.save_screenshot(str(out / "missioncontrol-commands.png"))
         js("document.getElementById('btn-stop').click()")
-        print(f"wrote {out / 'missioncontrol.png'} and {out / 'missioncontrol-commands.png'}")
+        print(
+            "wrote missioncontrol.png, missioncontrol-live.png, "
+            f"missioncontrol-commands.png in {out}"
+        )
     finally:
         if driver is not None:
             close_browser(driver)

@@ -20,11 +20,16 @@ import pytest
 
 from controller.web.headless import close_browser, have_browser, start_browser
 from tests.helpers import LOOPBACK, SatelliteProcess, console_script, unique_group, wait_for
+from tests.web.proxy import CuttableProxy
 
 pytestmark = pytest.mark.timeout(120)
 if not have_browser():  # `make test` installs them (make system-deps)
     pytest.fail("chromium and chromedriver are needed: run `make system-deps`", pytrace=False)
 
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
@@ -74,6 +79,18 @@ class Page:
             0.05,
             f"{names} {expected} on the page (shows {self.states()})",
         )
+
+    def select(self, element_id: str, value: str) -> None:
+        """Choose ``value`` in a select whose options the page may be refreshing meanwhile."""
+
+        def chosen() -> bool:
+            try:
+                Select(self.by_id(element_id)).select_by_value(value)
+            except (StaleElementReferenceException, NoSuchElementException):
+                return False
+            return self.js(f"return document.getElementById({element_id!r}).value") == value
+
+        wait_for(chosen, 10, 0.05, f"{value} chosen in {element_id}")
 
     def click(self, element_id: str) -> None:
         wait_for(lambda: self.by_id(element_id).is_enabled(), 20, 0.05, f"{element_id} enabled")
@@ -212,7 +229,7 @@ def test_full_run_by_clicking_with_a_live_chart(page: Page, group: dict[str, Any
         0.1,
         "the transmitter's metrics offered",
     )
-    Select(page.by_id("m-sender")).select_by_value("RandomTransmitter.tx")
+    page.select("m-sender", "RandomTransmitter.tx")
     wait_for(
         lambda: (
             "TX_RECORDS"
@@ -224,7 +241,7 @@ def test_full_run_by_clicking_with_a_live_chart(page: Page, group: dict[str, Any
         0.1,
         "TX_RECORDS offered",
     )
-    Select(page.by_id("m-metric")).select_by_value("TX_RECORDS")
+    page.select("m-metric", "TX_RECORDS")
     page.by_id("m-new").click()
 
     def points() -> int:
@@ -247,6 +264,75 @@ def test_full_run_by_clicking_with_a_live_chart(page: Page, group: dict[str, Any
         "return [...document.querySelectorAll('#sat-body td.reply')].map(td => td.textContent)"
     )
     assert replies and all(r == "SUCCESS: transitioning" for r in replies)
+
+
+def test_live_data_status_and_run_condition(page: Page, group: dict[str, Any]) -> None:
+    names, tx = group["names"], "RandomTransmitter.tx"
+    page.click("btn-launch")
+    page.wait_states("ORBIT", names)
+    page.click("btn-start")
+    page.wait_states("RUN", names)
+    # The transmitter's status in RUN is its running text, not the one of `starting`.
+    wait_for(
+        lambda: (
+            page.js(
+                f"return document.querySelector('#sat-body tr[data-name=\"{tx}\"] td:nth-child(4)')"
+                ".textContent"
+            )
+            == "Run run_2 running"
+        ),
+        10,
+        0.05,
+        "the transmitter's status in RUN",
+    )
+
+    def rate() -> float:
+        text = page.js(
+            f"const td = document.querySelector('#rates-body tr[data-sender=\"{tx}\"] .rps');"
+            " return td ? td.textContent : '0'"
+        )
+        return float(text)
+
+    wait_for(lambda: rate() > 0, 20, 0.1, "a non-zero records/s of the transmitter (live tap)")
+    mbps = page.js(
+        f"return document.querySelector('#rates-body tr[data-sender=\"{tx}\"] .mbps').textContent"
+    )
+    assert float(mbps) > 0
+    page.select("hist-sender", tx)
+    page.by_id("hist-go").click()
+
+    def hist() -> tuple[int, int]:
+        d = page.js(
+            "const c = document.getElementById('hist'); return [c.dataset.bins, c.dataset.values]"
+        )
+        return int(d[0] or 0), int(d[1] or 0)
+
+    wait_for(lambda: hist()[0] > 0 and hist()[1] > 0, 20, 0.1, "histogram bins on the page")
+    first = hist()[1]
+    wait_for(lambda: hist()[1] > first, 20, 0.1, "the histogram taking new values")
+    assert page.text("hist-msg").startswith(tx)
+    page.click("btn-stop")
+    page.wait_states("ORBIT", names)
+
+    # The header's condition is the receivers' RUN_CONDITION and the EORs once the run ended.
+    def condition() -> tuple[str, str, str]:
+        return tuple(
+            page.js(
+                "const c = document.getElementById('h-condition');"
+                " return [c.textContent, c.dataset.source, c.title]"
+            )
+        )
+
+    wait_for(
+        lambda: condition()[1] == "receivers" and f"EOR {tx}: GOOD" in condition()[2],
+        15,
+        0.05,
+        "the run condition from the receiver and the EOR",
+    )
+    text, _, title = condition()
+    assert text == "GOOD" and "DevNullReceiver.rx: GOOD" in title
+    page.click("btn-land")
+    page.wait_states("INIT", names)
 
 
 def test_log_filters(page: Page, group: dict[str, Any]) -> None:
@@ -304,3 +390,51 @@ def test_killed_satellite_turns_dead(page: Page, group: dict[str, Any]) -> None:
 def test_assets_are_all_local(page: Page, group: dict[str, Any]) -> None:
     urls = page.js("return performance.getEntriesByType('resource').map(e => e.name)")
     assert urls and all(u.startswith(group["url"]) or u.startswith("data:") for u in urls)
+
+
+def test_page_resumes_after_the_stream_drops(group: dict[str, Any]) -> None:
+    port = int(group["url"].rsplit(":", 1)[1])
+    proxy = CuttableProxy((LOOPBACK, port))
+    driver = start_browser()
+    live = [n for n in group["names"] if n != group["sats"][3].canonical]
+    try:
+        p = Page(driver, f"http://{LOOPBACK}:{proxy.port}")
+        driver.get(p.url + "/")
+        wait_for(lambda: p.js("return document.body.dataset.ready") == "1", 20, 0.05, "ready")
+        p.wait_states("INIT", live)
+        p.by_id("token").send_keys(TOKEN)
+        p.by_id("token-save").click()
+        wait_for(lambda: p.text("token-msg") == "operator", 10, 0.05, "token accepted")
+        wait_for(lambda: p.text("conn") == "live", 10, 0.05, "stream connected")
+        proxy.cut()  # the connection drops; reconnects are refused meanwhile
+        wait_for(lambda: p.text("conn") == "reconnecting", 10, 0.05, "the drop noticed")
+        req = urllib.request.Request(
+            group["url"] + "/api/command",
+            json.dumps({"verb": "launch", "targets": live}).encode(),
+            {"Content-Type": "application/json", "X-Operator-Token": TOKEN},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=30) as res:
+            assert all(r["ok"] for r in json.loads(res.read())["replies"].values())
+        wait_for(
+            lambda: all(s["state"] == "ORBIT" for s in _live_rows(group, live)),
+            20,
+            0.05,
+            "ORBIT on the server",
+        )
+        assert set(p.states()[n] for n in live) == {"INIT"}  # nothing reached the page
+        accepted = proxy.accepted
+        proxy.resume()
+        p.wait_states("ORBIT", live)  # what it missed arrived after reconnecting
+        assert proxy.accepted > accepted
+        assert p.text("conn") == "live"
+        p.click("btn-land")  # and it goes on following
+        p.wait_states("INIT", live)
+    finally:
+        close_browser(driver)
+        proxy.close()
+
+
+def _live_rows(group: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
+    snap = _get(group["url"] + "/api/snapshot") or {}
+    return [s for s in snap.get("satellites", []) if s["name"] in names]

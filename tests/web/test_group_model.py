@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from controller.web.conditions import combine_conditions
 from controller.web.group_model import (
     BUTTONS,
     LEVELS,
@@ -181,3 +182,33 @@ def test_snapshot_has_everything_a_page_needs() -> None:
     assert set(snap) == {"header", "satellites", "logs", "metrics"}
     assert snap["satellites"][0]["name"] == "Example.a"
     assert snap["header"]["satellites"] == 1
+
+
+def test_run_condition_from_receivers_and_eors() -> None:
+    m = GroupModel("g")
+    for name in ("Tx.a", "Rx.r"):
+        m.joined(name, 0.0)
+        m.state(name, "ORBIT", 0.0)
+    m.started("run_1", 1.0)
+    assert m.header(2.0)["condition"] == "GOOD"
+    assert m.header(2.0)["condition_source"] == "states"
+    assert m.eor("Tx.a", "run_0", "TAINTED", 3.0) == []  # another run's EOR
+    m.eor("Tx.a", "run_1", "INCOMPLETE", 3.0)
+    head = m.header(3.0)
+    assert (head["condition"], head["condition_source"]) == ("INCOMPLETE", "EOR")
+    m.run_condition("Rx.r", "GOOD", 4.0)
+    head = m.header(4.0)
+    assert head["condition"] == "INCOMPLETE" and head["condition_source"] == "receivers"
+    assert head["condition_detail"] == "Rx.r: GOOD; EOR Tx.a: INCOMPLETE"
+    m.state("Tx.a", "SAFE", 5.0)  # the states still add what they show
+    assert m.header(5.0)["condition"] == "INCOMPLETE|INTERRUPTED"
+    m.started("run_2", 6.0)  # a new run forgets the old conditions
+    assert m.header(6.0)["condition_source"] == "states"
+
+
+def test_combine_conditions() -> None:
+    assert combine_conditions([]) == "GOOD"
+    assert combine_conditions(["GOOD", "TAINTED|ABORTED", "ABORTED"]) == "TAINTED|ABORTED"
+    assert combine_conditions(["NO_DATA"]) == "NO_DATA"
+    assert combine_conditions(["NO_DATA", "GOOD"]) == "GOOD"  # the other receiver got the data
+    assert combine_conditions(["NO_DATA", "INCOMPLETE"]) == "INCOMPLETE"

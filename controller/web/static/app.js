@@ -60,7 +60,9 @@ function renderHeader(h) {
   const st = $("h-state"); st.textContent = h.state; st.className = stateClass(h.state) + (h.mixed ? " mixed" : "");
   $("h-run").textContent = h.run_id ? `${h.run_id} (next ${h.next_run_id})` : `next ${h.next_run_id}`;
   $("h-duration").textContent = fmtDuration(h.duration);
-  $("h-condition").textContent = h.condition || "–";
+  const cond = $("h-condition"); cond.textContent = h.condition || "–";
+  cond.title = h.condition_detail || (h.condition_source === "states" ? "from the satellites' states" : "");
+  cond.dataset.source = h.condition_source || ""; cond.className = h.condition && h.condition !== "GOOD" ? "bad-condition" : "";
   renderCounters(h.counters);
   for (const [verb, ok] of Object.entries(h.allowed)) { const b = $("btn-" + verb); if (b) b.disabled = !ok; }
   const rid = $("run-id"); rid.placeholder = h.next_run_id;
@@ -172,9 +174,7 @@ const key = (s, m) => s + "\u0000" + m;
 function renderMetricList(list) {
   S.metrics = list;
   const senders = [...new Set(list.map((m) => m.sender))].sort();
-  const sel = $("m-sender"), cur = sel.value;
-  sel.replaceChildren(...senders.map((s) => el("option", { value: s }, s)));
-  if (senders.includes(cur)) sel.value = cur;
+  setOptions($("m-sender"), senders);
   fillMetricSelect();
   const stale = list.filter((m) => m.stale).map((m) => `${m.sender} ${m.metric}`);
   $("m-list").textContent = stale.length ? "not announced any more / disconnected: " + stale.join(", ") : "";
@@ -186,7 +186,11 @@ function renderMetricList(list) {
 function fillMetricSelect() {
   const s = $("m-sender").value;
   const names = S.metrics.filter((m) => m.sender === s).map((m) => m.metric);
-  const sel = $("m-metric"), cur = sel.value;
+  setOptions($("m-metric"), names);
+}
+function setOptions(sel, names) {  // only when they changed: an open list or a choice stays
+  if ([...sel.options].map((o) => o.value).join("\n") === names.join("\n")) return;
+  const cur = sel.value;
   sel.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
   if (names.includes(cur)) sel.value = cur;
 }
@@ -239,27 +243,43 @@ function addPoint(p) {
 setInterval(() => { for (const ch of S.charts) if (ch.dirty) { ch.dirty = false; ch.rebuild(); } }, 500);
 
 // --- live data and runs -------------------------------------------------------------------------
-function fillSenders() {
-  const sel = $("hist-sender"), cur = sel.value, names = [...S.sats.keys()].sort();
-  if (sel.children.length !== names.length) {
-    sel.replaceChildren(...names.map((n) => el("option", { value: n }, n))); if (names.includes(cur)) sel.value = cur;
-  }
+function fillSenders() {  // histogram choices: the live tap's senders, else the satellites
+  const names = S.liveSenders && S.liveSenders.length ? S.liveSenders : [...S.sats.keys()].sort();
+  setOptions($("hist-sender"), names);
 }
-async function refreshRates() {
-  try {
-    const rows = await api("/api/rates");
-    $("rates-body").replaceChildren(...(rows.length ? rows.map((r) => el("tr", { class: r.stale ? "stale" : "" },
-      el("td", {}, r.sender), el("td", {}, fmtNum(r.records_per_s)), el("td", {}, fmtNum(r.mb_per_s)), el("td", {}, r.records)))
-      : [el("tr", {}, el("td", { colspan: 4, class: "help" }, "no transmitter has published TX_RECORDS yet"))]));
-  } catch (e) { /* shown on the next refresh */ }
+function rateRows(rows, live) {
+  if (!rows.length) return [el("tr", {}, el("td", { colspan: 5, class: "help" },
+    live ? "no records through the receivers yet" : "no transmitter has published TX_RECORDS yet"))];
+  return rows.map((r) => el("tr", { class: r.stale ? "stale" : "", "data-sender": r.sender },
+    el("td", {}, r.sender), el("td", { class: "num rps" }, fmtNum(r.records_per_s)),
+    el("td", { class: "num mbps" }, fmtNum(r.mb_per_s)), el("td", { class: "num" }, r.records),
+    el("td", { class: "num" }, live ? r.dropped : "–")));
+}
+async function refreshRates() {  // without the live tap: from the transmitters' metrics
+  if (S.liveOn) return;
+  try { $("rates-body").replaceChildren(...rateRows(await api("/api/rates"), false)); }
+  catch (e) { /* shown on the next refresh */ }
+}
+function onLive(d) {
+  if (d.error) { $("hist-msg").textContent = d.error; return; }
+  $("rates-body").replaceChildren(...rateRows(d.rates, true));
+  S.liveSenders = d.rates.map((r) => r.sender); fillSenders();
+  if (d.histogram) drawHistogram(d.histogram);
 }
 function drawHistogram(h) {
   const c = $("hist"), g = c.getContext("2d"); g.clearRect(0, 0, c.width, c.height);
-  if (h.error) { $("hist-msg").textContent = h.error; return; }
-  const max = Math.max(1, ...h.counts), w = c.width / Math.max(1, h.counts.length);
+  c.dataset.bins = h.counts.length; c.dataset.values = h.values || 0;
+  if (!h.counts.length) { $("hist-msg").textContent = `${h.sender}: no values yet`; return; }
+  const max = Math.max(1, ...h.counts), w = (c.width - 50) / h.counts.length, top = 8, bottom = 18;
+  const plot = c.height - top - bottom;
+  g.fillStyle = "#667085"; g.font = "11px system-ui, sans-serif";
+  g.fillText(String(max), 2, top + 8); g.fillText("0", 2, c.height - bottom);
+  const label = (v) => (Number.isInteger(v) ? String(v) : fmtNum(v));
+  g.fillText(label(h.edges[0]), 48, c.height - 4);
+  const hi = label(h.edges[h.edges.length - 1]); g.fillText(hi, c.width - 4 - g.measureText(hi).width, c.height - 4);
   g.fillStyle = "#2e90fa";
-  h.counts.forEach((n, i) => { const bh = (n / max) * (c.height - 10); g.fillRect(i * w + 1, c.height - bh, w - 2, bh); });
-  $("hist-msg").textContent = `${h.sender}: ${h.counts.reduce((a, b) => a + b, 0)} values, ${h.edges[0]} … ${h.edges[h.edges.length - 1]}`;
+  h.counts.forEach((n, i) => { const bh = (n / max) * plot; g.fillRect(48 + i * w + 1, top + plot - bh, Math.max(1, w - 2), bh); });
+  $("hist-msg").textContent = `${h.sender}: last ${h.values} values in ${h.counts.length} bins`;
 }
 async function refreshRuns() {
   const res = await api("/api/runs").catch((e) => ({ available: false, reason: e.message, runs: [] }));
@@ -298,7 +318,7 @@ function connect() {
   const on = (kind, fn) => es.addEventListener(kind, (ev) => fn(JSON.parse(ev.data)));
   on("snapshot", applySnapshot); on("header", renderHeader); on("sat", renderSat);
   on("log", addLog); on("counters", renderCounters); on("metrics", renderMetricList); on("point", addPoint);
-  on("histogram", drawHistogram);
+  on("live", onLive);
   document.body.dataset.stream = "connected";
 }
 
@@ -338,7 +358,7 @@ function wire() {
   $("cmd-send").addEventListener("click", sendCustom);
   $("cmd-close").addEventListener("click", () => { $("cmd-form").hidden = true; });
   $("hist-go").addEventListener("click", async () => {
-    try { await api("/api/live?sender=" + encodeURIComponent($("hist-sender").value), { method: "POST" }); $("hist-msg").textContent = "waiting for data…"; }
+    try { const sender = $("hist-sender").value; await api("/api/live?sender=" + encodeURIComponent(sender), { method: "POST" }); $("hist-msg").textContent = `${sender}: waiting for data…`; }
     catch (e) { $("hist-msg").textContent = e.message; }
   });
 }
@@ -346,6 +366,7 @@ async function init() {
   wire(); connect();
   const info = await api("/api/info");
   S.tokenRequired = info.token_required; $("token-box").hidden = !info.token_required;
+  S.liveOn = !info.live;
   if (info.live) { $("hist-msg").textContent = info.live; $("hist").hidden = true; $("hist-go").disabled = true; }
   if (info.token_required && S.token) checkToken();
   await loadConfigs().catch((e) => showMsg(e.message, false));
