@@ -6,8 +6,10 @@ TXT record carries the exact ``group`` and ``name`` (compared case-insensitively
 scope to addresses restricts both the multicast traffic and the announced addresses.
 
 Browser callbacks only queue the change: resolving an instance may take up to 3 s, and it
-happens in a worker thread of our own (``cnstln-mdns-resolve``), in arrival order, so that
-zeroconf's browser thread is never held up.
+happens in worker threads of our own (``cnstln-mdns-resolve-N``), several at once (an instance
+that no longer answers holds up one of them for the whole timeout, not the others), so that
+zeroconf's browser thread is never held up. A removal seen while its instance is still being
+resolved wins: each name has a generation, and a resolve of an older one is discarded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from typing import Any
 
 from zeroconf import (
@@ -50,6 +53,8 @@ _RESOLVE_TIMEOUT_MS = 3000
 #: Browser changes waiting to be resolved; beyond this many, new ones are dropped (and logged).
 _MAX_PENDING_CHANGES = 10_000
 _STOP = None
+#: Resolver threads per discovery instance.
+_RESOLVERS = 4
 
 
 def instance_name(group: str, name: str) -> str:
@@ -74,10 +79,16 @@ class MdnsDiscovery(Discovery):
         self._changes: queue.Queue[tuple[str, str, ServiceStateChange] | None] = queue.Queue(
             _MAX_PENDING_CHANGES
         )
-        self._resolver = threading.Thread(
-            target=self._resolve_changes, name="cnstln-mdns-resolve", daemon=True
-        )
-        self._resolver.start()
+        self._generation: dict[str, int] = {}  # per instance name, bumped by each removal
+        self._resolved_lock = threading.Lock()
+        self._resolvers = [
+            threading.Thread(
+                target=self._resolve_changes, name=f"cnstln-mdns-resolve-{i}", daemon=True
+            )
+            for i in range(_RESOLVERS)
+        ]
+        for thread in self._resolvers:
+            thread.start()
 
     def find_namesake(self, timeout: float) -> str | None:
         """Ask for our own control instance: an answer comes from a namesake."""
@@ -165,10 +176,13 @@ class MdnsDiscovery(Discovery):
             except Exception:  # closing anyway
                 log.debug("could not withdraw %s", info.name, exc_info=True)
         self._closed = True
-        self._changes.put(_STOP)  # blocks only while the queue is full, and it is draining
+        for _ in self._resolvers:  # blocks only while the queue is full, and it is draining
+            self._changes.put(_STOP)
         self._zc.close()
-        if threading.current_thread() is not self._resolver:
-            self._resolver.join(1.0)  # an unfinished resolve is ignored (closing)
+        deadline = time.monotonic() + 1.0
+        for thread in self._resolvers:  # an unfinished resolve is ignored (closing)
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     # --- browsing --------------------------------------------------------------------------
     def _start_browsing(self, services: frozenset[ServiceId]) -> None:
@@ -207,8 +221,13 @@ class MdnsDiscovery(Discovery):
 
     def _apply_change(self, service_type: str, name: str, state_change: ServiceStateChange) -> None:
         service = _TYPE_TO_SERVICE[service_type]
+        with self._resolved_lock:
+            if state_change is ServiceStateChange.Removed:
+                self._generation[name] = self._generation.get(name, 0) + 1
+                found = self._resolved.pop(name, None)
+            else:
+                generation = self._generation.get(name, 0)
         if state_change is ServiceStateChange.Removed:
-            found = self._resolved.pop(name, None)
             if found is not None:
                 self._service_removed(found[0], found[1])
             return
@@ -226,7 +245,10 @@ class MdnsDiscovery(Discovery):
             # Only instances of our group may be remembered: a goodbye of another group's
             # satellite of the same name must not remove ours (names are unique per group).
             return
-        self._resolved[name] = (peer, service)
+        with self._resolved_lock:
+            if self._generation.get(name, 0) != generation:
+                return  # removed while it was being resolved
+            self._resolved[name] = (peer, service)
         self._service_added(
             DiscoveredService(group, peer, service, choose_address(addresses), info.port)
         )
