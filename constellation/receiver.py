@@ -16,6 +16,7 @@ from typing import Any, cast
 from constellation.core.run_tracker import RunTracker
 from constellation.live.hooks import ReceiverLive
 from constellation.protocol.cdtp2 import DataRecord
+from constellation.protocol.cdtp2_uniform import UniformBatch
 from constellation.roles.receiving import LAUNCH_DISCOVERY_TIMEOUT, ReceiveCallbacks, ReceivingRole
 from constellation.satellite import Satellite
 
@@ -38,6 +39,11 @@ class ReceiverSatellite(Satellite):
             bor=lambda *args: self.receive_bor(*args),
             batch=lambda *args: self.receive_data_batch(*args),
             eor=lambda *args: self.receive_eor(*args),
+            uniform=(
+                (lambda *args: self.receive_uniform_batch(*args))
+                if type(self).receive_uniform_batch is not ReceiverSatellite.receive_uniform_batch
+                else None
+            ),
         )
         super().__init__(name, group, data_role=lambda ctx: ReceivingRole(ctx, callbacks), **kwargs)
         self._role = cast(ReceivingRole, self.data_role)
@@ -82,6 +88,12 @@ class ReceiverSatellite(Satellite):
         """The records of one DATA message of ``sender`` (default: ``receive_data`` each)."""
         for record in records:
             self.receive_data(sender, record)
+
+    def receive_uniform_batch(self, sender: str, batch: UniformBatch) -> None:
+        """A DATA message whose records share tags and block lengths, with consecutive
+        sequence numbers (``batch.blocks``: views of the frame). Only called if a subclass
+        overrides it; this default builds the records and calls ``receive_data_batch``."""
+        self.receive_data_batch(sender, batch.records())
 
     def receive_eor(
         self, sender: str, user_tags: dict[str, Any], run_metadata: dict[str, Any]
