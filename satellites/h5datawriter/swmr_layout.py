@@ -211,11 +211,7 @@ class SwmrSender:
             return self.queue(batch.records())
         lengths = ",".join(map(str, batch.block_lengths)).encode()
         head = prefix + b'"block_lengths":[%s],"sequence":' % lengths
-        first = batch.first_seq
-        digits = list(map(_FORMAT_INT, range(first, first + batch.count)))
-        meta = head + (b"}" + head).join(digits) + b"}"
-        meta_lengths = np.fromiter(map(len, digits), dtype=np.uint64, count=len(digits))
-        meta_lengths += np.uint64(len(head) + 1)
+        meta, meta_lengths = _range_meta(head, batch.first_seq, batch.count)
         record_bytes = np.full(batch.count, batch.record_bytes, dtype=np.uint64)
         # One block: keep the (count, length) view of the frame, copied once when written.
         data = batch.blocks[0] if len(batch.blocks) == 1 else batch.block_data()
@@ -308,6 +304,30 @@ class SwmrSender:
             appender.flush()
         for dset in self.eor.values():
             dset.flush()
+
+
+_DIGITS_MAX = 19  # decimal digits numpy's uint64 arithmetic below handles safely
+
+
+def _range_meta(head: bytes, first: int, count: int) -> tuple[bytes, np.ndarray]:
+    """``head + str(sequence) + "}"`` for ``first .. first + count - 1``, and the lengths.
+
+    When every number has the same count of digits (the usual case), the digits are computed
+    with numpy, one row per record; otherwise the numbers are formatted one by one.
+    """
+    width = len(str(first))
+    if len(str(first + count - 1)) != width or width > _DIGITS_MAX:
+        digits = list(map(_FORMAT_INT, range(first, first + count)))
+        meta = head + (b"}" + head).join(digits) + b"}"
+        lengths = np.fromiter(map(len, digits), dtype=np.uint64, count=count)
+        return meta, lengths + np.uint64(len(head) + 1)
+    sequences = np.arange(first, first + count, dtype=np.uint64)
+    powers = np.uint64(10) ** np.arange(width - 1, -1, -1, dtype=np.uint64)
+    rows = np.empty((count, len(head) + width + 1), dtype=np.uint8)
+    rows[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+    rows[:, len(head) : -1] = sequences[:, None] // powers % np.uint64(10) + np.uint64(48)
+    rows[:, -1] = ord("}")
+    return rows.tobytes(), np.full(count, rows.shape[1], dtype=np.uint64)
 
 
 def _joined(parts: Sequence[bytes | np.ndarray]) -> np.ndarray:

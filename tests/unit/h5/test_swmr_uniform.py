@@ -7,6 +7,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from constellation.protocol.cdtp2 import DataRecord, decode_data_frame, encode_data_frame
 from constellation.protocol.cdtp2_uniform import decode_uniform
@@ -105,3 +107,20 @@ def test_counted_at_once_and_written_when_full(
         assert f.records_written == 5 and f.bytes_written == 20
         sender = f._swmr_senders[SENDER]
         assert sender.pending_records == (0 if pending == 1 else 5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.integers(1, 2**64 - 1),
+        st.sampled_from([9, 99, 10**9 - 1, 10**18 - 2, 10**19 - 1, 2**64 - 5]),
+    ),
+    st.integers(1, 40),
+)
+def test_range_meta_is_each_number_formatted(first: int, count: int) -> None:
+    count = min(count, 2**64 - first)
+    head = b'{"k":"v","block_lengths":[4],"sequence":'
+    meta, lengths = swmr_layout._range_meta(head, first, count)
+    expected = [head + b"%d}" % s for s in range(first, first + count)]
+    assert meta == b"".join(expected)
+    assert lengths.tolist() == [len(e) for e in expected]
