@@ -4,8 +4,8 @@ The receiver takes data from every transmitter of its group, or only from those 
 ``_data.receive_from``; its :class:`~constellation.roles.receiving.ReceivingRole` connects the
 data sockets when a run starts, tracks BOR → DATA → EOR per sender and writes substitute EORs
 for senders that sent none. User code gets ``receive_bor``, ``receive_data_batch`` (or
-``receive_data``) and ``receive_eor``, all in the hook worker, one at a time; the receive loop
-is :meth:`ReceiverSatellite.do_run`.
+``receive_data``; ``receive_uniform_batch`` too if overridden) and ``receive_eor``, all in the
+hook worker, one at a time; the receive loop is :meth:`ReceiverSatellite.do_run`.
 """
 
 from __future__ import annotations

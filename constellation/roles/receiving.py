@@ -226,7 +226,7 @@ class ReceivingRole(DataRole):
     def _dispatch(self, message: CDTP2Message | UniformMessage, size: int) -> None:
         sender = message.sender
         try:
-            if type(message) is UniformMessage:
+            if isinstance(message, UniformMessage):
                 batch = message.batch
                 self.tracker.on_data_range(sender, batch.first_seq, batch.count, time.monotonic())
                 self._to_live(message)
