@@ -33,6 +33,9 @@ class ReceiverSatellite(Satellite):
     #: Live service: False publishes each message once the receiver accepted it; a writer
     #: that publishes after storing (H5DataWriter) sets True and calls ``self.live.stored``.
     live_deferred = False
+    #: With ``receive_uniform_batch`` overridden: whether the next run uses it (read when the
+    #: run starts; a subclass may turn it off, e.g. for a mode that needs records anyway).
+    uniform_batches = True
 
     def __init__(self, name: str, group: str, **kwargs: Any) -> None:
         callbacks = ReceiveCallbacks(
@@ -44,6 +47,7 @@ class ReceiverSatellite(Satellite):
                 if type(self).receive_uniform_batch is not ReceiverSatellite.receive_uniform_batch
                 else None
             ),
+            uniform_wanted=lambda: self.uniform_batches,
         )
         super().__init__(name, group, data_role=lambda ctx: ReceivingRole(ctx, callbacks), **kwargs)
         self._role = cast(ReceivingRole, self.data_role)

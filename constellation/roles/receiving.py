@@ -55,6 +55,8 @@ class ReceiveCallbacks:
     #: If set, DATA messages of one record layout come here as a UniformBatch instead of
     #: going to ``batch`` (no per-record objects are built).
     uniform: Callable[[str, UniformBatch], None] | None = None
+    #: Asked when each run begins: whether ``uniform`` is used in this run (default: yes).
+    uniform_wanted: Callable[[], bool] | None = None
 
 
 class LiveOutlet(Protocol):
@@ -171,7 +173,8 @@ class ReceivingRole(DataRole):
         if self.live is not None:
             self.live.start_run()  # forget the previous run's BORs
         receiver = self._make_receiver()
-        receiver.uniform = self._callbacks.uniform is not None
+        wanted = self._callbacks.uniform_wanted
+        receiver.uniform = self._callbacks.uniform is not None and (wanted is None or wanted())
         # Publish the receiver first, then connect what is known: a transmitter discovered in
         # between is either in the snapshot or connected by on_data_service (connect is
         # idempotent per endpoint), never missed.

@@ -67,3 +67,18 @@ def test_uniform_data_before_the_bor_counts_as_orphans() -> None:
     role._dispatch(message, 50)
     assert got == [] and role.run_condition_text() == "NO_BOR"
     role.end_run(interrupted=False)
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+def test_uniform_wanted_is_asked_when_the_run_begins(wanted: bool) -> None:
+    receivers: list[FakeReceiver] = []
+
+    def make_receiver() -> Any:
+        receivers.append(FakeReceiver())
+        return receivers[-1]
+
+    callbacks = ReceiveCallbacks(_ignore, _ignore, _ignore, _ignore, lambda: wanted)
+    role = ReceivingRole(_context(), callbacks, make_receiver)
+    role.begin_run("r", {}, {})
+    assert receivers[0].uniform is wanted
+    role.end_run(interrupted=False)
