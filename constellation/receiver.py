@@ -4,8 +4,8 @@ The receiver takes data from every transmitter of its group, or only from those 
 ``_data.receive_from``; its :class:`~constellation.roles.receiving.ReceivingRole` connects the
 data sockets when a run starts, tracks BOR → DATA → EOR per sender and writes substitute EORs
 for senders that sent none. User code gets ``receive_bor``, ``receive_data_batch`` (or
-``receive_data``) and ``receive_eor``, all in the hook worker, one at a time; the receive loop
-is :meth:`ReceiverSatellite.do_run`.
+``receive_data``; ``receive_uniform_batch`` too if overridden) and ``receive_eor``, all in the
+hook worker, one at a time; the receive loop is :meth:`ReceiverSatellite.do_run`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, cast
 from constellation.core.run_tracker import RunTracker
 from constellation.live.hooks import ReceiverLive
 from constellation.protocol.cdtp2 import DataRecord
+from constellation.protocol.cdtp2_uniform import UniformBatch
 from constellation.roles.receiving import LAUNCH_DISCOVERY_TIMEOUT, ReceiveCallbacks, ReceivingRole
 from constellation.satellite import Satellite
 
@@ -32,12 +33,21 @@ class ReceiverSatellite(Satellite):
     #: Live service: False publishes each message once the receiver accepted it; a writer
     #: that publishes after storing (H5DataWriter) sets True and calls ``self.live.stored``.
     live_deferred = False
+    #: With ``receive_uniform_batch`` overridden: whether the next run uses it (read when the
+    #: run starts; a subclass may turn it off, e.g. for a mode that needs records anyway).
+    uniform_batches = True
 
     def __init__(self, name: str, group: str, **kwargs: Any) -> None:
         callbacks = ReceiveCallbacks(
             bor=lambda *args: self.receive_bor(*args),
             batch=lambda *args: self.receive_data_batch(*args),
             eor=lambda *args: self.receive_eor(*args),
+            uniform=(
+                (lambda *args: self.receive_uniform_batch(*args))
+                if type(self).receive_uniform_batch is not ReceiverSatellite.receive_uniform_batch
+                else None
+            ),
+            uniform_wanted=lambda: self.uniform_batches,
         )
         super().__init__(name, group, data_role=lambda ctx: ReceivingRole(ctx, callbacks), **kwargs)
         self._role = cast(ReceivingRole, self.data_role)
@@ -82,6 +92,12 @@ class ReceiverSatellite(Satellite):
         """The records of one DATA message of ``sender`` (default: ``receive_data`` each)."""
         for record in records:
             self.receive_data(sender, record)
+
+    def receive_uniform_batch(self, sender: str, batch: UniformBatch) -> None:
+        """A DATA message whose records share tags and block lengths, with consecutive
+        sequence numbers (``batch.blocks``: views of the frame). Only called if a subclass
+        overrides it; this default builds the records and calls ``receive_data_batch``."""
+        self.receive_data_batch(sender, batch.records())
 
     def receive_eor(
         self, sender: str, user_tags: dict[str, Any], run_metadata: dict[str, Any]

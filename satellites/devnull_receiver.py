@@ -16,6 +16,7 @@ from typing import Any
 from constellation.cli import run_satellite
 from constellation.core.commands import CommandResult
 from constellation.protocol.cdtp2 import DataRecord
+from constellation.protocol.cdtp2_uniform import UniformBatch
 from constellation.receiver import ReceiverSatellite
 from constellation.satellite import CustomCommand
 
@@ -41,11 +42,17 @@ class DevNullReceiver(ReceiverSatellite):
         self._first = (0, 0)
 
     def receive_data_batch(self, sender: str, records: Sequence[DataRecord]) -> None:
-        now = time.monotonic()
-        self.records += len(records)
         # Received blocks are bytes or flat byte views: len() is their size.
         blocks = chain.from_iterable([record.blocks for record in records])
-        self.block_bytes += sum(map(len, blocks))  # type: ignore[arg-type]
+        self._count(len(records), sum(map(len, blocks)))  # type: ignore[arg-type]
+
+    def receive_uniform_batch(self, sender: str, batch: UniformBatch) -> None:
+        self._count(batch.count, batch.nbytes)  # no record objects are built
+
+    def _count(self, records: int, nbytes: int) -> None:
+        now = time.monotonic()
+        self.records += records
+        self.block_bytes += nbytes
         if not self._t_first:  # rates count what arrived after the first message
             self._t_first = now
             self._first = (self.records, self.block_bytes)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from operator import attrgetter
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from constellation.core.run_condition import (
     DEFAULT_LICENSE,
@@ -376,3 +376,23 @@ class RunTracker:
         if new_code != code:
             metadata["condition_code"] = new_code
             metadata["condition"] = describe_condition(new_code)
+
+    def on_data_range(self, sender: str, first: int, count: int, now: float) -> None:
+        """Count ``count`` records numbered ``first`` .. ``first + count - 1`` (uniform batches).
+
+        Like :meth:`on_data_fast` for a batch known only by its sequence range: a range that
+        continues the sequence is counted at once, anything else is checked number by number.
+        """
+        run = self._running(sender, "DATA")
+        if count > 0 and first == run.last_sequence + 1:
+            run.last_sequence += count
+            run.records += count
+            run.last_activity = now
+            return
+        self.on_data(sender, [_Numbered(s) for s in range(first, first + count)], now)
+
+
+class _Numbered(NamedTuple):
+    """A record known only by its sequence number (see :meth:`RunTracker.on_data_range`)."""
+
+    sequence: int

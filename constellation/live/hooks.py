@@ -20,6 +20,7 @@ import zmq
 from constellation.core.commands import CommandResult, CommandSpec
 from constellation.live.tap import LiveTap
 from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, make_eor
+from constellation.protocol.cdtp2_uniform import UniformMessage
 
 __all__ = ["LIVE_COMMAND", "LIVE_MDNS_TYPE", "ReceiverLive"]
 
@@ -125,7 +126,7 @@ class ReceiverLive:
         if self.tap is not None:
             self.tap.service()
 
-    def accept(self, message: CDTP2Message, frames: Any) -> None:
+    def accept(self, message: CDTP2Message | UniformMessage, frames: Any) -> None:
         """``message`` was accepted; ``frames`` are the frames it was received in."""
         tap = self.tap
         if tap is None or not frames:

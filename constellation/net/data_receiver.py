@@ -21,6 +21,7 @@ from constellation.net.data_sender import DATA_HWM
 from constellation.net.discovery import DiscoveredService
 from constellation.net.ratelimit import RateLimitedWarning
 from constellation.protocol.cdtp2 import CDTP2Message, decode_data_frame
+from constellation.protocol.cdtp2_uniform import UniformMessage, decode_uniform
 
 __all__ = ["DataReceiver"]
 
@@ -51,6 +52,8 @@ class DataReceiver:
         self.bad_input = RateLimitedWarning(log)
         #: The received frames of the message :meth:`poll` yielded last (``zmq.Frame``s).
         self.last_frames: list[Any] = []
+        #: Yield uniform DATA batches as :class:`UniformMessage` (no per-record objects).
+        self.uniform = False
 
     def connect(self, service: DiscoveredService) -> None:
         """Connect to a transmitter's data service (applied at the next :meth:`poll`)."""
@@ -107,13 +110,15 @@ class DataReceiver:
         sock.close(linger=0)
         self._snapshot()
 
-    def poll(self, timeout_ms: int) -> Iterator[tuple[CDTP2Message, int]]:
+    def poll(self, timeout_ms: int) -> Iterator[tuple[CDTP2Message | UniformMessage, int]]:
         """Messages as they are received, waiting up to ``timeout_ms`` for the first one.
 
         Yields (message, frame bytes) one at a time, so that only the message being handled
         is held in memory, and stops after about :data:`_POLL_BYTES` so the caller can look
         at its stop flag. Malformed messages are dropped with a rate-limited warning. Large
         blocks are zero-copy views of the received frame (``decode_data_frame(share_blocks)``).
+        With :attr:`uniform`, DATA messages of one record layout come as
+        :class:`~constellation.protocol.cdtp2_uniform.UniformMessage` (blocks: frame views).
         """
         self._apply_pending()
         if not self._sockets:
@@ -134,10 +139,7 @@ class DataReceiver:
                 size = sum(len(f) for f in frames)
                 budget -= size
                 try:
-                    if len(frames) == 1:
-                        message = decode_data_frame(frames[0].buffer, share_blocks=True)
-                    else:
-                        message = CDTP2Message.decode([f.buffer for f in frames])
+                    message = self._decode(frames)
                 except DecodeError as exc:
                     self.bad_input("malformed data message dropped: %s", exc)
                     continue
@@ -146,6 +148,15 @@ class DataReceiver:
                 if budget <= 0:
                     break
             ready = still
+
+    def _decode(self, frames: list[Any]) -> CDTP2Message | UniformMessage:
+        if len(frames) != 1:
+            return CDTP2Message.decode([f.buffer for f in frames])
+        if self.uniform:
+            uniform = decode_uniform(frames[0].buffer)
+            if uniform is not None:
+                return uniform
+        return decode_data_frame(frames[0].buffer, share_blocks=True)
 
     def close(self) -> None:
         """Close every socket (call from the polling thread, or after it finished)."""

@@ -31,6 +31,7 @@ from constellation.net.discovery import DiscoveredService, Discovery, DiscoveryE
 from constellation.net.process_tuning import gc_relief
 from constellation.net.ratelimit import RateLimitedWarning
 from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, split_bor_eor
+from constellation.protocol.cdtp2_uniform import UniformBatch, UniformMessage
 from constellation.roles.base import DataRole, RoleContext
 
 __all__ = ["LAUNCH_DISCOVERY_TIMEOUT", "LiveOutlet", "ReceiveCallbacks", "ReceivingRole"]
@@ -51,6 +52,11 @@ class ReceiveCallbacks:
     bor: Callable[[str, dict[str, Any], dict[str, Any]], None]
     batch: Callable[[str, Sequence[DataRecord]], None]
     eor: Callable[[str, dict[str, Any], dict[str, Any]], None]
+    #: If set, DATA messages of one record layout come here as a UniformBatch instead of
+    #: going to ``batch`` (no per-record objects are built).
+    uniform: Callable[[str, UniformBatch], None] | None = None
+    #: Asked when each run begins: whether ``uniform`` is used in this run (default: yes).
+    uniform_wanted: Callable[[], bool] | None = None
 
 
 class LiveOutlet(Protocol):
@@ -60,7 +66,7 @@ class LiveOutlet(Protocol):
     def announce(self, discovery: Discovery) -> None: ...
     def start_run(self) -> None: ...
     def service(self) -> None: ...
-    def accept(self, message: CDTP2Message, frames: list[Any]) -> None: ...
+    def accept(self, message: CDTP2Message | UniformMessage, frames: list[Any]) -> None: ...
     def substitute_eor(self, sender: str, metadata: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
 
@@ -170,6 +176,8 @@ class ReceivingRole(DataRole):
         if self.live is not None:
             self.live.start_run()  # forget the previous run's BORs
         receiver = self._make_receiver()
+        wanted = self._callbacks.uniform_wanted
+        receiver.uniform = self._callbacks.uniform is not None and (wanted is None or wanted())
         # Publish the receiver first, then connect what is known: a transmitter discovered in
         # between is either in the snapshot or connected by on_data_service (connect is
         # idempotent per endpoint), never missed.
@@ -221,10 +229,22 @@ class ReceivingRole(DataRole):
                 if now - stop_seen > _MAX_EOR_WAIT_FACTOR * eor_timeout:
                     break
 
-    def _dispatch(self, message: CDTP2Message, size: int) -> None:
+    def _dispatch(self, message: CDTP2Message | UniformMessage, size: int) -> None:
         sender = message.sender
         try:
-            if message.msg_type is CDTPType.DATA:
+            if isinstance(message, UniformMessage):
+                batch = message.batch
+                self.tracker.on_data_range(sender, batch.first_seq, batch.count, time.monotonic())
+                self._to_live(message)
+                self.rx_records += batch.count
+                self.rx_bytes += size
+                self.last_message_bytes = size
+                on_uniform = self._callbacks.uniform
+                if on_uniform is not None:
+                    on_uniform(sender, batch)
+                else:  # a receiver made uniform by someone else: build the records
+                    self._callbacks.batch(sender, batch.records())
+            elif message.msg_type is CDTPType.DATA:
                 records = message.records
                 self.tracker.on_data_fast(sender, records, time.monotonic())
                 self._to_live(message)
@@ -260,7 +280,7 @@ class ReceivingRole(DataRole):
             else:
                 self._protocol_warning("message from %s dropped: %s", sender, exc)
 
-    def _to_live(self, message: CDTP2Message) -> None:
+    def _to_live(self, message: CDTP2Message | UniformMessage) -> None:
         """Hand an accepted message, with its received frames, on to the live service."""
         live, receiver = self.live, self.receiver
         if live is not None:

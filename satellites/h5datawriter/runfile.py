@@ -33,6 +33,7 @@ import numpy as np
 
 from constellation import __version__
 from constellation.errors import ConfigError, OutputFileError, OutputFileExistsError
+from constellation.protocol.cdtp2_uniform import UniformBatch
 from satellites.h5datawriter.attrs import to_attr_items
 from satellites.h5datawriter.compression import compression_kwargs
 from satellites.h5datawriter.normal_layout import NormalLayout, RecordLike
@@ -222,6 +223,25 @@ class RunFile:
                 count, nbytes = self._normal.write(group, records)
             self._records += count
             self._bytes += nbytes
+
+    def write_uniform(self, sender: str, batches: Sequence[UniformBatch]) -> None:
+        """Write uniform batches of ``sender``: the same file contents as :meth:`write_records`
+        with their records; in SWMR mode without building any record object."""
+        if not self._swmr:
+            self.write_records(sender, [r for batch in batches for r in batch.records()])
+            return
+        if not batches:
+            return
+        records = sum(batch.count for batch in batches)
+        with self._guard(f"writing {records} records of {sender}", fatal=True):
+            self._sender_group(sender)
+            swmr_sender = self._swmr_senders[sender]
+            for batch in batches:
+                count, nbytes = swmr_sender.queue_uniform(batch)
+                self._records += count
+                self._bytes += nbytes
+            if swmr_sender.full:
+                self._write_pending(swmr_sender)
 
     def end_sender(
         self, sender: str, user_tags: Mapping[str, Any], run_metadata: Mapping[str, Any]

@@ -25,6 +25,7 @@ from constellation.core.config import Configuration
 from constellation.errors import ConfigError
 from constellation.parameters import Param, read_parameters
 from constellation.protocol.cdtp2 import DataRecord
+from constellation.protocol.cdtp2_uniform import UniformBatch
 from constellation.receiver import ReceiverSatellite
 from constellation.satellite import CustomCommand
 from satellites.h5datawriter.disk_thread import DiskThread, Periodic
@@ -156,6 +157,7 @@ class H5DataWriter(ReceiverSatellite):
         compression = values["compression"]
         self.compression = None if compression == "none" else compression
         self.free_space_warning_mib = values["free_space_warning"]
+        self.uniform_batches = self.swmr  # the normal layout needs record objects anyway
         if self.swmr and not self.framework.data.receive_from:
             raise ConfigError(
                 "allow_concurrent_reading",
@@ -196,6 +198,14 @@ class H5DataWriter(ReceiverSatellite):
     def receive_data_batch(self, sender: str, records: Sequence[DataRecord]) -> None:
         nbytes = self.last_message_bytes + _RECORD_OVERHEAD * len(records)
         self._disk.submit_batch(self._write_guarded, sender, records, nbytes)
+
+    def receive_uniform_batch(self, sender: str, batch: UniformBatch) -> None:
+        if not self.swmr:  # not expected (uniform_batches is off): the records then
+            super().receive_uniform_batch(sender, batch)
+            return
+        self._disk.submit_batch(
+            self._write_uniform_guarded, sender, (batch,), self.last_message_bytes
+        )
 
     def receive_eor(self, sender: str, user_tags: dict[str, Any], meta: dict[str, Any]) -> None:
         self._disk.submit(partial(self._guarded, self._eor, sender, user_tags, meta))
@@ -259,6 +269,13 @@ class H5DataWriter(ReceiverSatellite):
     def _write(self, sender: str, records: Sequence[DataRecord]) -> None:
         self._require_file().write_records(sender, records)
         self.live.stored(sender, "DATA", len(records))  # live: publish once stored
+
+    def _write_uniform_guarded(self, sender: str, batches: Sequence[UniformBatch]) -> None:
+        self._guarded(self._write_uniform, sender, batches)
+
+    def _write_uniform(self, sender: str, batches: Sequence[UniformBatch]) -> None:
+        self._require_file().write_uniform(sender, batches)
+        self.live.stored(sender, "DATA", sum(batch.count for batch in batches))
 
     def _eor(self, sender: str, user_tags: dict[str, Any], meta: dict[str, Any]) -> None:
         if self._file is not None:

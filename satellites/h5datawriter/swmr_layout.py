@@ -11,7 +11,10 @@ pending (or the next :meth:`SwmrSender.flush`) and then written with at most one
 one slice write per dataset: HDF5's fixed cost per write is paid once per megabyte, not per
 DATA message. Batches whose records all carry the same tags and single ``bytes`` blocks of
 one length (the usual case) are encoded without a per-record Python loop: the sequence
-numbers are formatted in one pass and joined between the shared JSON head and tail.
+numbers are formatted in one pass and joined between the shared JSON head and tail. A
+:class:`~constellation.protocol.cdtp2_uniform.UniformBatch` (:meth:`SwmrSender.queue_uniform`)
+goes the same way without any record objects: its blocks stay views of the received frame
+until they are copied once into the data written.
 ``EOR/user_tags`` and ``EOR/run_metadata`` are pre-created as empty resizable uint8 datasets
 (no object may be created once SWMR is on) and filled at the EOR.
 
@@ -30,6 +33,7 @@ import h5py
 import numpy as np
 from h5py import h5s
 
+from constellation.protocol.cdtp2_uniform import UniformBatch
 from satellites.h5datawriter.attrs import to_json_bytes
 from satellites.h5datawriter.normal_layout import RecordLike
 
@@ -171,7 +175,8 @@ class SwmrSender:
         }
         self.eor_written = False
         self._encode_meta = MetaEncoder()
-        self._pending: list[tuple[bytes, np.ndarray, bytes, np.ndarray]] = []
+        # (block bytes or a uint8 array view, record block sizes, meta bytes, meta sizes)
+        self._pending: list[tuple[bytes | np.ndarray, np.ndarray, bytes, np.ndarray]] = []
         self._pending_bytes = 0
         self._pending_records = 0
 
@@ -198,6 +203,23 @@ class SwmrSender:
         self._pending_records += len(records)
         return len(records), len(encoded[0])
 
+    def queue_uniform(self, batch: UniformBatch) -> tuple[int, int]:
+        """:meth:`queue` for a uniform batch: the same bytes, from the batch's block views and
+        the sequence range (no per-record objects); returns (records, block bytes)."""
+        prefix = self._encode_meta.prefix_for(batch.tags)
+        if prefix is None or batch.count == 0:  # a reserved tag name: the general encoding
+            return self.queue(batch.records())
+        lengths = ",".join(map(str, batch.block_lengths)).encode()
+        head = prefix + b'"block_lengths":[%s],"sequence":' % lengths
+        meta, meta_lengths = _range_meta(head, batch.first_seq, batch.count)
+        record_bytes = np.full(batch.count, batch.record_bytes, dtype=np.uint64)
+        # One block: keep the (count, length) view of the frame, copied once when written.
+        data = batch.blocks[0] if len(batch.blocks) == 1 else batch.block_data()
+        self._pending.append((data, record_bytes, meta, meta_lengths))
+        self._pending_bytes += batch.nbytes + len(meta)
+        self._pending_records += batch.count
+        return batch.count, batch.nbytes
+
     def append(self, records: Sequence[RecordLike]) -> tuple[int, int]:
         """:meth:`queue` a batch, then write the queue if it is :attr:`full`."""
         result = self.queue(records)
@@ -212,15 +234,16 @@ class SwmrSender:
             return
         self._pending, self._pending_bytes, self._pending_records = [], 0, 0
         if len(pending) == 1:
-            data, record_bytes, meta, meta_lengths = pending[0]
+            data_part, record_bytes, meta, meta_lengths = pending[0]
+            data = _joined((data_part,))
         else:
             data_parts, record_parts, meta_parts, meta_parts_lengths = zip(*pending, strict=True)
-            data, meta = b"".join(data_parts), b"".join(meta_parts)
+            data, meta = _joined(data_parts), b"".join(meta_parts)
             record_bytes = np.concatenate(record_parts)
             meta_lengths = np.concatenate(meta_parts_lengths)
         data_ends = np.cumsum(record_bytes, dtype=np.uint64) + np.uint64(self.data.size)
         meta_ends = np.cumsum(meta_lengths, dtype=np.uint64) + np.uint64(self.meta.size)
-        self.data.append(np.frombuffer(data, dtype=np.uint8))
+        self.data.append(data)
         self.meta.append(np.frombuffer(meta, dtype=np.uint8))
         self.meta_idx.append(meta_ends)
         self.data_idx.append(data_ends)
@@ -281,6 +304,51 @@ class SwmrSender:
             appender.flush()
         for dset in self.eor.values():
             dset.flush()
+
+
+_DIGITS_MAX = 19  # decimal digits numpy's uint64 arithmetic below handles safely
+
+
+def _range_meta(head: bytes, first: int, count: int) -> tuple[bytes, np.ndarray]:
+    """``head + str(sequence) + "}"`` for ``first .. first + count - 1``, and the lengths.
+
+    When every number has the same count of digits (the usual case), the digits are computed
+    with numpy, one row per record; otherwise the numbers are formatted one by one.
+    """
+    width = len(str(first))
+    if len(str(first + count - 1)) != width or width > _DIGITS_MAX:
+        digits = list(map(_FORMAT_INT, range(first, first + count)))
+        meta = head + (b"}" + head).join(digits) + b"}"
+        lengths = np.fromiter(map(len, digits), dtype=np.uint64, count=count)
+        return meta, lengths + np.uint64(len(head) + 1)
+    sequences = np.arange(first, first + count, dtype=np.uint64)
+    powers = np.uint64(10) ** np.arange(width - 1, -1, -1, dtype=np.uint64)
+    rows = np.empty((count, len(head) + width + 1), dtype=np.uint8)
+    rows[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+    rows[:, len(head) : -1] = sequences[:, None] // powers % np.uint64(10) + np.uint64(48)
+    rows[:, -1] = ord("}")
+    return rows.tobytes(), np.full(count, rows.shape[1], dtype=np.uint64)
+
+
+def _joined(parts: Sequence[bytes | np.ndarray]) -> np.ndarray:
+    """The parts (bytes, or uint8 arrays such as strided frame views) as one 1-D uint8 array,
+    copied once."""
+    if len(parts) == 1:
+        part = parts[0]
+        if isinstance(part, np.ndarray):
+            return np.ascontiguousarray(part).reshape(-1)
+        return np.frombuffer(part, dtype=np.uint8)
+    sizes = [part.nbytes if isinstance(part, np.ndarray) else len(part) for part in parts]
+    out = np.empty(sum(sizes), dtype=np.uint8)
+    pos = 0
+    for part, size in zip(parts, sizes, strict=True):
+        target = out[pos : pos + size]
+        if isinstance(part, np.ndarray):
+            target.reshape(part.shape)[...] = part
+        else:
+            target[:] = np.frombuffer(part, dtype=np.uint8)
+        pos += size
+    return out
 
 
 def _create(

@@ -1,0 +1,126 @@
+"""SWMR files written from uniform batches are byte-identical to those written from records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from constellation.protocol.cdtp2 import DataRecord, decode_data_frame, encode_data_frame
+from constellation.protocol.cdtp2_uniform import decode_uniform
+from satellites.h5datawriter import swmr_layout
+from satellites.h5datawriter.runfile import RunFile
+
+SENDER = "Tx.one"
+
+
+def _messages() -> list[list[DataRecord]]:
+    """Batches of one run: mostly uniform, some not, one with a reserved tag name."""
+    rng = np.random.default_rng(1)
+    out: list[list[DataRecord]] = []
+    seq = 1
+    for count, tags, lengths in (
+        (50, {}, [1024]),
+        (120, {"dtype": "uint8", "n": 3}, [1024]),
+        (7, {"nested": {"a": [1, 2]}}, [10, 0, 33]),
+        (40, {"sequence": "mine"}, [16]),  # reserved key: the general meta encoding
+        (9000, {}, [130]),  # beyond PENDING_RECORDS with the rest: written mid-run
+        (9000, {}, [130]),
+        (1, {}, []),
+    ):
+        out.append(
+            [
+                DataRecord(s, dict(tags), [rng.bytes(n) for n in lengths])
+                for s in range(seq, seq + count)
+            ]
+        )
+        seq += count
+    out.append([DataRecord(seq, {}, [b"ab"]), DataRecord(seq + 1, {}, [b"abc"])])  # not uniform
+    out.append([DataRecord(s, {}, [b"xy"]) for s in range(seq + 2, seq + 400)])
+    out.append([DataRecord(s, {}, [b"q"]) for s in range(65530, 65536)])  # a gap, then in order
+    return out
+
+
+def _write(path: Path, uniform: bool) -> None:
+    with RunFile.create(path, "r1", "H5DataWriter.w", swmr=True, expected_senders=[SENDER]) as f:
+        f.begin_sender(SENDER, {"bor": 1}, {"c": "x"})
+        pending = []
+        for records in _messages():
+            frame = encode_data_frame(SENDER, records)
+            message = decode_uniform(frame) if uniform else None
+            if message is None:
+                if pending:
+                    f.write_uniform(SENDER, pending)
+                    pending = []
+                f.write_records(SENDER, list(decode_data_frame(frame).records))
+            else:
+                pending.append(message.batch)
+                if len(pending) == 2:  # merged batches, as the disk thread hands them over
+                    f.write_uniform(SENDER, pending)
+                    pending = []
+        if pending:
+            f.write_uniform(SENDER, pending)
+        f.end_sender(SENDER, {}, {"condition": "GOOD"})
+
+
+def _datasets(path: Path) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    with h5py.File(path, "r") as f:
+
+        def visit(name: str, obj: object) -> None:
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()].tobytes()
+
+        f.visititems(visit)
+    return out
+
+
+def test_uniform_path_writes_the_same_datasets(tmp_path: Path) -> None:
+    assert sum(decode_uniform(encode_data_frame("s", m)) is not None for m in _messages()) >= 6
+    _write(tmp_path / "a", uniform=True)
+    _write(tmp_path / "b", uniform=False)
+    fast, slow = _datasets(tmp_path / "a/data_r1.h5"), _datasets(tmp_path / "b/data_r1.h5")
+    assert fast.keys() == slow.keys()
+    assert any(name.endswith("/data") for name in fast)
+    for name in fast:
+        assert fast[name] == slow[name], name
+    with h5py.File(tmp_path / "a/data_r1.h5", "r") as f:
+        total = sum(len(m) for m in _messages())
+        assert int(np.count_nonzero(f[f"{SENDER}/meta_idx"][()])) == total
+
+
+@pytest.mark.parametrize("pending", [1, 10**9])
+def test_counted_at_once_and_written_when_full(
+    tmp_path: Path, pending: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(swmr_layout, "PENDING_BYTES", pending)
+    records = [DataRecord(s, {"k": 1}, [b"abcd"]) for s in range(1, 6)]
+    message = decode_uniform(encode_data_frame(SENDER, records))
+    assert message is not None
+    with RunFile.create(tmp_path, "r3", "W.w", swmr=True, expected_senders=[SENDER]) as f:
+        f.begin_sender(SENDER, {}, {})
+        f.write_uniform(SENDER, [message.batch])
+        assert f.records_written == 5 and f.bytes_written == 20
+        sender = f._swmr_senders[SENDER]
+        assert sender.pending_records == (0 if pending == 1 else 5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.integers(1, 2**64 - 1),
+        st.sampled_from([9, 99, 10**9 - 1, 10**18 - 2, 10**19 - 1, 2**64 - 5]),
+    ),
+    st.integers(1, 40),
+)
+def test_range_meta_is_each_number_formatted(first: int, count: int) -> None:
+    count = min(count, 2**64 - first)
+    head = b'{"k":"v","block_lengths":[4],"sequence":'
+    meta, lengths = swmr_layout._range_meta(head, first, count)
+    expected = [head + b"%d}" % s for s in range(first, first + count)]
+    assert meta == b"".join(expected)
+    assert lengths.tolist() == [len(e) for e in expected]
