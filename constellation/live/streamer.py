@@ -307,6 +307,11 @@ class Streamer:
         try:
             while not self._closed:
                 self._sync_sockets(sockets, poller)
+                if not sockets:  # zmq.Poller returns at once without sockets: wait instead
+                    with self._cv:
+                        if not self._closed:
+                            self._cv.wait(_POLL_MS / 1000)
+                    continue
                 for sock, _ in poller.poll(_POLL_MS):
                     self._receive(sock, sockets[sock][0].receiver)
                 now = time.monotonic()
