@@ -87,9 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         live.disable("live data: off (MissionControl started with --no-live)")
     backend.on_receivers = live.want  # the reader runs while the group has receivers
     live.want(len(backend.receivers))
-    app = create_app(
-        backend, actions, token=args.operator_token, runs=RunsSource(args.data_dir), live=live
-    )
+    runs = RunsSource(args.data_dir)
+    app = create_app(backend, actions, token=args.operator_token, runs=runs, live=live)
     print(f"MissionControl for group '{args.group}' on http://{args.host}:{args.port}/", flush=True)
     try:
         # Open event streams never end by themselves: give them 2 s when stopping.
@@ -99,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _server(config).run()
     finally:
         live.close()
+        runs.close()
         actions.close()
         backend.close()
     return 0

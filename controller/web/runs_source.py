@@ -56,6 +56,14 @@ class RunsSource:
             )
         return out
 
+    def close(self) -> None:
+        """Close the catalog's database (the server stops)."""
+        with self._lock:
+            catalog, self.catalog = self.catalog, None
+        if catalog is not None and hasattr(catalog, "close"):
+            catalog.close()
+            self.reason = "runs: closed"
+
     def set_comment(self, run_id: str, text: str) -> None:
         if self.catalog is None:
             raise LookupError(self.reason)

@@ -57,6 +57,8 @@ def test_runs_not_available_says_why(tmp_path: Path) -> None:
     source = RunsSource(tmp_path)
     if source.available:  # the run catalog is installed: it must read an empty directory
         assert source.runs() == []
+        source.close()
+        assert not source.available and source.runs() == []
     else:
         assert source.reason.startswith("runs: not available")
         assert source.runs() == []
