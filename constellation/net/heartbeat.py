@@ -296,6 +296,8 @@ class HeartbeatReceiver:
 
     def _disconnect(self, service: DiscoveredService, departed: bool) -> None:
         key = service.name.lower()
+        if departed:  # its last beats (e.g. SAFE after an interrupt) come before the departure
+            self._subs.drain(key)
         self._subs.drop(key)
         if departed:
             # Beats of this peer still queued elsewhere must not bring it back.

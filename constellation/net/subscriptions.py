@@ -107,6 +107,18 @@ class PeerSubscriptions:
         self._loop.add_socket(sock, lambda: self._on_readable(key, sock))
         return True
 
+    def drain(self, key: str) -> None:
+        """Hand on what ``key``'s socket already holds (one batch at most), e.g. before a
+        departed peer is dropped: its last messages are read, not thrown away."""
+        peer = self._peers.get(key)
+        if peer is None:
+            return
+        try:
+            self._read_batch(key, peer.sock)
+        finally:
+            if self._on_batch_end is not None:
+                self._on_batch_end(key)
+
     def drop(self, key: str) -> str | None:
         """Stop following ``key``; returns the endpoint it was connected to, if any."""
         peer = self._peers.pop(key, None)
