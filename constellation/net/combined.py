@@ -80,8 +80,13 @@ class CombinedDiscovery(Discovery):
 
     # --- browsing --------------------------------------------------------------------------
     def add_listener(self, services: Iterable[ServiceId], listener: DiscoveryListener) -> None:
+        wanted = frozenset(services)
+        # Start the backends first, outside the merge lock: they report while holding their own
+        # emit locks and then take the merge lock (lock order backend -> merge; taking them the
+        # other way round here deadlocked against CHIRP's name resolver).
+        self._start_browsing(wanted)
         with self._merge_lock:  # no event may overtake the replay of known services
-            super().add_listener(services, listener)
+            super().add_listener(wanted, listener)
 
     def _start_browsing(self, services: frozenset[ServiceId]) -> None:
         with self._lock:
