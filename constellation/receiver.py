@@ -44,7 +44,7 @@ class ReceiverSatellite(Satellite):
             eor=lambda *args: self.receive_eor(*args),
             uniform=(
                 (lambda *args: self.receive_uniform_batch(*args))
-                if type(self).receive_uniform_batch is not ReceiverSatellite.receive_uniform_batch
+                if _uniform_is_current(type(self))
                 else None
             ),
             uniform_wanted=lambda: self.uniform_batches,
@@ -112,3 +112,17 @@ class ReceiverSatellite(Satellite):
         """The framework's receive loop: runs until stopped and every EOR is in (or timed out)."""
         self._role.receive(self.stop_requested)
         return None
+
+
+def _uniform_is_current(cls: type) -> bool:
+    """Whether ``receive_uniform_batch`` is overridden and no subclass below that override
+    overrides ``receive_data_batch`` or ``receive_data`` (it expects to get every record)."""
+    for klass in cls.__mro__:
+        if klass is ReceiverSatellite:
+            return False
+        names = vars(klass)
+        if "receive_uniform_batch" in names:
+            return True
+        if "receive_data_batch" in names or "receive_data" in names:
+            return False
+    return False
