@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from constellation.terminal import plain_table, render, state_text
 from controller.controller import Controller, Reply
+from controller.handles import ask_quietly
 
 log = logging.getLogger("constellation.controller.group")
 
@@ -116,15 +117,8 @@ class GroupView:
         self._notify()
 
     def _fetch_run_id(self, name: str) -> None:
-        handle = self.ctl.satellites.get(name)
-        if handle is None:
-            return
-        try:
-            reply = handle.command("get_run_id", timeout=self.ctl.timeout)
-        except Exception as exc:
-            log.debug("%s did not answer get_run_id: %s", name, exc)
-            return
-        if reply.ok:
+        reply = ask_quietly(self.ctl.satellites, name, "get_run_id", self.ctl.timeout)
+        if reply is not None and reply.ok:
             with self._lock:
                 self._run_ids[name] = reply.verb
                 self._fetched[name] = time.monotonic()

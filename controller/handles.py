@@ -6,6 +6,7 @@ timeout) and returns a :class:`Reply`; an undecodable reply becomes an ERROR rep
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from constellation.errors import DecodeError
 from constellation.protocol.common import NO_PAYLOAD
 from constellation.protocol.cscp1 import CSCP1Message, CSCPType
 
-__all__ = ["Reply", "SatelliteHandle"]
+__all__ = ["Reply", "SatelliteHandle", "ask_quietly"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,20 @@ class SatelliteHandle:
 
     def __repr__(self) -> str:
         return f"<SatelliteHandle {self.name} at {self.endpoint}>"
+
+
+def ask_quietly(
+    satellites: Mapping[str, SatelliteHandle], name: str, command: str, timeout: float
+) -> Reply | None:
+    """``command`` to satellite ``name`` for background bookkeeping: None if it is gone or does
+    not answer (logged at debug: such questions are asked again later or are optional)."""
+    handle = satellites.get(name)
+    if handle is None:
+        return None
+    try:
+        return handle.command(command, timeout=timeout)
+    except Exception as exc:
+        logging.getLogger("constellation.controller").debug(
+            "%s did not answer %s: %s", name, command, exc
+        )
+        return None

@@ -19,6 +19,7 @@ from typing import Any
 from constellation.net.listener import MonitoringListener
 from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
 from controller.controller import Controller
+from controller.handles import ask_quietly
 from controller.web.group_model import GroupModel
 from controller.web.stream import Hub
 
@@ -108,15 +109,8 @@ class Backend:
 
     def _ask_live(self, name: str) -> None:
         """Whether ``name`` is a receiver with a live tap (others answer UNKNOWN)."""
-        handle = self.ctl.satellites.get(name)
-        if handle is None:
-            return
-        try:
-            reply = handle.command("get_live_endpoint", timeout=self.ctl.timeout)
-        except Exception as exc:
-            log.debug("%s did not answer get_live_endpoint: %s", name, exc)
-            return
-        if reply.ok and name in self.ctl.satellites:
+        reply = ask_quietly(self.ctl.satellites, name, "get_live_endpoint", self.ctl.timeout)
+        if reply is not None and reply.ok and name in self.ctl.satellites:
             self._receivers_changed(add=name)
 
     def _receivers_changed(self, add: str | None = None, remove: str | None = None) -> None:
@@ -132,15 +126,8 @@ class Backend:
                 callback(count)  # under the lock: calls arrive in order (it does not block)
 
     def _ask_run_id(self, name: str) -> None:
-        handle = self.ctl.satellites.get(name)
-        if handle is None:
-            return
-        try:
-            reply = handle.command("get_run_id", timeout=self.ctl.timeout)
-        except Exception as exc:
-            log.debug("%s did not answer get_run_id: %s", name, exc)
-            return
-        if reply.ok:
+        reply = ask_quietly(self.ctl.satellites, name, "get_run_id", self.ctl.timeout)
+        if reply is not None and reply.ok:
             self.apply(lambda m, now: m.run_ids_seen([reply.verb]))
 
     def _on_leave(self, name: str) -> None:
