@@ -240,4 +240,9 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
     if stop.is_set():  # interrupt to SAFE and close within TERMINATE_TIMEOUT s
         satellite.terminate("process received a termination signal", TERMINATE_TIMEOUT)
     satellite.close()
+    # The process is on its way out. Python resets its own handlers to the default while it
+    # finalizes, so a SIGTERM arriving now (e.g. a supervisor's, just after `shutdown`) would
+    # kill it with -15; ignored instead, the exit code stays 0.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return 0

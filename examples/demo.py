@@ -9,6 +9,7 @@ Exit code 0 means the whole session worked.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,7 +30,12 @@ def start(script: str, name: str, group: str, logdir: Path) -> subprocess.Popen[
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
-def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop_all(procs: list[subprocess.Popen[bytes]], grace: float = 0.0) -> None:
+    """SIGTERM what is still running after ``grace`` s (told to shut down: they exit alone)."""
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.0, deadline - time.monotonic()))
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -80,6 +86,7 @@ def main() -> int:
             }
         },
     }
+    shut_down = False
     try:
         with Controller(group, interface=LOOPBACK) as ctl:
             ctl.on_state_change(lambda n, o, s: print(f"  {n:<24} {o:>12} -> {s}"))
@@ -104,8 +111,9 @@ def main() -> int:
             for name in names:
                 print(f"  {name:<24} {ctl.satellites[name].command('get_status').verb}")
             ctl.shutdown()
+            shut_down = True
     finally:
-        stop_all(procs)
+        stop_all(procs, grace=10.0 if shut_down else 0.0)
     codes = [p.returncode for p in procs]
     print(f"satellites exited with {codes}")
     print(f"-> decoding {written}")
