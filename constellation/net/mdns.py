@@ -103,40 +103,11 @@ class MdnsDiscovery(Discovery):
         return f"tcp://{addresses[0] if addresses else '?'}:{info.port}"
 
     # --- announcing ------------------------------------------------------------------------
-    def announce(self, service: ServiceId, port: int) -> None:
-        type_ = SERVICE_TYPES[service]
+    def _info(self, type_: str, port: int, properties: dict[str, str]) -> ServiceInfo:
+        """Our DNS-SD instance of ``type_``: ``group`` and ``name`` always in its TXT record."""
         label = instance_name(self.group, self.name)
         host = hashlib.md5(f"{self.group}/{self.name}".lower().encode()).hexdigest()[:12]
-        info = ServiceInfo(
-            type_,
-            f"{label}.{type_}",
-            port=port,
-            addresses=[socket.inet_aton(a) for a in self.scope.announced_addresses()],
-            properties={"group": self.group, "name": self.name, "version": __version__},
-            server=f"cnstln-{host}.local.",
-        )
-        with self._lock:
-            old = self._infos.pop(service, None)
-        if old is not None:
-            self._zc.unregister_service(old)
-        # Names are unique per group by construction, so probing is skipped (saves ~1.5 s).
-        loop = self._zc.loop
-        if loop is None:
-            raise DiscoveryError(f"cannot announce {service.name}: mDNS is not running")
-        future = asyncio.run_coroutine_threadsafe(
-            self._zc.async_register_service(info, cooperating_responders=True), loop
-        )
-        future.result(timeout=10)
-        with self._lock:
-            self._infos[service] = info
-        log.debug("announced %s on port %d via mDNS", service.name, port)
-
-    def announce_type(self, type_: str, port: int, properties: dict[str, str]) -> None:
-        """Offer a service of another DNS-SD type (e.g. the live data service of a receiver),
-        with ``group`` and ``name`` in its TXT record like ours; withdrawn by :meth:`close`."""
-        label = instance_name(self.group, self.name)
-        host = hashlib.md5(f"{self.group}/{self.name}".lower().encode()).hexdigest()[:12]
-        info = ServiceInfo(
+        return ServiceInfo(
             type_,
             f"{label}.{type_}",
             port=port,
@@ -144,13 +115,33 @@ class MdnsDiscovery(Discovery):
             properties={"group": self.group, "name": self.name, **properties},
             server=f"cnstln-{host}.local.",
         )
+
+    def _register(self, info: ServiceInfo, what: str) -> None:
+        # Names are unique per group by construction, so probing is skipped (saves ~1.5 s).
         loop = self._zc.loop
         if loop is None:
-            raise DiscoveryError(f"cannot announce {type_}: mDNS is not running")
+            raise DiscoveryError(f"cannot announce {what}: mDNS is not running")
         future = asyncio.run_coroutine_threadsafe(
             self._zc.async_register_service(info, cooperating_responders=True), loop
         )
         future.result(timeout=10)
+
+    def announce(self, service: ServiceId, port: int) -> None:
+        info = self._info(SERVICE_TYPES[service], port, {"version": __version__})
+        with self._lock:
+            old = self._infos.pop(service, None)
+        if old is not None:
+            self._zc.unregister_service(old)
+        self._register(info, service.name)
+        with self._lock:
+            self._infos[service] = info
+        log.debug("announced %s on port %d via mDNS", service.name, port)
+
+    def announce_type(self, type_: str, port: int, properties: dict[str, str]) -> None:
+        """Offer a service of another DNS-SD type (e.g. the live data service of a receiver),
+        with ``group`` and ``name`` in its TXT record like ours; withdrawn by :meth:`close`."""
+        info = self._info(type_, port, properties)
+        self._register(info, type_)
         with self._lock:
             self._extra.append(info)
 
