@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from constellation.live import EOR, Frame, Streamer
 from controller import Controller
 from tests.helpers import LOOPBACK
 
@@ -42,3 +44,17 @@ def pair(processes: Any, ctl: Controller) -> Controller:
     processes("SatelliteDevNullReceiver", "dn")
     ctl.await_satellites([TX, DN], timeout=20)
     return ctl
+
+
+def read_until_eor(streamer: Streamer, sink: list[Frame], timeout: float = 20) -> EOR:
+    """Read ``streamer`` into ``sink`` until a frame carries an EOR; returns that EOR."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = streamer.read(0.5)
+        if frame is None:
+            continue
+        sink.append(frame)
+        for event in frame.events:
+            if isinstance(event, EOR):
+                return event
+    raise AssertionError("no EOR within the timeout")

@@ -18,26 +18,13 @@ from constellation.live.aio import AsyncStreamer
 from controller import Controller
 from controller.telemetry import MetricWatcher
 from tests.helpers import LOOPBACK, console_script, cycle_to_run, wait_for
-from tests.live.conftest import DN, TX, devnull_config
+from tests.live.conftest import DN, TX, devnull_config, read_until_eor
 
 
 def _streamer(group: str, **kwargs: Any) -> Streamer:
     streamer = Streamer(group, interface=LOOPBACK, **kwargs)
     wait_for(lambda: streamer.receivers, 15, what="the receiver's live service")
     return streamer
-
-
-def _read_until_eor(streamer: Streamer, sink: list[Frame], timeout: float = 20) -> EOR:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        frame = streamer.read(0.5)
-        if frame is None:
-            continue
-        sink.append(frame)
-        for event in frame.events:
-            if isinstance(event, EOR):
-                return event
-    raise AssertionError("no EOR within the timeout")
 
 
 class _Reader(threading.Thread):
@@ -51,7 +38,7 @@ class _Reader(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        self.eor = _read_until_eor(self.streamer, self.frames, timeout=60)
+        self.eor = read_until_eor(self.streamer, self.frames, timeout=60)
 
     def result(self) -> tuple[list[Frame], EOR]:
         self.join(60)
@@ -101,7 +88,7 @@ def test_a_stalled_reader_counts_its_drops_exactly(pair: Controller, group: str)
     with _streamer(group, buffer=64 * 1024) as streamer:
         _run(pair, 0, 200_000)  # full speed while nobody reads
         frames: list[Frame] = []
-        eor = _read_until_eor(streamer, frames)
+        eor = read_until_eor(streamer, frames)
         stats = streamer.stats[TX]
     stored = eor.run_metadata["data_records"]
     assert stats.dropped > 0
@@ -123,7 +110,7 @@ def test_a_late_joiner_gets_the_bor_first(pair: Controller, group: str) -> None:
             frames.append(frame)
         pair.stop()
         pair.await_state("ORBIT", 20)
-        eor = _read_until_eor(streamer, frames)
+        eor = read_until_eor(streamer, frames)
         stats = streamer.stats[TX]
     first = frames[0]
     assert isinstance(first.events[0], BOR) and first.events[0].run_id == "late_1"
@@ -150,7 +137,7 @@ def test_update_senders_names_the_known_ones(pair: Controller, group: str) -> No
         )
         pair.stop()
         pair.await_state("ORBIT", 20)
-        _read_until_eor(streamer, frames)
+        read_until_eor(streamer, frames)
 
 
 def test_unknown_compression_is_a_clear_error(group: str) -> None:
@@ -272,7 +259,7 @@ def test_the_latest_policy_keeps_the_newest_message(pair: Controller, group: str
         pair.stop()
         pair.await_state("ORBIT", 20)
         frames: list[Frame] = []
-        eor = _read_until_eor(streamer, frames)
+        eor = read_until_eor(streamer, frames)
         stats = streamer.stats[TX]
     assert stats.received + stats.dropped == eor.run_metadata["data_records"]
     assert stats.dropped > 0
@@ -290,7 +277,7 @@ def test_the_receiver_counts_its_readers_and_their_drops(pair: Controller, group
             return None if sample is None else sample.value
 
         _run(pair, 0, 100_000)  # metrics are sent from INIT on
-        _read_until_eor(streamer, [])
+        read_until_eor(streamer, [])
         dropped = streamer.stats[TX].dropped
         assert dropped > 0
         endpoint = dn.command("get_live_endpoint")

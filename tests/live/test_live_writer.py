@@ -15,26 +15,15 @@ from constellation.live import EOR, Frame, Streamer
 from constellation.reader import h5reader
 from controller import Controller
 from tests.helpers import LOOPBACK, TX, WRITER, cycle_to_run, wait_for, writer_run_config
-from tests.live.conftest import DN, devnull_config
-
-
-def _collect(streamer: Streamer, frames: list[Frame], timeout: float = 60) -> EOR:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        frame = streamer.read(0.5)
-        if frame is None:
-            continue
-        frames.append(frame)
-        for event in frame.events:
-            if isinstance(event, EOR):
-                return event
-    raise AssertionError("no EOR")
+from tests.live.conftest import DN, devnull_config, read_until_eor
 
 
 def _background(streamer: Streamer) -> tuple[threading.Thread, list[Frame], list[EOR]]:
     frames: list[Frame] = []
     eors: list[EOR] = []
-    thread = threading.Thread(target=lambda: eors.append(_collect(streamer, frames)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: eors.append(read_until_eor(streamer, frames, timeout=60)), daemon=True
+    )
     thread.start()
     return thread, frames, eors
 
@@ -146,7 +135,7 @@ def test_replay_equals_the_file_and_follow_joins_file_and_stream(
             time.sleep(0.3)  # let some records arrive live only (spacing, not synchronisation)
             ctl.stop()
             ctl.await_state("ORBIT", 20)
-            eor = _collect(streamer, frames)
+            eor = read_until_eor(streamer, frames, timeout=60)
             stats = streamer.stats[TX]
     records = [r for f in frames for r in f.records.get(TX, [])]
     stored = eor.run_metadata["data_records"]
