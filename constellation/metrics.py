@@ -14,7 +14,6 @@ off the loop thread, and a sample still running when the next one is due is skip
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,10 +59,6 @@ class Metric:
     sampling: bool = False
 
 
-def _interval_scale() -> float:
-    return float(os.environ.get("CONSTELLATION_METRIC_SCALE", "1.0"))
-
-
 class MetricRegistry:
     """The metrics of one satellite (``sender``: its canonical name)."""
 
@@ -72,11 +67,12 @@ class MetricRegistry:
         sender: str,
         state: Callable[[], State],
         log_name: str,
-        interval_scale: float | None = None,
+        interval_scale: float = 1.0,
     ) -> None:
-        """``interval_scale`` multiplies every interval (None: ``CONSTELLATION_METRIC_SCALE``)."""
+        """``interval_scale`` multiplies every interval (the launcher passes
+        ``ProcessSettings.metric_scale``)."""
         self._sender = sender
-        self._scale = _interval_scale() if interval_scale is None else interval_scale
+        self._scale = interval_scale
         self._state = state
         self._metrics: dict[str, Metric] = {}
         self._log = logging.getLogger(f"{log_name}.monitoring")
@@ -89,6 +85,11 @@ class MetricRegistry:
         self.register("RUN_ID", "", "Identifier of the current run")
         self.register("CPU_LOAD_AVG", "%", "CPU load of the host", _cpu_load, 10.0)
         self.register("MEM_AVAIL", "MiB", "Available memory of the host", _mem_avail, 10.0)
+
+    @property
+    def interval_scale(self) -> float:
+        """The factor applied to every metric interval."""
+        return self._scale
 
     def register(
         self,

@@ -14,7 +14,6 @@ periodic tasks, metric polls and a ``do_failure`` caused from the loop in the ta
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -83,8 +82,8 @@ class Satellite(Lifecycle):
         settings: ProcessSettings | None = None,
     ) -> None:
         """``data_role(context)`` builds the data role (default: none); ``settings`` are the
-        process knobs (the launcher passes them; None: from the environment, checked now)."""
-        settings = settings or ProcessSettings.from_environ(os.environ)
+        process knobs (the launcher passes those of the environment; None: the defaults)."""
+        settings = settings or ProcessSettings()
         try:
             validate_name(name)
             validate_name(type(self).__name__)

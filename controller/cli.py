@@ -27,6 +27,7 @@ from constellation.cli import (
     level_type,
     setup_logging,
 )
+from constellation.core.environment import ProcessSettings
 from constellation.errors import ConfigError
 from constellation.protocol.common import validate_run_id
 from constellation.terminal import colour_wanted
@@ -318,6 +319,11 @@ def _states(states: dict[str, str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``Controller`` console script."""
     args = build_parser().parse_args(argv)
+    try:  # the launcher alone reads the CONSTELLATION_* knobs
+        settings = ProcessSettings.from_environ(os.environ)
+    except ConfigError as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return EXIT_USAGE
     setup_logging(args.level)
     config: ControllerConfig | None = None
     try:
@@ -332,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     name = args.name or f"Controller.{default_name()}_{os.getpid()}"
     try:
-        ctl = Controller(args.group, interface=args.interface, discovery=args.discovery, name=name)
+        ctl = Controller(args.group, args.interface, args.discovery, name=name, settings=settings)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

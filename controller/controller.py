@@ -26,11 +26,17 @@ from typing import Any
 
 import zmq
 
+from constellation.core.environment import ProcessSettings
 from constellation.core.heartbeat_tracker import PeerEvent
 from constellation.core.roles import PeerEventKind
 from constellation.core.states import State
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent, ServiceId, make_discovery
-from constellation.net.heartbeat import HeartbeatReceiver, HeartbeatSender, HeartbeatState
+from constellation.net.heartbeat import (
+    HeartbeatReceiver,
+    HeartbeatSender,
+    HeartbeatState,
+    HeartbeatTiming,
+)
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop
 from constellation.protocol.common import NO_PAYLOAD
@@ -70,10 +76,13 @@ class Controller(Waits):
         discovery: str = "mdns",
         name: str = "Controller",
         timeout: float = 5.0,
+        settings: ProcessSettings | None = None,
     ) -> None:
+        """``settings``: heartbeat scale and message limit (None: the built-in defaults)."""
         self.group = group
         self.name = name
         self.timeout = timeout
+        self.settings = settings or ProcessSettings()
         interfaces = [interface] if isinstance(interface, str) else interface
         self.scope = NetworkScope.from_interfaces(interfaces)
         self._context: zmq.Context[Any] = zmq.Context.instance()
@@ -95,9 +104,13 @@ class Controller(Waits):
         self.loop = EventLoop(self._context, f"{name}-loop")
         self.loop.start()
         try:
-            self.heartbeats = HeartbeatReceiver(self.loop, name, self._on_peer_events)
+            timing = HeartbeatTiming(scale=self.settings.heartbeat_scale)
+            limit = self.settings.max_message_size
+            self.heartbeats = HeartbeatReceiver(
+                self.loop, name, self._on_peer_events, timing=timing, max_message_size=limit
+            )
             self._heartbeat = HeartbeatSender(
-                self.loop, self.scope, name, lambda: HeartbeatState(int(State.NEW), 0, "controller")
+                self.loop, self.scope, name, _own_beat, timing=timing, max_message_size=limit
             )
             self.discovery = make_discovery(discovery, group, name, self.scope)
             self.discovery.announce(ServiceId.HEARTBEAT, self._heartbeat.port)
@@ -374,6 +387,11 @@ class Controller(Waits):
 
 def _ignore(event: DiscoveryEvent, service: DiscoveredService) -> None:
     """Discovery listener that only makes the backend browse a service kind."""
+
+
+def _own_beat() -> HeartbeatState:
+    """What a controller's heartbeats report: never a satellite state."""
+    return HeartbeatState(int(State.NEW), 0, "controller")
 
 
 def _state_name(code: int) -> str:

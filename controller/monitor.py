@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
 import signal
 import sys
 import threading
@@ -25,7 +26,8 @@ from rich.text import Text
 
 from constellation import __version__
 from constellation.cli import HelpFormatter, add_network_arguments, level_type
-from constellation.errors import DiscoveryError
+from constellation.core.environment import ProcessSettings
+from constellation.errors import ConfigError, DiscoveryError
 from constellation.net.listener import MetricSample, MetricStats, MonitoringListener
 from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
 from constellation.protocol.common import to_datetime
@@ -223,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_size <= 0 or args.backups < 0:
         print("error: --max-size must be positive and --backups not negative", file=sys.stderr)
         return 2
+    try:  # the launcher alone reads the CONSTELLATION_* knobs
+        args.settings = ProcessSettings.from_environ(os.environ)
+    except ConfigError as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _SIGNALS}
@@ -290,6 +297,7 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
             on_metric=on_metric,
             on_notification=display.notification,
             on_peer=on_peer,
+            max_message_size=args.settings.max_message_size,
         )
     except (DiscoveryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -46,7 +46,8 @@ class MetricWatcher:
         self._lock = threading.Condition()
         self._samples: dict[tuple[str, str], Sample] = {}
         self._loop = controller.loop
-        self._subs = PeerSubscriptions(self._loop, self._on_frames)
+        limit = controller.settings.max_message_size
+        self._subs = PeerSubscriptions(self._loop, self._on_frames, max_message_size=limit)
         self._loop.run_sync(lambda: self._subs.set_topics(f"STAT/{m}" for m in self.metrics))
         self._closed = False
         controller.discovery.add_listener([ServiceId.MONITORING], self._on_service)

@@ -8,11 +8,16 @@ from typing import Any
 
 import pytest
 
+from constellation.core.environment import ProcessSettings
 from tests.helpers import LOOPBACK, SatelliteProcess, unique_group
 from tests.leaks import Snapshot, leaks_after
 
-#: Shrunk timing for tests: heartbeats every 0.1 s instead of 0.5 s, metrics 10x faster.
+#: Shrunk timing for tests: heartbeats every 0.1 s instead of 0.5 s, metrics 10x faster. The
+#: environment form is for started processes (their launcher parses it) ...
 FAST_TIMING = {"CONSTELLATION_HEARTBEAT_SCALE": "0.2", "CONSTELLATION_METRIC_SCALE": "0.05"}
+#: ... and the same values as settings for in-process satellites and controllers, which read
+#: no environment (``settings=FAST_SETTINGS``).
+FAST_SETTINGS = ProcessSettings.from_environ(FAST_TIMING)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,19 +71,28 @@ def group() -> str:
 
 @pytest.fixture
 def fast_timing(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Shrink heartbeat and metric intervals in this process and in started processes."""
+    """Shrink heartbeat and metric intervals: in the environment of processes this test starts,
+    and (through :func:`process_settings`) in its ``satellites`` and ``controller``."""
     for key, value in FAST_TIMING.items():
         monkeypatch.setenv(key, value)
     return dict(FAST_TIMING)
 
 
 @pytest.fixture
-def satellites(group: str, tmp_path: Path) -> Iterator[Any]:
+def process_settings(request: pytest.FixtureRequest) -> ProcessSettings:
+    """The settings of this test's in-process satellites and controller: :data:`FAST_SETTINGS`
+    when the test uses ``fast_timing``, else the built-in defaults."""
+    return FAST_SETTINGS if "fast_timing" in request.fixturenames else ProcessSettings()
+
+
+@pytest.fixture
+def satellites(group: str, tmp_path: Path, process_settings: ProcessSettings) -> Iterator[Any]:
     """Factory for in-process satellites on loopback; all are closed at teardown."""
     started: list[Any] = []
 
     def make(cls: type, name: str, **kwargs: Any) -> Any:
         kwargs.setdefault("interfaces", [LOOPBACK])
+        kwargs.setdefault("settings", process_settings)
         sat = cls(name, kwargs.pop("group", group), **kwargs)
         sat.start()
         started.append(sat)
@@ -119,10 +133,10 @@ def processes(group: str, tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def controller(group: str) -> Iterator[Any]:
+def controller(group: str, process_settings: ProcessSettings) -> Iterator[Any]:
     """A Controller of the test's group on loopback, closed at teardown."""
     from controller import Controller
 
-    ctl = Controller(group, interface=LOOPBACK)
+    ctl = Controller(group, interface=LOOPBACK, settings=process_settings)
     yield ctl
     ctl.close()

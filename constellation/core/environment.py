@@ -1,9 +1,9 @@
 """Pure logic: the ``CONSTELLATION_*`` environment knobs of a process, parsed and checked once.
 
-The launcher (``constellation.cli``) reads them before anything starts and refuses a malformed
-value with a message naming the variable; the values then travel explicitly (as a
-:class:`ProcessSettings`) into the satellite and its parts. Library code never reads them
-deep inside ``start()``.
+The launchers (``constellation.cli`` and the controller's console scripts) read them before
+anything starts and refuse a malformed value with a message naming the variable; the values
+then travel explicitly (as a :class:`ProcessSettings`) into the satellite or controller and its
+parts. Library code never reads the environment: built without settings, it uses the defaults.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from constellation.errors import ConfigError
 
 __all__ = [
+    "BUILTIN_MAX_MESSAGE_SIZE",
     "HEARTBEAT_SCALE_ENV",
     "MALLOC_TUNING_ENV",
     "MAX_MESSAGE_SIZE_ENV",
@@ -31,7 +32,8 @@ MAX_MESSAGE_SIZE_ENV = "CONSTELLATION_MAX_MESSAGE_SIZE"
 #: ``0`` leaves malloc alone (no raised mmap/trim thresholds for the data path).
 MALLOC_TUNING_ENV = "CONSTELLATION_MALLOC_TUNING"
 
-_BUILTIN_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: Built-in limit of :data:`MAX_MESSAGE_SIZE_ENV`: 16 MiB (never "unlimited").
+BUILTIN_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class ProcessSettings:
 
     heartbeat_scale: float = 1.0
     metric_scale: float = 1.0
-    max_message_size: int = _BUILTIN_MAX_MESSAGE_SIZE
+    max_message_size: int = BUILTIN_MAX_MESSAGE_SIZE
     malloc_tuning: bool = True
 
     @classmethod

@@ -19,7 +19,6 @@ ignored until discovery announces it again.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -53,14 +52,11 @@ _SUBSCRIBE, _UNSUBSCRIBE = b"\x01", b"\x00"
 
 @dataclass(frozen=True)
 class HeartbeatTiming:
-    """Timing constants; tests shrink them with ``CONSTELLATION_HEARTBEAT_SCALE``."""
+    """Timing constants; ``scale`` multiplies every interval (the launcher passes
+    ``ProcessSettings.heartbeat_scale``, from ``CONSTELLATION_HEARTBEAT_SCALE``)."""
 
     scale: float = 1.0
     lives: int = 3
-
-    @classmethod
-    def from_env(cls) -> HeartbeatTiming:
-        return cls(scale=float(os.environ.get("CONSTELLATION_HEARTBEAT_SCALE", "1.0")))
 
     def interval(self, subscribers: int, max_interval_s: float) -> float:
         return heartbeat_interval(subscribers, max_interval_s) * self.scale
@@ -96,12 +92,13 @@ class HeartbeatSender:
         port: int = 0,
         max_interval_s: float = 30.0,
         timing: HeartbeatTiming | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self._loop = loop
         self._name = own_name
         self._current = current
         self.max_interval_s = max_interval_s
-        self.timing = timing or HeartbeatTiming.from_env()
+        self.timing = timing or HeartbeatTiming()
         self.subscribers = 0
         self._last_status: str | None = None
         self._timer: TimerHandle | None = None
@@ -111,7 +108,7 @@ class HeartbeatSender:
         self._sock: zmq.Socket[Any] = loop.context.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.XPUB_VERBOSER, 1)
-        self._sock.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_SIZE)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, max_message_size)
         self._sock.setsockopt(zmq.SNDHWM, 100)
         self.port = bind_in_scope(self._sock, scope, port)
         loop.add_socket(self._sock, self._on_subscription)
@@ -237,11 +234,12 @@ class HeartbeatReceiver:
         own_name: str,
         on_events: Callable[[list[PeerEvent]], None],
         timing: HeartbeatTiming | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self._loop = loop
         self._own = own_name.lower()
         self._on_events = on_events
-        self.timing = timing or HeartbeatTiming.from_env()
+        self.timing = timing or HeartbeatTiming()
         self.tracker = HeartbeatTracker(
             lives=self.timing.lives, initial_interval_s=self.timing.initial_interval
         )
@@ -253,6 +251,7 @@ class HeartbeatReceiver:
             on_batch_end=self._end_batch,
             rcvhwm=1000,
             batch=_MAX_BATCH,
+            max_message_size=max_message_size,
         )
         loop.run_sync(lambda: self._subs.set_topics([""]))
         self._events: list[PeerEvent] = []

@@ -38,6 +38,7 @@ from constellation.net.discovery import (
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop
 from constellation.net.ratelimit import RateLimitedWarning
+from constellation.net.sockets import DEFAULT_MAX_MESSAGE_SIZE
 from constellation.net.subscriptions import PeerSubscriptions
 from constellation.protocol.cmdp1 import (
     LOG_LEVELS,
@@ -115,6 +116,7 @@ class MonitoringListener:
         on_notification: NotificationCallback | None = None,
         on_peer: PeerCallback | None = None,
         context: zmq.Context[Any] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.group = group
         self.name = f"Monitor.listener_{os.getpid()}_{next(_ids)}"
@@ -146,7 +148,12 @@ class MonitoringListener:
 
         self.loop = EventLoop(context or zmq.Context.instance(), f"listener-{group}")
         self.loop.start()
-        self._subs = PeerSubscriptions(self.loop, self._on_frames, on_cut_short=self._cut_short)
+        self._subs = PeerSubscriptions(
+            self.loop,
+            self._on_frames,
+            on_cut_short=self._cut_short,
+            max_message_size=max_message_size,
+        )
         self._configure(level, log_topics, metrics)
 
         if isinstance(discovery, Discovery):

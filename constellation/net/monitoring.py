@@ -60,6 +60,7 @@ class MonitoringPublisher:
         port: int = 0,
         log_topics: Callable[[], dict[str, str]] = dict,
         metric_topics: Callable[[], dict[str, str]] = dict,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self._loop = loop
         self.name = own_name
@@ -70,7 +71,7 @@ class MonitoringPublisher:
         self._bad_input = RateLimitedWarning(log)
         self._sock: zmq.Socket[Any] = loop.context.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_SIZE)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, max_message_size)
         self._sock.setsockopt(zmq.SNDHWM, 10000)
         # Verbose: every new subscriber's LOG?/STAT? reaches us and gets its notification;
         # an unsubscription is still only passed on when the last subscriber of a topic left.

@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import zmq
 
+from constellation.core.environment import BUILTIN_MAX_MESSAGE_SIZE
 from constellation.net.interfaces import NetworkScope
 
-__all__ = [
-    "BUILTIN_MAX_MESSAGE_SIZE",
-    "DEFAULT_MAX_MESSAGE_SIZE",
-    "MAX_MESSAGE_SIZE_ENV",
-    "bind_in_scope",
-    "max_message_size",
-]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "bind_in_scope"]
 
-#: Environment variable overriding :data:`DEFAULT_MAX_MESSAGE_SIZE` (bytes, a positive integer;
-#: read once when this module is imported, i.e. at process start).
-MAX_MESSAGE_SIZE_ENV = "CONSTELLATION_MAX_MESSAGE_SIZE"
-#: Built-in limit used when the environment variable is unset or invalid: 16 MiB.
-BUILTIN_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-
-
-def max_message_size(environ: Any = None) -> int:
-    """The limit for control/heartbeat/monitoring sockets from ``CONSTELLATION_MAX_MESSAGE_SIZE``.
-
-    Unset, empty, non-numeric or non-positive values fall back to 16 MiB (never to "unlimited").
-    """
-    raw = (os.environ if environ is None else environ).get(MAX_MESSAGE_SIZE_ENV, "").strip()
-    try:
-        value = int(raw)
-    except ValueError:
-        return BUILTIN_MAX_MESSAGE_SIZE
-    return value if value > 0 else BUILTIN_MAX_MESSAGE_SIZE
-
-
-#: Largest message accepted on control/heartbeat/monitoring sockets (bytes). Larger input makes
-#: ZeroMQ drop the connection of the sender instead of allocating memory for it. Configurable
-#: with the environment variable ``CONSTELLATION_MAX_MESSAGE_SIZE`` (bytes).
-DEFAULT_MAX_MESSAGE_SIZE = max_message_size()
+#: Largest message accepted on control/heartbeat/monitoring sockets unless the owner is given
+#: another limit (bytes): 16 MiB. Larger input makes ZeroMQ drop the connection of the sender
+#: instead of allocating memory for it. The launcher takes ``CONSTELLATION_MAX_MESSAGE_SIZE``
+#: into :class:`~constellation.core.environment.ProcessSettings`, which passes it on.
+DEFAULT_MAX_MESSAGE_SIZE = BUILTIN_MAX_MESSAGE_SIZE
 
 
 def bind_in_scope(sock: zmq.Socket[Any], scope: NetworkScope, port: int = 0) -> int:

@@ -56,6 +56,7 @@ class PeerSubscriptions:
         on_batch_end: BatchEndCallback | None = None,
         rcvhwm: int = 100_000,
         batch: int = _BATCH,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self._loop = loop
         self._on_frames = on_frames
@@ -63,6 +64,7 @@ class PeerSubscriptions:
         self._on_batch_end = on_batch_end
         self._rcvhwm = rcvhwm
         self._batch = batch
+        self._max_message_size = max_message_size
         self._peers: dict[str, _Peer] = {}
         self._topics: set[str] = set()
         self._closed = False
@@ -94,7 +96,7 @@ class PeerSubscriptions:
         self.drop(key)
         sock: zmq.Socket[Any] = self._loop.context.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_SIZE)
+        sock.setsockopt(zmq.MAXMSGSIZE, self._max_message_size)
         sock.setsockopt(zmq.RCVHWM, self._rcvhwm)
         _apply(sock, set(), self._topics)
         try:

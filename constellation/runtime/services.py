@@ -112,6 +112,7 @@ class ServiceSet:
             self._ports["mon"],
             log_topics=lambda: standard_log_topics(type_name),
             metric_topics=handlers.metric_topics,
+            max_message_size=self._max_message_size,
         )
         self.log_handler = CMDPLogHandler(self.monitoring, logger.name, type_name)
         logger.addHandler(self.log_handler)
@@ -119,11 +120,18 @@ class ServiceSet:
         # Everything down to TRACE reaches the handlers: the CMDP handler sends only what
         # somebody subscribed to, the console handler filters by its own level.
         logger.setLevel(TRACE if logger.level == logging.NOTSET else logger.level)
+        limit = self._max_message_size
         self.heartbeat = HeartbeatSender(
-            loop, self.scope, name, handlers.heartbeat_state, self._ports["hb"], timing=self._timing
+            loop,
+            self.scope,
+            name,
+            handlers.heartbeat_state,
+            self._ports["hb"],
+            timing=self._timing,
+            max_message_size=limit,
         )
         self.heartbeats = HeartbeatReceiver(
-            loop, name, handlers.on_peer_events, timing=self._timing
+            loop, name, handlers.on_peer_events, timing=self._timing, max_message_size=limit
         )
         self.command_server = CommandServer(
             loop,
@@ -131,7 +139,7 @@ class ServiceSet:
             name,
             handlers.handle_request,
             self._ports["cmd"],
-            max_message_size=self._max_message_size,
+            max_message_size=limit,
         )
 
     def announce(self, extra: Callable[[Discovery], None] = lambda discovery: None) -> Discovery:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from constellation.core.environment import ProcessSettings
 from constellation.net.listener import MonitoringListener
 from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
 from controller.controller import Controller
@@ -47,6 +48,7 @@ class Backend:
         run_prefix: str = "run",
         poll_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        settings: ProcessSettings | None = None,
     ) -> None:
         self.clock = clock
         self.lock = threading.Lock()
@@ -58,7 +60,9 @@ class Backend:
         self.receivers: set[str] = set()
         #: Called with the number of receivers whenever it changes (the live panel's reader).
         self.on_receivers: Callable[[int], None] | None = None
-        self.ctl = Controller(group, interface, discovery=discovery, name="MissionControl")
+        self.ctl = Controller(
+            group, interface, discovery=discovery, name="MissionControl", settings=settings
+        )
         try:
             self.listener = MonitoringListener(
                 group,
@@ -70,6 +74,7 @@ class Backend:
                 on_metric=self._on_metric,
                 on_notification=self._on_notification,
                 on_peer=self._on_peer,
+                max_message_size=self.ctl.settings.max_message_size,
             )
         except BaseException:
             self.ctl.close()

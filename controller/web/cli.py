@@ -57,13 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    from constellation.errors import DiscoveryError
+    from constellation.core.environment import ProcessSettings
+    from constellation.errors import ConfigError, DiscoveryError
     from controller.web.actions import Actions
     from controller.web.app import create_app
     from controller.web.backend import Backend
     from controller.web.live_source import LiveSource
     from controller.web.runs_source import RunsSource
 
+    try:  # the launcher alone reads the CONSTELLATION_* knobs
+        settings = ProcessSettings.from_environ(os.environ)
+    except ConfigError as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 2
     try:
         backend = Backend(
             args.group,
@@ -71,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             discovery=args.discovery,
             log_level=args.log_level.upper(),
             run_prefix=args.run_prefix,
+            settings=settings,
         )
     except (DiscoveryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

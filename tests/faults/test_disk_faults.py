@@ -21,7 +21,7 @@ import pytest
 
 from constellation.errors import TransitionError
 from controller import Controller
-from tests.conftest import FAST_TIMING
+from tests.conftest import FAST_SETTINGS, FAST_TIMING
 from tests.faults.common import (
     TX,
     WRITER,
@@ -65,7 +65,7 @@ def test_full_disk_stops_writer_and_keeps_records(
     cfg["RandomTransmitter"]["tx"]["_data"] = {"data_timeout": 4}
     with (
         tmpfs(tmp_path / "disk", f"size={size}") as disk,
-        Controller(group, interface=LOOPBACK) as ctl,
+        Controller(group, interface=LOOPBACK, settings=FAST_SETTINGS) as ctl,
     ):
         if size == "2m":  # the file cannot even be set up: ERROR in starting, not a crash
             with pytest.raises(TransitionError, match="No space"):
@@ -88,7 +88,7 @@ def test_full_disk_stops_writer_and_keeps_records(
         count, _ = check_contiguous(copy)
         assert count > 100
     # a fresh initialize, writing elsewhere, gives a clean run
-    with Controller(group, interface=LOOPBACK) as ctl:
+    with Controller(group, interface=LOOPBACK, settings=FAST_SETTINGS) as ctl:
         good = config(tmp_path / "good", swmr=True)
         to_run(ctl, good, "good")
         good_file = tmp_path / "good" / "data_good.h5"
@@ -105,7 +105,10 @@ def test_read_only_mount_fails_at_initialize(
 ) -> None:
     processes("SatelliteH5DataWriter", "w")
     processes("SatelliteRandomTransmitter", "tx")
-    with tmpfs(tmp_path / "ro", "ro,size=1m") as ro, Controller(group, interface=LOOPBACK) as ctl:
+    with (
+        tmpfs(tmp_path / "ro", "ro,size=1m") as ro,
+        Controller(group, interface=LOOPBACK, settings=FAST_SETTINGS) as ctl,
+    ):
         cfg = config(ro, swmr=False)
         ctl.await_satellites([TX, WRITER], timeout=20)
         ctl.initialize(cfg, targets=[WRITER])
@@ -149,7 +152,7 @@ def test_unwritable_directory_fails_at_initialize(
         preexec_fn=_drop_permission_override if os.geteuid() == 0 else None,
     )
     try:
-        with Controller(group, interface=LOOPBACK) as ctl:
+        with Controller(group, interface=LOOPBACK, settings=FAST_SETTINGS) as ctl:
             ctl.await_satellites([WRITER], timeout=20)
             ctl.initialize(config(ro, swmr=False), targets=[WRITER])
             assert wait_state(ctl, WRITER, {"ERROR"}, 15) == "ERROR"

@@ -20,13 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from constellation.net.discovery import DiscoveredService, DiscoveryEvent
-from constellation.net.sockets import BUILTIN_MAX_MESSAGE_SIZE, max_message_size
 from constellation.protocol.cdtp2 import CDTP2Message, CDTPType, DataRecord, make_bor, make_eor
 from constellation.protocol.chirp import ServiceId
 from constellation.protocol.cscp1 import CSCP1Message, CSCPType
 from controller import Controller
 from satellites.devnull_receiver import DevNullReceiver
-from tests.conftest import FAST_TIMING
+from tests.conftest import FAST_SETTINGS, FAST_TIMING
 from tests.helpers import LOOPBACK, SatelliteProcess, unique_group, wait_for
 
 BIG = 40 * 1024 * 1024
@@ -240,13 +239,6 @@ def _last_reply_is_state(sock: zmq.Socket[Any]) -> bool:
     return False
 
 
-def test_max_message_size_from_environment() -> None:
-    assert max_message_size({}) == BUILTIN_MAX_MESSAGE_SIZE == 16 * 1024 * 1024
-    assert max_message_size({"CONSTELLATION_MAX_MESSAGE_SIZE": "65536"}) == 65536
-    for bad in ("", "abc", "0", "-5"):
-        assert max_message_size({"CONSTELLATION_MAX_MESSAGE_SIZE": bad}) == BUILTIN_MAX_MESSAGE_SIZE
-
-
 def test_max_message_size_env_bounds_command_socket() -> None:
     group = unique_group("maxmsg")
     env = {**FAST_TIMING, "CONSTELLATION_MAX_MESSAGE_SIZE": "65536"}
@@ -301,7 +293,7 @@ def test_fake_transmitter_sends_junk_to_receiver(
     port = push.bind_to_random_port(f"tcp://{LOOPBACK}")
     ps = psutil.Process()
     try:
-        with Controller(group, interface=LOOPBACK) as ctl:
+        with Controller(group, interface=LOOPBACK, settings=FAST_SETTINGS) as ctl:
             ctl.await_satellites(["Collector.rx"], timeout=20)
             ctl.initialize({"_default": {"_data": {"eor_timeout": 2}}})
             ctl.await_state("INIT", 10)

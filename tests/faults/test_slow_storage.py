@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import Controller
+from tests.conftest import FAST_SETTINGS
 from tests.faults.common import check_contiguous, config, state_of, to_run
 from tests.helpers import LOOPBACK, TX, WRITER, wait_for
 
@@ -43,7 +44,7 @@ def test_slow_flush_keeps_heartbeats_and_commands(
     processes("SatelliteRandomTransmitter", "tx")
     out = tmp_path / "out"
     cfg = config(out, swmr=True, rate=1000, flush_interval=0.5)
-    with Controller(group, interface=LOOPBACK) as ctl:
+    with Controller(group, interface=LOOPBACK, settings=FAST_SETTINGS) as ctl:
         to_run(ctl, cfg, "slow")
         wait_for(lambda: "start" in _flush_log(flush_log), 10, what="the first (slow) flush")
         replies: list[float] = []

@@ -32,12 +32,13 @@ from constellation.net.discovery import DiscoveredService, ServiceId
 from constellation.protocol.chp1 import CHP1Message
 from controller import Controller
 from satellites.example import Example
+from tests.conftest import FAST_SETTINGS
 from tests.helpers import LOOPBACK, wait_for
 
 __all__: list[str] = []
 
-#: Heartbeat scale of FAST_TIMING (conftest): every interval is multiplied by this.
-SCALE = 0.2
+#: Heartbeat scale of FAST_SETTINGS (conftest): every interval is multiplied by this.
+SCALE = FAST_SETTINGS.heartbeat_scale
 
 
 class Gate(Example):
@@ -62,8 +63,8 @@ class Gate(Example):
 
 @pytest.fixture
 def ctl(fast_timing: dict[str, str], group: str) -> Iterator[Controller]:
-    """A controller created after the timing was shrunk (its heartbeats are fast too)."""
-    controller = Controller(group, interface=LOOPBACK)
+    """A controller with the shrunk timing (its heartbeats are fast too)."""
+    controller = Controller(group, interface=LOOPBACK, settings=FAST_SETTINGS)
     yield controller
     controller.close()
 

@@ -32,12 +32,13 @@ from constellation.net.discovery import (
     ServiceId,
     make_discovery,
 )
-from constellation.net.heartbeat import HeartbeatSender, HeartbeatState
+from constellation.net.heartbeat import HeartbeatSender, HeartbeatState, HeartbeatTiming
 from constellation.net.interfaces import NetworkScope
 from constellation.net.loop import EventLoop
 from constellation.protocol.chirp import ChirpBeacon, ChirpType, name_id
 from constellation.protocol.cscp1 import CSCP1Message, CSCPType
 from satellites.example import Example
+from tests.conftest import FAST_SETTINGS
 from tests.helpers import LOOPBACK, unique_group, wait_for
 
 GROUP_ADDRESS = "239.192.7.123"
@@ -480,12 +481,12 @@ def test_name_is_learned_with_get_name(chirp: Callable[..., ChirpDiscovery]) -> 
         server.close()
 
 
-def test_name_is_learned_from_heartbeats(
-    chirp: Callable[..., ChirpDiscovery], fast_timing: dict[str, str]
-) -> None:
+def test_name_is_learned_from_heartbeats(chirp: Callable[..., ChirpDiscovery]) -> None:
     loop = EventLoop(zmq.Context.instance(), "hb-test")
     loop.start()
-    sender = HeartbeatSender(loop, SCOPE, "Ctl.hb", lambda: HeartbeatState(0x10, 0, "ok"))
+    fast = HeartbeatTiming(scale=FAST_SETTINGS.heartbeat_scale)
+    state = lambda: HeartbeatState(0x10, 0, "ok")  # noqa: E731
+    sender = HeartbeatSender(loop, SCOPE, "Ctl.hb", state, timing=fast)
     try:
         peer = chirp("Ctl.hb")
         peer.announce(ServiceId.HEARTBEAT, sender.port)
@@ -636,7 +637,9 @@ def test_controller_steers_satellites_over_chirp(
     b = satellites(Example, "b", discovery=sat_discovery)
     config = tmp_path / "run.toml"
     config.write_text("[Example._default]\nsample_period = 0.01\n")
-    with Controller(group, interface=LOOPBACK, discovery=ctl_discovery) as ctl:
+    with Controller(
+        group, interface=LOOPBACK, discovery=ctl_discovery, settings=FAST_SETTINGS
+    ) as ctl:
         ctl.await_satellites(["Example.a", "Example.b"], timeout=20)
         assert ctl.satellites["Example.a"].endpoint.startswith("tcp://127.0.0.1:")
         assert all(r.ok for r in ctl.initialize(config).values())

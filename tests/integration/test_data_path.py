@@ -21,6 +21,7 @@ import pytest
 import zmq
 
 from constellation.core.config import Configuration
+from constellation.core.environment import ProcessSettings
 from constellation.core.run_tracker import SUBSTITUTE_KEY
 from constellation.core.states import State
 from constellation.net.discovery import DiscoveredService, ServiceId
@@ -134,8 +135,8 @@ class Collector(ReceiverSatellite):
 
 
 @pytest.fixture
-def ctl(group: str) -> Iterator[Controller]:
-    controller = Controller(group, interface=LOOPBACK)
+def ctl(group: str, process_settings: ProcessSettings) -> Iterator[Controller]:
+    controller = Controller(group, interface=LOOPBACK, settings=process_settings)
     yield controller
     controller.close()
 
