@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from satellites.h5datawriter.compression import single_blosc_thread
 from satellites.h5datawriter.runfile import RunFile
 
 __all__ = ["main"]
@@ -161,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="output directory (tmp)")
     parser.add_argument("--json", action="store_true", help="one JSON line per mode")
     args = parser.parse_args(argv)
+    single_blosc_thread()  # as the writer's launcher does
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         rows = [run_mode(Path(tmp), mode.strip(), args) for mode in args.modes.split(",")]
     if args.json:

@@ -4,8 +4,9 @@ Names map to HDF5 filters; plugin filters come from ``hdf5plugin`` so that files
 h5py once ``import hdf5plugin`` has run. ``None``, ``""`` and ``"none"`` mean no compression.
 
 Blosc filters start worker threads per chunk by default; for the small chunks written here that
-costs more than it gains (4x slower for 1 KiB blocks), so choosing a blosc filter sets
-``BLOSC_NTHREADS=1`` for this process unless the environment already sets it.
+costs more than it gains (4x slower for 1 KiB blocks), so the writer's launcher calls
+:func:`single_blosc_thread` (process-wide: ``BLOSC_NTHREADS=1`` unless the environment already
+sets it); choosing a filter changes nothing in the process.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from constellation.errors import ConfigError
 
-__all__ = ["COMPRESSION_NAMES", "compression_kwargs"]
+__all__ = ["COMPRESSION_NAMES", "compression_kwargs", "single_blosc_thread"]
 
 
 def _blosc2(cname: Any) -> Callable[[], Mapping[str, Any]]:
@@ -74,9 +75,13 @@ def compression_kwargs(name: str | None) -> dict[str, Any]:
     if make is None:
         choices = ", ".join(COMPRESSION_NAMES)
         raise ConfigError("compression", f"unknown compression '{name}' (one of: {choices})")
-    if key.startswith("blosc"):
-        os.environ.setdefault("BLOSC_NTHREADS", "1")
     try:
         return dict(make())
     except ImportError as exc:
         raise ConfigError("compression", f"'{name}' needs the hdf5plugin package") from exc
+
+
+def single_blosc_thread() -> None:
+    """Process-wide tuning, for launchers only: one blosc thread per compression call unless
+    ``BLOSC_NTHREADS`` is set (blosc reads it when it compresses)."""
+    os.environ.setdefault("BLOSC_NTHREADS", "1")

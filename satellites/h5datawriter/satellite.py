@@ -28,6 +28,7 @@ from constellation.protocol.cdtp2 import DataRecord
 from constellation.protocol.cdtp2_uniform import UniformBatch
 from constellation.receiver import ReceiverSatellite
 from constellation.satellite import CustomCommand
+from satellites.h5datawriter.compression import single_blosc_thread
 from satellites.h5datawriter.disk_thread import DiskThread, Periodic
 from satellites.h5datawriter.runfile import RunFile
 
@@ -359,6 +360,8 @@ class H5DataWriter(ReceiverSatellite):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``SatelliteH5DataWriter``: the writer's process tuning, then the launcher."""
+    single_blosc_thread()
     return run_satellite(H5DataWriter, argv)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -12,7 +13,11 @@ from h5py import h5z
 
 from constellation.errors import ConfigError
 from constellation.reader import open_run
-from satellites.h5datawriter.compression import COMPRESSION_NAMES, compression_kwargs
+from satellites.h5datawriter.compression import (
+    COMPRESSION_NAMES,
+    compression_kwargs,
+    single_blosc_thread,
+)
 from tests.unit.h5.support import Rec, new_run, spec_read_swmr
 
 FILTER_IDS = {
@@ -65,3 +70,16 @@ def test_compression_names() -> None:
         compression_kwargs(name)
     with pytest.raises(ConfigError, match="compression"):
         compression_kwargs("rar")
+
+
+def test_blosc_threads_are_the_launchers_business(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing a filter leaves the process alone; the writer's launcher sets one thread
+    unless the environment says otherwise."""
+    monkeypatch.delenv("BLOSC_NTHREADS", raising=False)
+    assert compression_kwargs("blosc2-lz4")
+    assert "BLOSC_NTHREADS" not in os.environ
+    single_blosc_thread()
+    assert os.environ["BLOSC_NTHREADS"] == "1"
+    monkeypatch.setenv("BLOSC_NTHREADS", "4")
+    single_blosc_thread()
+    assert os.environ["BLOSC_NTHREADS"] == "4"
