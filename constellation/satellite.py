@@ -33,7 +33,6 @@ from constellation.errors import (
     DuplicateNameError,
     HookError,
     InvalidNameError,
-    InvalidStateError,
     UsageError,
 )
 from constellation.metrics import MetricRegistry
@@ -47,6 +46,7 @@ from constellation.protocol.common import validate_name
 from constellation.roles.base import DataRole, NoDataRole, RoleContext
 from constellation.runtime.custom_commands import CustomCommand, custom_command_specs
 from constellation.runtime.failures import FailureHandler
+from constellation.runtime.interrupts import InterruptHandler
 from constellation.runtime.jobs import TransitionJobs
 from constellation.runtime.lifecycle import Lifecycle
 from constellation.runtime.requests import RequestRouter
@@ -110,7 +110,6 @@ class Satellite(Lifecycle):
         self.eor_tags: dict[str, Any] = {}
         self.interrupted_from: State | None = None
         self._interrupt_reason = ""
-        self._interrupt_lock = threading.Lock()  # the first interrupt's reason stays
         self._stop_event = threading.Event()
         self._shutdown_event = threading.Event()
         self._started = False
@@ -132,6 +131,12 @@ class Satellite(Lifecycle):
             in_loop_thread=lambda: self.loop is not None and self.loop.in_loop_thread(),
             tasks=self._tasks,
             active=self._active,
+        )
+        self._interrupts = InterruptHandler(
+            lambda: self.fsm.state,
+            self.log,
+            begin=self._begin_interrupt,
+            unblock=lambda: self.data_role.unblock(),
         )
         self._periodic = PeriodicTasks(self._tasks, self._active, lambda: self.fsm.state, self.log)
 
@@ -334,23 +339,14 @@ class Satellite(Lifecycle):
 
     # --- autonomous transitions ---------------------------------------------------------------
     def interrupt(self, reason: str) -> bool:
-        """Go ORBIT/RUN -> interrupting -> SAFE; returns False if not in ORBIT or RUN."""
-        with self._interrupt_lock:
-            state = self.state
-            if state not in (State.ORBIT, State.RUN):
-                return False
-            try:
-                self.interrupted_from = state
-                self._interrupt_reason = reason  # read by the job, so set before it can run
-                self.transitions.begin(Command.interrupt, self._jobs.interrupt)
-            except InvalidStateError:
-                return False
-        try:
-            self.data_role.unblock()
-        except Exception:
-            self.log.exception("data role reaction to the interrupt failed")
-        self.log.warning("interrupting: %s", reason)
-        return True
+        """Go ORBIT/RUN -> interrupting -> SAFE; returns False if not in ORBIT or RUN (the
+        first of racing interrupts wins, its reason stays)."""
+        return self._interrupts.interrupt(reason)
+
+    def _begin_interrupt(self, state: State, reason: str) -> None:
+        self.interrupted_from = state
+        self._interrupt_reason = reason  # read by the job, so set before it can run
+        self.transitions.begin(Command.interrupt, self._jobs.interrupt)
 
     def fail(self, reason: str, error: BaseException | None = None) -> None:
         """Go to ERROR from any state with ``reason`` as status (thread-safe).
