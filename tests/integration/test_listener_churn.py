@@ -84,13 +84,15 @@ def _make_listener(kind: str, discovery: ManualDiscovery, received: dict[str, in
         )
     from controller.telemetry import MetricWatcher
 
-    class _Ctl:  # the two collaborators MetricWatcher uses of a controller
+    class _Ctl:  # what MetricWatcher uses of a controller
         def __init__(self) -> None:
+            from constellation.core.environment import ProcessSettings
             from constellation.net.loop import EventLoop
 
             self.loop = EventLoop(zmq.Context.instance(), "churn")
             self.loop.start()
             self.discovery = discovery
+            self.settings = ProcessSettings()
 
     ctl = _Ctl()
     watcher = MetricWatcher(ctl, ["TX_RECORDS"])  # type: ignore[arg-type]
