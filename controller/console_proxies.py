@@ -1,9 +1,10 @@
 """Controller layer: the console's proxies of the group, a type and a satellite.
 
-``constellation.<Type>.<Name>.<command>(...)`` reads as calls on these proxies: each offers the
-commands its satellites list (``get_commands``, fetched through the :class:`~controller.
-console.Session`) as methods with their descriptions as help, and completes names in ``dir``.
-A name that matches nothing raises :class:`~controller.console_output.UnknownNameError`.
+``constellation.<Type>.<Name>.<command>(...)`` reads as calls on these proxies: each offers
+the commands its satellites list (``get_commands``, fetched through the console's
+:class:`~controller.console.Session`) as methods with their descriptions as help, and
+completes names in ``dir``. A name that matches nothing raises
+:class:`~controller.console_output.UnknownNameError`.
 """
 
 from __future__ import annotations
