@@ -226,15 +226,20 @@ class RunFile:
 
     def write_uniform(self, sender: str, batches: Sequence[UniformBatch]) -> None:
         """Write uniform batches of ``sender``: the same file contents as :meth:`write_records`
-        with their records; in SWMR mode without building any record object."""
-        if not self._swmr:
-            self.write_records(sender, [r for batch in batches for r in batch.records()])
-            return
+        with their records, building at most two record objects per batch."""
         if not batches:
             return
         records = sum(batch.count for batch in batches)
         with self._guard(f"writing {records} records of {sender}", fatal=True):
-            self._sender_group(sender)
+            group = self._sender_group(sender)
+            if not self._swmr:
+                nbytes = sum(batch.nbytes for batch in batches)
+                self._reserve_bytes(2 * nbytes + _META_PER_RECORD * records, records)
+                for batch in batches:
+                    count, nbytes = self._normal.write_uniform(group, batch)
+                    self._records += count
+                    self._bytes += nbytes
+                return
             swmr_sender = self._swmr_senders[sender]
             for batch in batches:
                 count, nbytes = swmr_sender.queue_uniform(batch)
