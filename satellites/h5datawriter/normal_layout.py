@@ -142,7 +142,7 @@ class NormalLayout:
         else:
             with libhdf5.PHIL:
                 self._rows_direct(raw, gid, template, sequences, blocks)
-        return sum(column.shape[1] for column in columns) * len(sequences)
+        return int(sum(column.shape[1] for column in columns)) * len(sequences)
 
     def _rows_direct(
         self,
