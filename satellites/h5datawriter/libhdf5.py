@@ -31,7 +31,7 @@ __all__ = ["H5P_DEFAULT", "H5S_ALL", "PHIL", "RawHdf5", "raw"]
 H5S_ALL = 0
 H5P_DEFAULT = 0
 #: h5py's global lock; hold it around every call of :class:`RawHdf5`.
-PHIL: Any = h5py._objects.phil  # type: ignore[attr-defined]
+PHIL: Any = h5py._objects.phil
 
 _HID = ctypes.c_int64
 _HERR = ctypes.c_int
