@@ -17,11 +17,11 @@ hold that lock (:data:`PHIL`) around these calls too.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import logging
 from typing import Any
 
 import h5py
-import h5py.defs
 from h5py import h5p, h5s
 
 __all__ = ["H5P_DEFAULT", "H5S_ALL", "PHIL", "RawHdf5", "raw"]
@@ -30,8 +30,9 @@ __all__ = ["H5P_DEFAULT", "H5S_ALL", "PHIL", "RawHdf5", "raw"]
 #: against h5py in :meth:`RawHdf5.same_library`).
 H5S_ALL = 0
 H5P_DEFAULT = 0
-#: h5py's global lock; hold it around every call of :class:`RawHdf5`.
-PHIL: Any = h5py._objects.phil
+#: h5py's global lock (around every libhdf5 call h5py makes); hold it around every call of
+#: :class:`RawHdf5`. Should an h5py version have none, :func:`raw` returns None.
+PHIL: Any = getattr(getattr(h5py, "_objects", None), "phil", None)
 
 _HID = ctypes.c_int64
 _HERR = ctypes.c_int
@@ -88,12 +89,15 @@ def raw() -> RawHdf5 | None:
 
 
 def _load() -> RawHdf5 | None:
-    try:
-        functions = RawHdf5(ctypes.CDLL(h5py.defs.__file__))
-        if functions.same_library():
-            return functions
-        reason = "the library found is not h5py's instance"
-    except (OSError, AttributeError, TypeError, ValueError) as exc:
-        reason = str(exc)
+    if PHIL is None:
+        reason = "h5py has no global lock to share"
+    else:
+        try:
+            functions = RawHdf5(ctypes.CDLL(importlib.import_module("h5py.defs").__file__))
+            if functions.same_library():
+                return functions
+            reason = "the library found is not h5py's instance"
+        except (ImportError, OSError, AttributeError, TypeError, ValueError) as exc:
+            reason = str(exc) or type(exc).__name__
     log.info("libhdf5 direct calls unavailable (%s): writing through h5py only", reason)
     return None

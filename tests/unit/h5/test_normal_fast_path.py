@@ -135,6 +135,7 @@ def test_direct_calls_reach_h5pys_library() -> None:
 def test_direct_calls_are_refused_for_another_library(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(libhdf5.h5py.h5, "get_libversion", lambda: (0, 0, 1))
     assert not libhdf5.RawHdf5(libhdf5.ctypes.CDLL(libhdf5.h5py.defs.__file__)).same_library()
+    assert libhdf5._load() is None  # and the writer then goes through h5py only
 
 
 def test_duplicate_sequence_in_a_uniform_batch_is_refused(tmp_path: Path) -> None:
