@@ -78,13 +78,18 @@ class NormalLayout:
         nbytes = self._write_one(gid, records[0])
         rest = records[1:]
         columns = uniform_columns(records[0], rest)
-        template = None if columns is None else self._template_of(records[0])
-        if columns is None or template is None:
-            for record in rest:
-                nbytes += self._write_one(gid, record)
-            return len(records), nbytes
-        sequences = [record.sequence for record in rest]
-        return len(records), nbytes + self._write_rows(gid, template, sequences, columns)
+        if columns is not None:
+            template = self._template_of(records[0])
+            if template is None and len(rest) > 1:  # a new shape: the next record makes one
+                nbytes += self._write_one(gid, rest[0])
+                template = self._template_of(rest[0])
+                rest, columns = rest[1:], [column[1:] for column in columns]
+            if template is not None:
+                sequences = [record.sequence for record in rest]
+                return len(records), nbytes + self._write_rows(gid, template, sequences, columns)
+        for record in rest:
+            nbytes += self._write_one(gid, record)
+        return len(records), nbytes
 
     def write_uniform(self, group: h5py.Group, batch: UniformBatch) -> tuple[int, int]:
         """Write a uniform batch: the same objects as :meth:`write` with its records, without
