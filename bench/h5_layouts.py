@@ -3,9 +3,10 @@
 For each mode, RunFile writes N records of one block (1 KiB by default) in batches, including
 file creation, BOR, EOR and close; the raw baseline appends the same bytes to one resizable
 uint8 dataset with plain h5py (one resize and one slice write per batch). Prints a table, or with
-``--json`` one JSON line per mode::
+``--json`` one JSON line per mode. With ``--uniform`` the batches reach RunFile as the receiver
+hands them over (``UniformBatch`` where the wire allows, ``write_uniform``)::
 
-    python bench/h5_layouts.py [--records 100000] [--size 1024] [--batch 1000] [--json]
+    python bench/h5_layouts.py [--records 100000] [--size 1024] [--batch 1000] [--uniform] [--json]
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from constellation.protocol.cdtp2 import DataRecord, encode_data_frame
+from constellation.protocol.cdtp2_uniform import UniformBatch, decode_uniform
 from satellites.h5datawriter.compression import single_blosc_thread
 from satellites.h5datawriter.runfile import RunFile
 
@@ -63,9 +66,20 @@ def _batches(records: Sequence[Rec], batch: int) -> list[Sequence[Rec]]:
     return [records[i : i + batch] for i in range(0, len(records), batch)]
 
 
+def _as_received(batches: list[Sequence[Rec]]) -> list[Sequence[Rec] | UniformBatch]:
+    """The batches as the receiver hands them over: uniform batches where the wire allows."""
+    out: list[Sequence[Rec] | UniformBatch] = []
+    for batch in batches:
+        message = decode_uniform(encode_data_frame(_SENDER, [DataRecord(*r) for r in batch]))
+        out.append(batch if message is None else message.batch)
+    return out
+
+
 def time_runfile(directory: Path, mode: str, records: Sequence[Rec], args: Any) -> float:
     """Seconds for a whole run through RunFile (create ... close)."""
-    batches = _batches(records, args.batch)
+    batches: list[Any] = _batches(records, args.batch)
+    if args.uniform:
+        batches = _as_received(batches)
     run_id = f"{mode}_{time.monotonic_ns()}"
     start = time.perf_counter()
     run = RunFile.create(
@@ -78,7 +92,10 @@ def time_runfile(directory: Path, mode: str, records: Sequence[Rec], args: Any) 
     )
     run.begin_sender(_SENDER, {}, {"block_size": args.size})
     for batch in batches:
-        run.write_records(_SENDER, batch)
+        if isinstance(batch, UniformBatch):
+            run.write_uniform(_SENDER, [batch])
+        else:
+            run.write_records(_SENDER, batch)
     run.end_sender(_SENDER, {}, {"run_id": run_id, "data_records": len(records)})
     run.close()
     elapsed = time.perf_counter() - start
@@ -156,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("none", "const", "some"),
         default="none",
         help="record tags: none, two constant ones, or dtype plus a per-record trigger number",
+    )
+    parser.add_argument(
+        "--uniform",
+        action="store_true",
+        help="hand batches over as the receiver does: uniform batches where the wire allows",
     )
     parser.add_argument("--compression", default=None, help="e.g. blosc2-lz4, zstd")
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs")

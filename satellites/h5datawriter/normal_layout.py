@@ -8,62 +8,46 @@ Creating a group, its attributes and datasets costs a dozen HDF5 calls, each wit
 Records of a run usually share their shape (same tag names and types, same block sizes), so the
 second record of a shape builds a *template* record in an in-memory HDF5 file; every further
 record of that shape only writes its block data (and changed tag values) into the template and
-copies it into the output file with one ``H5Ocopy`` — four to five times faster than creating
-the objects one by one. Records of a new shape, or large ones, are created directly with the
-low-level API (no high-level wrappers, compact layout for small blocks, no time stamps).
+copies it into the output file with one ``H5Ocopy``. Records of a new shape, or large ones, are
+created directly with the low-level API (no high-level wrappers, compact layout for small
+blocks, no time stamps). In a batch whose records repeat the first one's tags and block
+lengths (the usual case, and every :class:`~constellation.protocol.cdtp2_uniform.UniformBatch`)
+the later records are *rows*: two libhdf5 calls each (block write, copy), made through
+:mod:`~satellites.h5datawriter.libhdf5` so that the GIL is free while libhdf5 works.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
-from h5py import h5a, h5d, h5g, h5o, h5p, h5s, h5t, h5z
+from h5py import h5a, h5d, h5g, h5o, h5s, h5t
 
-from satellites.h5datawriter.attrs import STR_DTYPE, flatten, to_attr_value
+from constellation.protocol.cdtp2 import DataRecord
+from constellation.protocol.cdtp2_uniform import UniformBatch
+from satellites.h5datawriter import libhdf5
+from satellites.h5datawriter.normal_records import (
+    Prepared,
+    RecordLike,
+    attr_array,
+    prepare,
+    record_name,
+    same_value,
+    uniform_columns,
+)
+from satellites.h5datawriter.normal_types import COMPACT_LIMIT, Types
 
 __all__ = ["COMPACT_LIMIT", "TEMPLATE_LIMIT", "NormalLayout", "RecordLike", "record_name"]
 
-#: Blocks up to this many bytes are stored in the object header (compact layout).
-COMPACT_LIMIT = 16 * 1024
 #: Records with more block bytes than this are always created directly (no template copy).
 TEMPLATE_LIMIT = 256 * 1024
 _MAX_TEMPLATES = 32
 _MAX_SEEN = 1024
-_UINT8 = np.dtype(np.uint8)
 _ids = itertools.count()
-
-
-class RecordLike(Protocol):
-    """What the writer needs of a record (e.g. ``constellation.protocol.cdtp2.DataRecord``)."""
-
-    @property
-    def sequence(self) -> int: ...
-
-    @property
-    def tags(self) -> Mapping[str, Any]: ...
-
-    @property
-    def blocks(self) -> Sequence[Any]: ...
-
-
-def record_name(sequence: int) -> bytes:
-    """Group name of a record: ``data_`` and the sequence number, 9 digits zero-padded."""
-    return b"data_%09d" % sequence
-
-
-class _Prepared(NamedTuple):
-    """One record ready for HDF5: tag names and values, typed blocks, and its shape key."""
-
-    names: list[str]
-    values: list[Any]
-    blocks: list[np.ndarray]
-    key: tuple[Any, ...]
-    nbytes: int
 
 
 class _Template(NamedTuple):
@@ -72,122 +56,61 @@ class _Template(NamedTuple):
     name: bytes
     attr_ids: list[h5a.AttrID]
     dset_ids: list[h5d.DatasetID]
+    block_types: list[h5t.TypeID]
     values: list[Any]
-
-
-class _Types:
-    """Caches of HDF5 datatypes, dataspaces and creation property lists."""
-
-    def __init__(self, compression: Mapping[str, Any]) -> None:
-        self.compression = dict(compression)
-        self._types: dict[Any, h5t.TypeID] = {}
-        self._dtypes: dict[str, np.dtype[Any] | None] = {}
-        self._spaces: dict[tuple[int, ...], h5s.SpaceID] = {}
-        self._chunked: OrderedDict[int, h5p.PropDCID] = OrderedDict()
-        self.str_type = h5t.py_create(STR_DTYPE, logical=True)
-        self.gcpl = h5p.create(h5p.GROUP_CREATE)
-        self.gcpl.set_obj_track_times(False)
-        self.compact = self._dcpl(h5d.COMPACT)
-        self.contiguous = self._dcpl(h5d.CONTIGUOUS)
-        self.contiguous.set_alloc_time(h5d.ALLOC_TIME_LATE)
-
-    @staticmethod
-    def _dcpl(layout: int) -> h5p.PropDCID:
-        dcpl = h5p.create(h5p.DATASET_CREATE)
-        dcpl.set_layout(layout)
-        dcpl.set_fill_time(h5d.FILL_TIME_NEVER)
-        dcpl.set_obj_track_times(False)
-        return dcpl
-
-    def block_dtype(self, name: Any) -> np.dtype[Any] | None:
-        """The numpy dtype named by a ``dtype`` tag, or None if h5py cannot store it."""
-        key = str(name)
-        if key not in self._dtypes:
-            self._dtypes[key] = self._resolve(key)
-        return self._dtypes[key]
-
-    def _resolve(self, name: str) -> np.dtype[Any] | None:
-        try:
-            dtype = np.dtype(name)
-            if dtype.itemsize == 0 or dtype.hasobject:
-                return None
-            self.type_of(dtype)
-        except (TypeError, ValueError):
-            return None
-        return dtype
-
-    def type_of(self, dtype: np.dtype[Any]) -> h5t.TypeID:
-        """HDF5 datatype of a numpy dtype (variable-length UTF-8 for string attributes)."""
-        if dtype.hasobject:
-            return self.str_type
-        tid = self._types.get(dtype)
-        if tid is None:
-            tid = self._types[dtype] = h5t.py_create(dtype, logical=True)
-        return tid
-
-    def space(self, shape: tuple[int, ...]) -> h5s.SpaceID:
-        sid = self._spaces.get(shape)
-        if sid is None:
-            if len(self._spaces) > 4096:
-                self._spaces.clear()
-            sid = h5s.create(h5s.SCALAR) if shape == () else h5s.create_simple(shape)
-            self._spaces[shape] = sid
-        return sid
-
-    def block_dcpl(self, nbytes: int, count: int) -> h5p.PropDCID:
-        """Creation properties of a block dataset with ``count`` elements (``nbytes`` bytes)."""
-        if self.compression and count > 0:
-            return self._chunked_dcpl(count)
-        return self.compact if nbytes <= COMPACT_LIMIT else self.contiguous
-
-    def _chunked_dcpl(self, count: int) -> h5p.PropDCID:
-        dcpl = self._chunked.get(count)
-        if dcpl is not None:
-            self._chunked.move_to_end(count)
-            return dcpl
-        dcpl = self._dcpl(h5d.CHUNKED)
-        dcpl.set_chunk((count,))
-        _apply_filter(dcpl, self.compression)
-        self._chunked[count] = dcpl
-        if len(self._chunked) > 256:
-            self._chunked.popitem(last=False)
-        return dcpl
-
-
-def _apply_filter(dcpl: h5p.PropDCID, kwargs: Mapping[str, Any]) -> None:
-    """Set the filter described by h5py/hdf5plugin ``create_dataset`` keyword arguments."""
-    filter_id = kwargs["compression"]
-    opts = kwargs.get("compression_opts")
-    if filter_id == "gzip":
-        dcpl.set_deflate(4 if opts is None else int(opts))
-        return
-    dcpl.set_filter(int(filter_id), h5z.FLAG_OPTIONAL, tuple(opts or ()))
 
 
 class NormalLayout:
     """Writes records as groups of datasets under a sender group (one instance per file)."""
 
-    def __init__(self, compression: Mapping[str, Any], libver: tuple[str, str]) -> None:
-        self._types = _Types(compression)
+    def __init__(self, compression: dict[str, Any], libver: tuple[str, str]) -> None:
+        self._types = Types(compression)
         self._libver = libver
         self._memfile: h5py.File | None = None
         self._templates: OrderedDict[tuple[Any, ...], _Template] = OrderedDict()
         self._seen: set[tuple[Any, ...]] = set()
-        self._copypl = h5p.create(h5p.OBJECT_COPY)
 
     def write(self, group: h5py.Group, records: Sequence[RecordLike]) -> tuple[int, int]:
         """Write ``records`` under ``group``; returns (records written, block bytes written)."""
-        gid = group.id
         if not records:
             return 0, 0
+        gid = group.id
         nbytes = self._write_one(gid, records[0])
         rest = records[1:]
-        uniform = self._uniform_template(records[0], rest)
-        if uniform is not None:
-            return len(records), nbytes + self._write_uniform(gid, uniform, rest)
+        columns = uniform_columns(records[0], rest)
+        if columns is not None:
+            template = self._template_of(records[0])
+            if template is None and len(rest) > 1:  # a new shape: the next record makes one
+                nbytes += self._write_one(gid, rest[0])
+                template = self._template_of(rest[0])
+                rest, columns = rest[1:], [column[1:] for column in columns]
+            if template is not None:
+                sequences = [record.sequence for record in rest]
+                return len(records), nbytes + self._write_rows(gid, template, sequences, columns)
         for record in rest:
             nbytes += self._write_one(gid, record)
         return len(records), nbytes
+
+    def write_uniform(self, group: h5py.Group, batch: UniformBatch) -> tuple[int, int]:
+        """Write a uniform batch: the same objects as :meth:`write` with its records, without
+        building more than its first two records."""
+        if batch.count < 3:
+            return self.write(group, batch.records())
+        gid = group.id
+        nbytes, start = 0, 0
+        template = None
+        while template is None and start < 2:
+            record = _record_at(batch, start)
+            nbytes += self._write_one(gid, record)
+            template = self._template_of(record)
+            start += 1
+        if template is None:  # not templated (large records): one by one
+            for record in batch.records()[start:]:
+                nbytes += self._write_one(gid, record)
+            return batch.count, nbytes
+        columns = [np.asarray(block[start:]) for block in batch.blocks]
+        sequences = range(batch.first_seq + start, batch.first_seq + batch.count)
+        return batch.count, nbytes + self._write_rows(gid, template, sequences, columns)
 
     def _write_one(self, gid: h5g.GroupID, record: RecordLike) -> int:
         name = record_name(record.sequence)
@@ -197,56 +120,78 @@ class NormalLayout:
             _raise_duplicate(exc, record.sequence)
             raise
 
-    def _uniform_template(
-        self, first: RecordLike, rest: Sequence[RecordLike]
-    ) -> tuple[_Template, np.dtype[Any]] | None:
-        """The template (and block dtype) that every record of ``rest`` can reuse as it is:
-        tags equal to ``first``'s (same types), one ``bytes`` block of the same length. None if
-        any record differs or ``first`` was not written through a template."""
-        tags = first.tags
-        if len(first.blocks) != 1 or type(first.blocks[0]) is not bytes:
-            return None
-        length = len(first.blocks[0])
-        if not rest or any(isinstance(value, Mapping) for value in tags.values()):
-            return None
-        if any(
-            len(r.blocks) != 1 or type(r.blocks[0]) is not bytes or len(r.blocks[0]) != length
-            for r in rest
-        ):
-            return None
-        if tags:
-            if not all(_same_tags(tags, r.tags) for r in rest):
-                return None
-        elif any(r.tags for r in rest):
-            return None
-        prepared = self._prepare(first)
-        template = self._templates.get(prepared.key)
-        if template is None or len(template.dset_ids) != 1:
-            return None
-        return template, prepared.blocks[0].dtype
+    def _template_of(self, record: RecordLike) -> _Template | None:
+        """The template last filled with ``record`` (None if it was created directly)."""
+        return self._templates.get(prepare(record, self._types.block_dtype).key)
 
-    def _write_uniform(
-        self, gid: h5g.GroupID, uniform: tuple[_Template, np.dtype[Any]], rest: Sequence[RecordLike]
+    def _write_rows(
+        self,
+        gid: h5g.GroupID,
+        template: _Template,
+        sequences: Sequence[int],
+        columns: list[np.ndarray],
     ) -> int:
-        """Write ``rest`` by refilling the template's one block and copying it, record by record."""
-        template, dtype = uniform
-        did = template.dset_ids[0]
-        tid = self._types.type_of(dtype)
-        mem, name, copypl = self._mem().id, template.name, self._copypl
-        nbytes = 0
-        for record in rest:
-            block = np.frombuffer(record.blocks[0], dtype=dtype)
-            _write_block(did, block, tid)
-            try:
-                _copy_object(mem, name, gid, b"data_%09d" % record.sequence, copypl)
-            except (ValueError, RuntimeError) as exc:
-                _raise_duplicate(exc, record.sequence)
-                raise
-            nbytes += block.nbytes
-        return nbytes
+        """Write records ``sequences`` whose blocks are the rows of ``columns`` (one 2-D uint8
+        array per block) and whose tags are the template's: refill its blocks, copy it."""
+        columns = [c if c.strides[1:] in ((), (1,)) else np.ascontiguousarray(c) for c in columns]
+        blocks = [
+            (did, tid, column)
+            for did, tid, column in zip(
+                template.dset_ids, template.block_types, columns, strict=True
+            )
+            if column.shape[1]  # an empty block dataset needs no writing
+        ]
+        raw = libhdf5.raw()
+        if raw is None:
+            self._rows_h5py(gid, template, sequences, blocks)
+        else:
+            with libhdf5.PHIL:
+                self._rows_direct(raw, gid, template, sequences, blocks)
+        return int(sum(column.shape[1] for column in columns)) * len(sequences)
+
+    def _rows_direct(
+        self,
+        raw: libhdf5.RawHdf5,
+        gid: h5g.GroupID,
+        template: _Template,
+        sequences: Sequence[int],
+        blocks: list[tuple[h5d.DatasetID, h5t.TypeID, np.ndarray]],
+    ) -> None:
+        """:meth:`_write_rows` through ctypes; a failing call is redone through h5py, which
+        raises the error (or, should it succeed this time, just goes on)."""
+        dwrite, ocopy = raw.dwrite, raw.ocopy
+        default, everything = libhdf5.H5P_DEFAULT, libhdf5.H5S_ALL
+        mem, src, dst, copypl = self._mem().id.id, template.name, gid.id, self._types.copypl.id
+        plan = [(did.id, tid.id, c.ctypes.data, c.strides[0]) for did, tid, c in blocks]
+        for row, sequence in enumerate(sequences):
+            for (did, tid, base, stride), (dset, mtype, column) in zip(plan, blocks, strict=True):
+                if dwrite(did, tid, everything, everything, default, base + row * stride) < 0:
+                    _write_block(dset, column[row].view(mtype.dtype), mtype)
+            name = b"data_%09d" % sequence
+            if ocopy(mem, src, dst, name, copypl, default) < 0:
+                self._copy_h5py(gid, template, name, sequence)
+
+    def _rows_h5py(
+        self,
+        gid: h5g.GroupID,
+        template: _Template,
+        sequences: Sequence[int],
+        blocks: list[tuple[h5d.DatasetID, h5t.TypeID, np.ndarray]],
+    ) -> None:
+        for row, sequence in enumerate(sequences):
+            for dset, mtype, column in blocks:
+                _write_block(dset, column[row].view(mtype.dtype), mtype)
+            self._copy_h5py(gid, template, b"data_%09d" % sequence, sequence)
+
+    def _copy_h5py(self, gid: h5g.GroupID, template: _Template, name: bytes, sequence: int) -> None:
+        try:
+            _copy_object(self._mem().id, template.name, gid, name, self._types.copypl)
+        except (ValueError, RuntimeError) as exc:
+            _raise_duplicate(exc, sequence)
+            raise
 
     def _write_record(self, gid: h5g.GroupID, name: bytes, record: RecordLike) -> int:
-        prepared = self._prepare(record)
+        prepared = prepare(record, self._types.block_dtype)
         template = self._templates.get(prepared.key)
         if template is not None:
             self._templates.move_to_end(prepared.key)
@@ -257,7 +202,7 @@ class NormalLayout:
             self._build(gid, name, prepared)
         else:
             self._fill(template, prepared)
-            _copy_object(self._mem().id, template.name, gid, name, self._copypl)
+            _copy_object(self._mem().id, template.name, gid, name, self._types.copypl)
         return prepared.nbytes
 
     def _seen_once(self, key: tuple[Any, ...]) -> None:
@@ -265,41 +210,28 @@ class NormalLayout:
             self._seen.clear()
         self._seen.add(key)
 
-    def _prepare(self, record: RecordLike) -> _Prepared:
-        tags = record.tags
-        if tags and any(isinstance(value, Mapping) for value in tags.values()):
-            tags = flatten(tags)
-        names = [str(name) for name in tags]
-        values = list(tags.values())
-        dtype = _UINT8 if "dtype" not in tags else self._types.block_dtype(tags["dtype"])
-        blocks = [_typed_block(block, dtype) for block in record.blocks]
-        key = (
-            tuple(zip(names, map(_signature, values), strict=True)),
-            tuple((arr.dtype.str, arr.shape) for arr in blocks),
-        )
-        return _Prepared(names, values, blocks, key, sum(arr.nbytes for arr in blocks))
-
-    def _build(self, loc: Any, name: bytes, prepared: _Prepared) -> _Template:
+    def _build(self, loc: Any, name: bytes, prepared: Prepared) -> _Template:
         """Create a record group with its attributes and block datasets under ``loc``."""
         types = self._types
         gid = h5g.create(loc, name, gcpl=types.gcpl)
         attr_ids = []
         for attr_name, raw in zip(prepared.names, prepared.values, strict=True):
-            value = _attr_array(raw)
+            value = attr_array(raw)
             tid = types.type_of(value.dtype)
             aid = h5a.create(gid, attr_name.encode(), tid, types.space(value.shape))
             _write_attr(aid, value, tid)
             attr_ids.append(aid)
-        dset_ids = []
+        dset_ids, block_types = [], []
         for index, block in enumerate(prepared.blocks):
             dcpl = types.block_dcpl(block.nbytes, block.shape[0])
             tid = types.type_of(block.dtype)
             did = h5d.create(gid, b"block_%02d" % index, tid, types.space(block.shape), dcpl=dcpl)
             _write_block(did, block, tid)
             dset_ids.append(did)
-        return _Template(name, attr_ids, dset_ids, list(prepared.values))
+            block_types.append(tid)
+        return _Template(name, attr_ids, dset_ids, block_types, list(prepared.values))
 
-    def _new_template(self, prepared: _Prepared) -> _Template:
+    def _new_template(self, prepared: Prepared) -> _Template:
         if len(self._templates) >= _MAX_TEMPLATES:
             _, old = self._templates.popitem(last=False)
             del self._mem()[old.name.decode()]
@@ -307,12 +239,12 @@ class NormalLayout:
         self._templates[prepared.key] = template
         return template
 
-    def _fill(self, template: _Template, prepared: _Prepared) -> None:
+    def _fill(self, template: _Template, prepared: Prepared) -> None:
         types = self._types
         current = template.values
         for index, raw in enumerate(prepared.values):
-            if not _same(current[index], raw):
-                value = _attr_array(raw)
+            if not same_value(current[index], raw):
+                value = attr_array(raw)
                 _write_attr(template.attr_ids[index], value, types.type_of(value.dtype))
                 current[index] = raw
         for did, block in zip(template.dset_ids, prepared.blocks, strict=True):
@@ -335,69 +267,15 @@ class NormalLayout:
             self._memfile = None
 
 
+def _record_at(batch: UniformBatch, index: int) -> DataRecord:
+    """Record ``index`` of a uniform batch (its own tag map and ``bytes`` blocks)."""
+    blocks = [block[index].tobytes() for block in batch.blocks]
+    return DataRecord(batch.first_seq + index, dict(batch.tags), blocks)
+
+
 def _raise_duplicate(exc: Exception, sequence: int) -> None:
     if "already exists" in str(exc):
         raise ValueError(f"duplicate sequence number {sequence}") from exc
-
-
-_SAME_TAG_TYPES = (str, int, float, bool, type(None))
-
-
-def _same_tags(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """True if ``new`` has the keys of ``old`` in the same order, with equal scalar values of
-    the same types (so the template's attributes stay valid)."""
-    if len(old) != len(new) or list(old) != list(new):
-        return False
-    for key, value in new.items():
-        previous = old[key]
-        if previous is value:
-            continue
-        if type(previous) is not type(value) or not isinstance(value, _SAME_TAG_TYPES):
-            return False
-        if previous != value:
-            return False
-    return True
-
-
-def _typed_block(block: Any, dtype: np.dtype[Any] | None) -> np.ndarray:
-    """View a bytes-like block as a 1-D array of ``dtype`` (uint8 when it does not fit)."""
-    raw = np.frombuffer(block, dtype=np.uint8) if not isinstance(block, np.ndarray) else block
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raw = np.ascontiguousarray(raw).reshape(-1).view(np.uint8)
-    if dtype is None or dtype == _UINT8 or raw.nbytes % dtype.itemsize:
-        return raw
-    return raw.view(dtype)
-
-
-_SCALAR_SIGNATURES = {str: "str", float: "float", bool: "bool"}
-
-
-def _signature(value: Any) -> Any:
-    """What decides a tag's attribute type and shape (cheap for the common scalar types)."""
-    kind = type(value)
-    signature = _SCALAR_SIGNATURES.get(kind)
-    if signature is not None:
-        return signature
-    if kind is int and -(2**63) <= value < 2**63:
-        return "int"
-    array = _attr_array(value)
-    return (array.dtype.str, array.dtype.hasobject, array.shape)
-
-
-def _attr_array(value: Any) -> np.ndarray:
-    return np.asarray(to_attr_value(value))
-
-
-def _same(old: Any, new: Any) -> bool:
-    """True if a tag value is unchanged (so its attribute needs no rewrite)."""
-    if old is new:
-        return True
-    if type(old) is not type(new) or isinstance(new, np.ndarray):
-        return False
-    try:
-        return bool(old == new)
-    except (TypeError, ValueError):
-        return False
 
 
 def _write_attr(aid: h5a.AttrID, value: np.ndarray, tid: h5t.TypeID) -> None:

@@ -20,22 +20,31 @@ file accepts no more records, but :meth:`RunFile.close` still closes it with eve
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from constellation import __version__
-from constellation.errors import ConfigError, OutputFileError, OutputFileExistsError
+from constellation.errors import ConfigError, OutputFileError
 from constellation.protocol.cdtp2_uniform import UniformBatch
-from satellites.h5datawriter.attrs import to_attr_items
 from satellites.h5datawriter.compression import compression_kwargs
+from satellites.h5datawriter.file_setup import (
+    FILE_CONFLICTS,
+    H5_ERRORS,
+    attempt,
+    check_name,
+    describe,
+    end_of_allocation,
+    make_dir,
+    open_new,
+    output_path,
+    write_attr_group,
+    write_header,
+)
 from satellites.h5datawriter.normal_layout import NormalLayout, RecordLike
 from satellites.h5datawriter.space import DiskReserve
 from satellites.h5datawriter.swmr_layout import SwmrSender, batch_nbytes
@@ -43,35 +52,12 @@ from satellites.h5datawriter.symbol_table import create_symbol_table_group
 
 __all__ = ["FILE_CONFLICTS", "LIBVER_NORMAL", "LIBVER_SWMR", "RunFile", "output_path"]
 
-#: Accepted values of ``file_conflict``: fail on an existing file, or add a ``_<n>`` suffix.
-FILE_CONFLICTS = ("error", "rename")
-
-_RUN_ID = re.compile(r"^[\w-]+$")
 #: Object format bounds. SWMR needs the HDF5 1.10 format, whose superblock marks a file "open for
 #: writing" until it is closed; normal mode keeps the 1.8 format (same speed), so a file whose
 #: writer died (or could not close on a full disk) still opens, with everything flushed before.
 LIBVER_NORMAL = ("v108", "latest")
 LIBVER_SWMR = ("v110", "latest")
-_CHUNK_CACHE = 4 * 1024 * 1024
-_MAX_RENAME = 10_000
 _META_PER_RECORD = 4096  # generous upper bound of HDF5 metadata bytes per record
-_H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError)
-
-
-def output_path(directory: str | os.PathLike[str], run_id: str, file_conflict: str) -> Path:
-    """``data_<run_id>.h5`` in ``directory``; in rename mode the first free ``_<n>`` suffix."""
-    if not _RUN_ID.match(run_id):
-        raise ValueError(f"invalid run identifier {run_id!r} (must match {_RUN_ID.pattern})")
-    if file_conflict not in FILE_CONFLICTS:
-        raise ConfigError("file_conflict", f"must be 'error' or 'rename', not {file_conflict!r}")
-    base = Path(directory) / f"data_{run_id}.h5"
-    if file_conflict == "error" or not base.exists():
-        return base
-    for suffix in range(1, _MAX_RENAME):
-        candidate = base.with_name(f"data_{run_id}_{suffix}.h5")
-        if not candidate.exists():
-            return candidate
-    raise OutputFileError(base, f"no free file name up to suffix _{_MAX_RENAME - 1}")
 
 
 class RunFile:
@@ -124,7 +110,7 @@ class RunFile:
         expected senders or an unknown compression, and
         :class:`~constellation.errors.OutputFileError` when the file cannot be created.
         """
-        _check_name(writer_name, "writer")
+        check_name(writer_name, "writer")
         if swmr and not expected_senders:
             raise ConfigError(
                 "_data.receive_from",
@@ -132,20 +118,20 @@ class RunFile:
             )
         filters = compression_kwargs(compression)
         output_path(directory, run_id, file_conflict)  # validate before creating anything
-        path = output_path(_make_dir(directory), run_id, file_conflict)
-        h5file = _open_new(path, LIBVER_SWMR if swmr else LIBVER_NORMAL)
+        path = output_path(make_dir(directory), run_id, file_conflict)
+        h5file = open_new(path, LIBVER_SWMR if swmr else LIBVER_NORMAL)
         reserve: DiskReserve | None = None
         try:
             reserve = DiskReserve(path)
-            reserve.ensure(_end_of_allocation(h5file), 0)
-            _write_header(h5file.require_group(writer_name), version, swmr)
+            reserve.ensure(end_of_allocation(h5file), 0)
+            write_header(h5file.require_group(writer_name), version, swmr)
             return cls(h5file, path, writer_name, swmr, expected_senders, filters, reserve)
-        except _H5_ERRORS as exc:
+        except H5_ERRORS as exc:
             if reserve is not None:
                 reserve.abandon()
-            _attempt(h5file.close)
-            _attempt(lambda: path.unlink(missing_ok=True))  # our own empty file: do not block
-            raise OutputFileError(path, f"cannot set up the file: {_describe(exc)}") from exc
+            attempt(h5file.close)
+            attempt(lambda: path.unlink(missing_ok=True))  # our own empty file: do not block
+            raise OutputFileError(path, f"cannot set up the file: {describe(exc)}") from exc
 
     # --- properties -------------------------------------------------------------------------
     @property
@@ -188,7 +174,7 @@ class RunFile:
         self, sender: str, user_tags: Mapping[str, Any], config: Mapping[str, Any]
     ) -> None:
         """Create the sender's group with its BOR (and, in SWMR mode, its datasets)."""
-        _check_name(sender, "sender")
+        check_name(sender, "sender")
         with self._guard(f"writing the BOR of {sender}"):
             if sender in self._groups:
                 raise OutputFileError(self._path, f"second BOR from sender '{sender}'")
@@ -200,8 +186,8 @@ class RunFile:
                 )
             group = self._create_group(sender)
             bor = group.create_group("BOR")
-            _write_attr_group(bor, "user_tags", user_tags)
-            _write_attr_group(bor, "configuration", config)
+            write_attr_group(bor, "user_tags", user_tags)
+            write_attr_group(bor, "configuration", config)
             if self._swmr:
                 self._swmr_senders[sender] = SwmrSender(group, self._compression)
             self._groups[sender] = group
@@ -226,15 +212,20 @@ class RunFile:
 
     def write_uniform(self, sender: str, batches: Sequence[UniformBatch]) -> None:
         """Write uniform batches of ``sender``: the same file contents as :meth:`write_records`
-        with their records; in SWMR mode without building any record object."""
-        if not self._swmr:
-            self.write_records(sender, [r for batch in batches for r in batch.records()])
-            return
+        with their records, building at most two record objects per batch."""
         if not batches:
             return
         records = sum(batch.count for batch in batches)
         with self._guard(f"writing {records} records of {sender}", fatal=True):
-            self._sender_group(sender)
+            group = self._sender_group(sender)
+            if not self._swmr:
+                nbytes = sum(batch.nbytes for batch in batches)
+                self._reserve_bytes(2 * nbytes + _META_PER_RECORD * records, records)
+                for batch in batches:
+                    count, nbytes = self._normal.write_uniform(group, batch)
+                    self._records += count
+                    self._bytes += nbytes
+                return
             swmr_sender = self._swmr_senders[sender]
             for batch in batches:
                 count, nbytes = swmr_sender.queue_uniform(batch)
@@ -247,7 +238,7 @@ class RunFile:
         self, sender: str, user_tags: Mapping[str, Any], run_metadata: Mapping[str, Any]
     ) -> None:
         """Write the sender's EOR (attributes in normal mode, JSON datasets in SWMR mode)."""
-        _check_name(sender, "sender")
+        check_name(sender, "sender")
         with self._guard(f"writing the EOR of {sender}"):
             if sender in self._ended:
                 raise OutputFileError(self._path, f"second EOR from sender '{sender}'")
@@ -256,8 +247,8 @@ class RunFile:
             else:
                 group = self._groups.get(sender) or self._new_group(sender)
                 eor = group.create_group("EOR")
-                _write_attr_group(eor, "user_tags", user_tags)
-                _write_attr_group(eor, "run_metadata", run_metadata)
+                write_attr_group(eor, "user_tags", user_tags)
+                write_attr_group(eor, "run_metadata", run_metadata)
             self._ended.add(sender)
 
     def flush(self) -> None:
@@ -274,17 +265,17 @@ class RunFile:
         h5file, self._file = self._file, None
         if h5file is None:
             return
-        error = _attempt(self._flush_datasets) or _attempt(h5file.flush)
-        end = 0 if error else _end_of_allocation(h5file)
+        error = attempt(self._flush_datasets) or attempt(h5file.flush)
+        end = 0 if error else end_of_allocation(h5file)
         self._normal.close()
         self._swmr_senders.clear()
         self._groups.clear()
-        error = _attempt(h5file.close) or error
+        error = attempt(h5file.close) or error
         if error is None:
-            error = _attempt(lambda: self._reserve.release(end))  # cut the unused reservation
+            error = attempt(lambda: self._reserve.release(end))  # cut the unused reservation
         self._reserve.abandon()
         if error is not None:
-            raise OutputFileError(self._path, f"closing failed: {_describe(error)}") from error
+            raise OutputFileError(self._path, f"closing failed: {describe(error)}") from error
 
     def _flush_datasets(self) -> None:
         """Write what SWMR senders hold back and flush their datasets.
@@ -326,8 +317,8 @@ class RunFile:
             yield
         except OutputFileError:
             raise
-        except _H5_ERRORS as exc:
-            error = OutputFileError(self._path, f"{action} failed: {_describe(exc)}")
+        except H5_ERRORS as exc:
+            error = OutputFileError(self._path, f"{action} failed: {describe(exc)}")
             if fatal:
                 self._failure = error
             raise error from exc
@@ -341,10 +332,10 @@ class RunFile:
         """Keep ``upcoming`` bytes (plus HEADROOM) allocated past the end of allocation."""
         assert self._file is not None
         try:
-            self._reserve.ensure(_end_of_allocation(self._file), upcoming)
+            self._reserve.ensure(end_of_allocation(self._file), upcoming)
         except OSError as exc:
             what = f"the next {records} records" if records else "further writing"
-            reason = f"no disk space for {what}: {_describe(exc)}"
+            reason = f"no disk space for {what}: {describe(exc)}"
             raise OutputFileError(self._path, reason) from exc
 
     def _sender_group(self, sender: str) -> h5py.Group:
@@ -379,70 +370,3 @@ class RunFile:
             self._file.flush()
             self._file.swmr_mode = True
             self._reserve_space(())  # starting SWMR truncates the file to its allocated end
-
-
-def _attempt(action: Callable[[], object]) -> BaseException | None:
-    """Run ``action``; return the h5py/OS error it raised, if any."""
-    try:
-        action()
-    except _H5_ERRORS as exc:
-        return exc
-    return None
-
-
-def _end_of_allocation(h5file: h5py.File) -> int:
-    """HDF5's end of allocated space (what ``get_filesize`` reports while the file is open)."""
-    try:
-        return int(h5file.id.get_filesize())
-    except _H5_ERRORS:
-        return 0
-
-
-def _check_name(name: str, what: str) -> None:
-    if not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"invalid {what} name {name!r} for an HDF5 group")
-
-
-def _make_dir(directory: str | os.PathLike[str]) -> Path:
-    path = Path(directory)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = f"cannot create the output directory: {_describe(exc)}"
-        raise OutputFileError(path, reason) from exc
-    return path
-
-
-def _open_new(path: Path, libver: tuple[str, str]) -> h5py.File:
-    """Create ``path`` exclusively (an existing file is never overwritten)."""
-    if path.exists():
-        raise OutputFileExistsError(path)
-    try:
-        return h5py.File(
-            path, "x", libver=libver, rdcc_nbytes=_CHUNK_CACHE, rdcc_w0=1.0, track_order=False
-        )
-    except OSError as exc:
-        if path.exists():
-            raise OutputFileExistsError(path) from exc
-        raise OutputFileError(path, f"cannot create the file: {_describe(exc)}") from exc
-
-
-def _write_header(root: h5py.Group, version: str, swmr: bool) -> None:
-    root.attrs["constellation_version"] = version
-    root.attrs["date_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
-    root.attrs["swmr_mode"] = np.bool_(swmr)
-
-
-def _write_attr_group(parent: h5py.Group, name: str, mapping: Mapping[str, Any]) -> None:
-    group = parent.create_group(name)
-    for key, value in to_attr_items(mapping).items():
-        group.attrs.create(key, value)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    errno = getattr(exc, "errno", None)
-    strerror = getattr(exc, "strerror", None)
-    if errno and strerror and strerror not in text:
-        text = f"{text} ({strerror})"
-    return text

@@ -158,7 +158,6 @@ class H5DataWriter(ReceiverSatellite):
         compression = values["compression"]
         self.compression = None if compression == "none" else compression
         self.free_space_warning_mib = values["free_space_warning"]
-        self.uniform_batches = self.swmr  # the normal layout needs record objects anyway
         if self.swmr and not self.framework.data.receive_from:
             raise ConfigError(
                 "allow_concurrent_reading",
@@ -201,9 +200,6 @@ class H5DataWriter(ReceiverSatellite):
         self._disk.submit_batch(self._write_guarded, sender, records, nbytes)
 
     def receive_uniform_batch(self, sender: str, batch: UniformBatch) -> None:
-        if not self.swmr:  # not expected (uniform_batches is off): the records then
-            super().receive_uniform_batch(sender, batch)
-            return
         self._disk.submit_batch(
             self._write_uniform_guarded, sender, (batch,), self.last_message_bytes
         )

@@ -4,7 +4,8 @@ Per sender four resizable 1-D datasets are created at its BOR: ``data`` (uint8, 
 back to back), ``data_idx`` (uint64, end offset in ``data`` of each record), ``meta`` (uint8,
 each record's tags as compact UTF-8 JSON plus ``block_lengths`` and ``sequence`` — the record's
 sequence number, which the layout would otherwise lose; these two names are reserved and
-override tags of the same name) and ``meta_idx`` (uint64, end offset in ``meta``). Capacity
+override tags of the same name; encoded by :mod:`~satellites.h5datawriter.swmr_meta`) and
+``meta_idx`` (uint64, end offset in ``meta``). Capacity
 grows geometrically and is zero-filled, so index entries past the last record read 0 — the
 end-of-data marker. Encoded batches are held back until about :data:`PENDING_BYTES` are
 pending (or the next :meth:`SwmrSender.flush`) and then written with at most one resize and
@@ -35,7 +36,8 @@ from h5py import h5s
 
 from constellation.protocol.cdtp2_uniform import UniformBatch
 from satellites.h5datawriter.attrs import to_json_bytes
-from satellites.h5datawriter.normal_layout import RecordLike
+from satellites.h5datawriter.normal_records import RecordLike
+from satellites.h5datawriter.swmr_meta import FORMAT_INT, MetaEncoder, range_meta, same_tags
 
 __all__ = [
     "DATA_CHUNK",
@@ -44,10 +46,8 @@ __all__ = [
     "PENDING_BYTES",
     "PENDING_RECORDS",
     "Appender",
-    "MetaEncoder",
     "SwmrSender",
     "batch_nbytes",
-    "encode_meta",
     "record_nbytes",
 ]
 
@@ -59,10 +59,8 @@ INDEX_CHUNK = 8 * 1024
 PENDING_BYTES = 1024 * 1024
 PENDING_RECORDS = 16 * 1024
 _EOR_CHUNK = 1024
-_RESERVED = ("block_lengths", "sequence")
 _SEQUENCE, _TAGS, _BLOCKS = attrgetter("sequence"), attrgetter("tags"), attrgetter("blocks")
 _FIRST = itemgetter(0)
-_FORMAT_INT = b"%d".__mod__
 
 
 class Appender:
@@ -93,67 +91,6 @@ class Appender:
 
     def flush(self) -> None:
         self.dset.flush()
-
-
-def encode_meta(tags: Mapping[str, Any], lengths: list[int], sequence: int) -> bytes:
-    """Compact UTF-8 JSON of a record's tags plus ``block_lengths`` and ``sequence``."""
-    prefix = _tags_prefix(tags)
-    if prefix is None:
-        return to_json_bytes({**tags, "block_lengths": lengths, "sequence": sequence})
-    return prefix + _meta_tail(lengths, sequence)
-
-
-def _meta_tail(lengths: list[int], sequence: int) -> bytes:
-    joined = ",".join(map(str, lengths)).encode()
-    return b'"block_lengths":[%s],"sequence":%d}' % (joined, sequence)
-
-
-def _tags_prefix(tags: Mapping[str, Any]) -> bytes | None:
-    """The tags' JSON without its closing brace (None if they use a reserved key)."""
-    if not tags:
-        return b"{"
-    if any(key in tags for key in _RESERVED):
-        return None
-    return to_json_bytes(tags)[:-1] + b","
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _same_tags(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """True if ``new`` encodes like ``old``: same keys, same scalar values of the same types."""
-    if len(old) != len(new) or old.keys() != new.keys():
-        return False
-    for key, value in new.items():
-        previous = old[key]
-        if previous is value:
-            continue
-        if type(previous) is not type(value) or not isinstance(value, _SCALARS):
-            return False
-        if previous != value:
-            return False
-    return True
-
-
-class MetaEncoder:
-    """:func:`encode_meta` that reuses the tag JSON while consecutive records repeat their tags."""
-
-    def __init__(self) -> None:
-        self._tags: dict[str, Any] | None = None
-        self._prefix: bytes | None = None
-
-    def prefix_for(self, tags: Mapping[str, Any]) -> bytes | None:
-        """The JSON of ``tags`` without its closing brace (None if they use a reserved key)."""
-        if self._tags is None or not _same_tags(self._tags, tags):
-            self._tags = dict(tags)
-            self._prefix = _tags_prefix(tags)
-        return self._prefix
-
-    def __call__(self, tags: Mapping[str, Any], lengths: list[int], sequence: int) -> bytes:
-        prefix = self.prefix_for(tags)
-        if prefix is None:
-            return encode_meta(tags, lengths, sequence)
-        return prefix + _meta_tail(lengths, sequence)
 
 
 class SwmrSender:
@@ -211,7 +148,7 @@ class SwmrSender:
             return self.queue(batch.records())
         lengths = ",".join(map(str, batch.block_lengths)).encode()
         head = prefix + b'"block_lengths":[%s],"sequence":' % lengths
-        meta, meta_lengths = _range_meta(head, batch.first_seq, batch.count)
+        meta, meta_lengths = range_meta(head, batch.first_seq, batch.count)
         record_bytes = np.full(batch.count, batch.record_bytes, dtype=np.uint64)
         # One block: keep the (count, length) view of the frame, copied once when written.
         data = batch.blocks[0] if len(batch.blocks) == 1 else batch.block_data()
@@ -259,7 +196,7 @@ class SwmrSender:
         tags = list(map(_TAGS, records))
         first = tags[0]
         if first:
-            if not all(map(_same_tags, [first] * len(tags), tags)):
+            if not all(map(same_tags, [first] * len(tags), tags)):
                 return None
         elif any(tags):
             return None
@@ -267,7 +204,7 @@ class SwmrSender:
         if prefix is None:
             return None
         head = prefix + b'"block_lengths":[%d],"sequence":' % length
-        digits = list(map(_FORMAT_INT, map(_SEQUENCE, records)))
+        digits = list(map(FORMAT_INT, map(_SEQUENCE, records)))
         meta = head + (b"}" + head).join(digits) + b"}"
         meta_lengths = np.fromiter(map(len, digits), dtype=np.uint64, count=len(digits))
         meta_lengths += np.uint64(len(head) + 1)
@@ -304,30 +241,6 @@ class SwmrSender:
             appender.flush()
         for dset in self.eor.values():
             dset.flush()
-
-
-_DIGITS_MAX = 19  # decimal digits numpy's uint64 arithmetic below handles safely
-
-
-def _range_meta(head: bytes, first: int, count: int) -> tuple[bytes, np.ndarray]:
-    """``head + str(sequence) + "}"`` for ``first .. first + count - 1``, and the lengths.
-
-    When every number has the same count of digits (the usual case), the digits are computed
-    with numpy, one row per record; otherwise the numbers are formatted one by one.
-    """
-    width = len(str(first))
-    if len(str(first + count - 1)) != width or width > _DIGITS_MAX:
-        digits = list(map(_FORMAT_INT, range(first, first + count)))
-        meta = head + (b"}" + head).join(digits) + b"}"
-        lengths = np.fromiter(map(len, digits), dtype=np.uint64, count=count)
-        return meta, lengths + np.uint64(len(head) + 1)
-    sequences = np.arange(first, first + count, dtype=np.uint64)
-    powers = np.uint64(10) ** np.arange(width - 1, -1, -1, dtype=np.uint64)
-    rows = np.empty((count, len(head) + width + 1), dtype=np.uint8)
-    rows[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
-    rows[:, len(head) : -1] = sequences[:, None] // powers % np.uint64(10) + np.uint64(48)
-    rows[:, -1] = ord("}")
-    return rows.tobytes(), np.full(count, rows.shape[1], dtype=np.uint64)
 
 
 def _joined(parts: Sequence[bytes | np.ndarray]) -> np.ndarray:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from constellation.protocol.cdtp2 import DataRecord, decode_data_frame, encode_data_frame
 from constellation.protocol.cdtp2_uniform import decode_uniform
-from satellites.h5datawriter import swmr_layout
+from satellites.h5datawriter import swmr_layout, swmr_meta
 from satellites.h5datawriter.runfile import RunFile
 
 SENDER = "Tx.one"
@@ -120,7 +120,7 @@ def test_counted_at_once_and_written_when_full(
 def test_range_meta_is_each_number_formatted(first: int, count: int) -> None:
     count = min(count, 2**64 - first)
     head = b'{"k":"v","block_lengths":[4],"sequence":'
-    meta, lengths = swmr_layout._range_meta(head, first, count)
+    meta, lengths = swmr_meta.range_meta(head, first, count)
     expected = [head + b"%d}" % s for s in range(first, first + count)]
     assert meta == b"".join(expected)
     assert lengths.tolist() == [len(e) for e in expected]

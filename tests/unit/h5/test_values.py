@@ -11,7 +11,7 @@ import numpy as np
 
 from constellation.reader import unflatten
 from satellites.h5datawriter.attrs import flatten, to_attr_items, to_json_bytes
-from satellites.h5datawriter.swmr_layout import MetaEncoder, encode_meta
+from satellites.h5datawriter.swmr_meta import MetaEncoder, encode_meta
 
 
 def test_flatten_and_unflatten_are_inverse() -> None:
