@@ -10,40 +10,75 @@ and returns the frame as a view: the block is never copied. The bytes are exactl
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from typing import Any
 
 import msgpack
 import numpy as np
 
 from constellation.errors import EncodeError
-from constellation.protocol.cdtp2 import DataRecord, encode_data_frame
-from constellation.protocol.common import Protocol
+from constellation.protocol.cdtp2 import CDTPType, block_packer
+from constellation.protocol.common import Protocol, validate_wire_map
 
 __all__ = ["ReservedFrame"]
 
-#: The longest msgpack uint (``cf`` + 8 bytes) less the one byte of the sequence 0 in the probe.
-_SEQ_EXTRA = 8
+#: The longest msgpack uint: ``cf`` and 8 bytes.
+_MAX_UINT_BYTES = 9
 _UINT64_MAX = (1 << 64) - 1
-_BIN8, _BIN16, _BIN32 = struct.Struct(">BB"), struct.Struct(">BH"), struct.Struct(">BI")
-#: What an empty block (bin 8 of length 0) ends the probe frame with, after its 1-block array.
-_EMPTY_BLOCK_TAIL = b"\x91\xc4\x00"
-_packb = msgpack.packb
+_U8, _U16, _U32, _U64 = (struct.Struct(f">B{c}") for c in "BHIQ")
+#: The end of a record's header before its block: a one-block array.
+_ONE_BLOCK = b"\x91"
+
+
+def _uint(value: int) -> bytes:
+    """``value`` (0 .. 2**64-1) as msgpack packs it: in the shortest form."""
+    if value <= 0x7F:
+        return bytes((value,))
+    if value <= 0xFF:
+        return _U8.pack(0xCC, value)
+    if value <= 0xFFFF:
+        return _U16.pack(0xCD, value)
+    if value <= 0xFFFFFFFF:
+        return _U32.pack(0xCE, value)
+    return _U64.pack(0xCF, value)
 
 
 def _bin_header(size: int) -> bytes:
     """The msgpack bin header of ``size`` bytes, in the shortest form (as msgpack packs)."""
     if size <= 0xFF:
-        return _BIN8.pack(0xC4, size)
+        return _U8.pack(0xC4, size)
     if size <= 0xFFFF:
-        return _BIN16.pack(0xC5, size)
-    return _BIN32.pack(0xC6, size)
+        return _U16.pack(0xC5, size)
+    return _U32.pack(0xC6, size)
+
+
+@lru_cache(maxsize=64)
+def _prefix(sender: str) -> bytes:
+    """Identifier, sender, DATA, a one-record array and the record's 3-element array head."""
+    if not isinstance(sender, str):
+        raise EncodeError(f"sender must be str, not {type(sender).__name__}")
+    head = msgpack.packb(Protocol.CDTP2.value) + msgpack.packb(sender)
+    return head + msgpack.packb(int(CDTPType.DATA)) + b"\x91\x93"
+
+
+def _tag_bytes(tags: dict[str, Any]) -> bytes:
+    if not tags:
+        if not isinstance(tags, dict):
+            raise EncodeError(f"tags: expected a dict, got {type(tags).__name__}")
+        return b"\x80"
+    validate_wire_map(tags, "tags")
+    try:
+        packed: bytes = block_packer().pack(tags)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode the tags: {exc}") from exc
+    return packed
 
 
 class ReservedFrame:
     """The frame of one DATA record ``[sequence, tags, [block]]`` with a block of ``nbytes``.
 
-    ``tags`` are encoded now (a copy of the map: later changes do not travel); invalid tags
-    raise :class:`~constellation.errors.EncodeError` here. :attr:`block` is a writable
+    ``tags`` are encoded now (later changes of the map do not travel); invalid tags raise
+    :class:`~constellation.errors.EncodeError` here. :attr:`block` is a writable
     one-dimensional byte view; its content is undefined until written.
     """
 
@@ -52,15 +87,9 @@ class ReservedFrame:
     def __init__(self, sender: str, tags: dict[str, Any], nbytes: int) -> None:
         if type(nbytes) is not int or not 0 <= nbytes <= 0xFFFFFFFF:
             raise EncodeError(f"a reserved block needs 0 .. 2**32-1 bytes, not {nbytes!r}")
-        # Encoding the record with sequence 0 and an empty block validates the tags and gives
-        # every header byte except the sequence number and the block length.
-        probe = encode_data_frame(sender, [DataRecord(0, dict(tags), [b""])])
-        lead = len(_packb(Protocol.CDTP2.value)) + len(_packb(sender)) + 3  # type, 0x91, 0x93
-        if probe[lead - 2 : lead + 1] != b"\x91\x93\x00" or not probe.endswith(_EMPTY_BLOCK_TAIL):
-            raise EncodeError("unexpected layout of a one-record CDTP2 frame")  # never happens
-        self._prefix = probe[:lead]
-        self._tail = probe[lead + 1 : -2] + _bin_header(nbytes)
-        self._room = len(probe) - 2 + _SEQ_EXTRA + len(_bin_header(nbytes))
+        self._prefix = _prefix(sender)
+        self._tail = _tag_bytes(tags) + _ONE_BLOCK + _bin_header(nbytes)
+        self._room = len(self._prefix) + _MAX_UINT_BYTES + len(self._tail)
         self._buf = np.empty(self._room + nbytes, dtype=np.uint8)
         self.nbytes = nbytes
         self.block = memoryview(self._buf)[self._room :]
@@ -69,7 +98,7 @@ class ReservedFrame:
         """The complete frame with ``sequence`` (a view of the buffer; the block stays put)."""
         if type(sequence) is not int or not 0 <= sequence <= _UINT64_MAX:
             raise EncodeError(f"sequence must be a uint64, not {sequence!r}")
-        head = self._prefix + _packb(sequence) + self._tail
+        head = self._prefix + _uint(sequence) + self._tail
         start = self._room - len(head)
         view = memoryview(self._buf)
         view[start : self._room] = head
