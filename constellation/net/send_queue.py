@@ -146,7 +146,13 @@ class SendQueue:
         The record gets the next sequence number (returned) and goes out as a DATA message of
         its own, after the records added before it. Blocks and raises as :meth:`add`.
         """
-        self._wait_for_space()
+        if (
+            not self.active
+            or self.sequence + 1 - self.records_sent > self.queue_size
+            or self._queued_block_bytes - self._sent_block_bytes >= self.max_bytes
+            or self.error is not None
+        ):
+            self._wait_for_space()
         with self._lock:
             sequence = self.sequence + 1
             ready = frame.finish(sequence)
