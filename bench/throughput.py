@@ -24,7 +24,8 @@ after the other, every one between two processes on 127.0.0.1 for ``--seconds``:
 Ratios (our MB/s over a baseline's) are taken per iteration, between measurements made back to
 back, and their median is reported next to each per-iteration value; rates are the medians of
 the iterations. ``CPU s/GB`` is the CPU time of both processes per GB moved, less sensitive to
-other load on the host than the rates. Peak RSS of every process is sampled with psutil.
+other load on the host than the rates; each ratio also shows, as ``(CPU x)``, the median of the
+baseline's CPU s/GB over ours. Peak RSS of every process is sampled with psutil.
 
 With ``--throttle 0.5`` each size is measured once more with the receiver process stopped
 (SIGSTOP/SIGCONT) half of the time, so that the transmitter meets back-pressure; its RSS is
@@ -268,7 +269,9 @@ def measure(
     """The variants (all, or ``only``) ``repeat`` times, interleaved: medians and ratios.
 
     Returns ``{variant: {field: median}}`` plus ``{variant}_runs`` (the MB/s of each
-    iteration) and, per ratio ``a/b`` of two measured variants, ``{"median": m, "runs": [...]}``.
+    iteration) and, per ratio ``a/b`` of two measured variants, ``{"median": m, "runs": [...],
+    "cpu": c}``: ``c`` is the median of b's CPU s/GB over a's (what the MB/s ratio would be if
+    the CPU time of both processes were all that limits; steadier under other load).
     """
     keys = _variants(block_size, only)
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
@@ -291,7 +294,15 @@ def measure(
             round(a["mb_per_s"] / b["mb_per_s"], 3) if b["mb_per_s"] else float("nan")
             for a, b in zip(runs[num], runs[den], strict=True)
         ]
-        row[f"{num}/{den}"] = {"median": round(statistics.median(ratios), 3), "runs": ratios}
+        cpu = [  # CPU per GB of the baseline over ours: the same ratio where CPU is the limit
+            round(b["cpu_s_per_gb"] / a["cpu_s_per_gb"], 3) if a["cpu_s_per_gb"] else float("nan")
+            for a, b in zip(runs[num], runs[den], strict=True)
+        ]
+        row[f"{num}/{den}"] = {
+            "median": round(statistics.median(ratios), 3),
+            "runs": ratios,
+            "cpu": round(statistics.median(cpu), 3),
+        }
     return row
 
 
@@ -324,7 +335,7 @@ def format_row(row: dict[str, Any]) -> str:
                 ratio = row[f"{num}/{den}"]
                 each = ", ".join(f"{r:.2f}" for r in ratio["runs"])
                 label = names[den].removeprefix("ours, ")
-                parts.append(f"/ {label} {ratio['median']:.2f} [{each}]")
+                parts.append(f"/ {label} {ratio['median']:.2f} [{each}] (CPU {ratio['cpu']:.2f})")
         if parts:
             lines.append(f"  ratio {num:<8} " + "   ".join(parts))
     return "\n".join(lines)

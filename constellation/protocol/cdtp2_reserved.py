@@ -57,8 +57,8 @@ def _prefix(sender: str) -> bytes:
     """Identifier, sender, DATA, a one-record array and the record's 3-element array head."""
     if not isinstance(sender, str):
         raise EncodeError(f"sender must be str, not {type(sender).__name__}")
-    head = msgpack.packb(Protocol.CDTP2.value) + msgpack.packb(sender)
-    return head + msgpack.packb(int(CDTPType.DATA)) + b"\x91\x93"
+    parts = (Protocol.CDTP2.value, sender, int(CDTPType.DATA))
+    return b"".join(msgpack.packb(part) for part in parts) + b"\x91\x93"
 
 
 def _tag_bytes(tags: dict[str, Any]) -> bytes:
@@ -92,7 +92,7 @@ class ReservedFrame:
         self._room = len(self._prefix) + _MAX_UINT_BYTES + len(self._tail)
         self._buf = np.empty(self._room + nbytes, dtype=np.uint8)
         self.nbytes = nbytes
-        self.block = memoryview(self._buf)[self._room :]
+        self.block = self._buf.data[self._room :]
 
     def finish(self, sequence: int) -> memoryview:
         """The complete frame with ``sequence`` (a view of the buffer; the block stays put)."""
@@ -100,6 +100,6 @@ class ReservedFrame:
             raise EncodeError(f"sequence must be a uint64, not {sequence!r}")
         head = self._prefix + _uint(sequence) + self._tail
         start = self._room - len(head)
-        view = memoryview(self._buf)
+        view = self._buf.data
         view[start : self._room] = head
         return view[start:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ import zmq
 from constellation.errors import DataTimeoutError, SendingStoppedError
 from constellation.net.data_sender import DataSender
 from constellation.net.interfaces import NetworkScope
-from constellation.protocol.cdtp2 import decode_data_frame
+from constellation.protocol.cdtp2 import DataRecord, decode_data_frame
 from constellation.protocol.cdtp2_reserved import ReservedFrame
 from tests.helpers import LOOPBACK
 
@@ -161,7 +161,7 @@ def test_reserved_frames_go_out_in_order_between_batched_records(
         assert sender.add_frame(frame) == 2
         assert sender.add({}, (b"c",), 1) == 3
         sender.end_run()
-        messages = []
+        messages: list[Sequence[DataRecord]] = []
         while len(messages) < 3:
             assert pull.poll(5000), f"only {len(messages)} messages arrived"
             messages.append(decode_data_frame(pull.recv()).records)
