@@ -11,6 +11,11 @@ after the other, every one between two processes on 127.0.0.1 for ``--seconds``:
 ``ours, numpy + 2 tags``
     the same with the typical user call, ``send_record(array, {"dtype": "uint16", "x": n})``
     on uint16 numpy arrays (NumpyTransmitter, defined here).
+``ours, reserve_record`` (blocks of 64 KiB and more)
+    each record's block written in place with ``reserve_record`` (ReservedTransmitter, defined
+    here), so no block is copied, as in raw zero-copy: the transmitter writes a 16-byte header
+    (the record's number) into each block and leaves the rest as allocated — neither this nor
+    raw zero-copy (which cycles ready-made blocks) measures making the data.
 ``raw 1 msg/record``, ``raw zero-copy``, ``raw batched``
     plain pyzmq processes moving the same random blocks (see ``bench/raw_pyzmq.py``): one
     message per record with pyzmq's defaults; the same zero-copy from 64 KiB; one message per
@@ -19,14 +24,15 @@ after the other, every one between two processes on 127.0.0.1 for ``--seconds``:
 Ratios (our MB/s over a baseline's) are taken per iteration, between measurements made back to
 back, and their median is reported next to each per-iteration value; rates are the medians of
 the iterations. ``CPU s/GB`` is the CPU time of both processes per GB moved, less sensitive to
-other load on the host than the rates. Peak RSS of every process is sampled with psutil.
+other load on the host than the rates; each ratio also shows, as ``(CPU x)``, the median of the
+baseline's CPU s/GB over ours. Peak RSS of every process is sampled with psutil.
 
 With ``--throttle 0.5`` each size is measured once more with the receiver process stopped
 (SIGSTOP/SIGCONT) half of the time, so that the transmitter meets back-pressure; its RSS is
 reported once per second and must stay flat.
 
     python bench/throughput.py [--seconds 3] [--sizes 64 1024 65536 1048576] [--repeat 3]
-                               [--json] [--throttle 0.5]
+                               [--variants bytes reserved raw_zc ...] [--json] [--throttle 0.5]
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import argparse
 import json
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -60,6 +67,7 @@ SAMPLE_S = 0.05
 VARIANTS = (
     ("bytes", "ours, bytes"),
     ("numpy", "ours, numpy + 2 tags"),
+    ("reserved", "ours, reserve_record"),
     ("raw", "raw 1 msg/record"),
     ("raw_zc", "raw zero-copy"),
     ("raw_batch", "raw batched"),
@@ -67,9 +75,22 @@ VARIANTS = (
 _RAW_MODES = {"raw": "copy", "raw_zc": "zero-copy", "raw_batch": "batch"}
 #: Ratios reported: (numerator, denominator).
 RATIOS = (
-    *((ours, base) for ours in ("bytes", "numpy") for base in ("raw", "raw_zc", "raw_batch")),
+    *(
+        (ours, base)
+        for ours in ("bytes", "numpy", "reserved")
+        for base in ("raw", "raw_zc", "raw_batch")
+    ),
     ("numpy", "bytes"),
+    ("reserved", "bytes"),
 )
+#: The reserved variant runs from this block size (below, one message per record is slow).
+RESERVED_MIN = 64 * 1024
+#: Our transmitters: variant -> (satellite type, command line option of this script or None).
+_OURS = {
+    "bytes": ("RandomTransmitter", None),
+    "numpy": ("NumpyTransmitter", "--numpy-tx"),
+    "reserved": ("ReservedTransmitter", "--reserved-tx"),
+}
 
 
 class NumpyTransmitter(RandomTransmitter):
@@ -98,6 +119,24 @@ class NumpyTransmitter(RandomTransmitter):
                 for array in chunk:
                     sent += 1
                     send(array, {"dtype": "uint16", "x": sent})
+
+
+class ReservedTransmitter(RandomTransmitter):
+    """RandomTransmitter writing records in place (``reserve_record``): a 16-byte header each."""
+
+    def _run_full_speed(self) -> int:
+        reserve = self.reserve_record
+        stopped = self.stop_requested
+        size = self.block_size
+        head = struct.Struct("<QQ")
+        sent = 0
+        while not stopped():
+            for _ in range(64):
+                record = reserve(size)
+                sent += 1
+                head.pack_into(record.buffer, 0, sent, size)
+                record.send()
+        return sent
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -142,18 +181,18 @@ class _Throttle:
 
 
 def run_ours(
-    block_size: int, seconds: float, throttle: float = 0.0, numpy: bool = False
+    block_size: int, seconds: float, throttle: float = 0.0, variant: str = "bytes"
 ) -> dict[str, Any]:
     """Transmitter -> DevNullReceiver as processes; the receiver's measured rates.
 
-    ``numpy`` selects NumpyTransmitter instead of RandomTransmitter. With ``throttle`` the
-    receiver is stopped for that fraction of the time and the transmitter's RSS is reported
-    once per second.
+    ``variant`` (a key of ``_OURS``) selects the transmitter. With ``throttle`` the receiver
+    is stopped for that fraction of the time and the transmitter's RSS is reported once per
+    second.
     """
-    kind = "NumpyTransmitter" if numpy else "RandomTransmitter"
-    tx_cmd = (
-        [sys.executable, str(Path(__file__).resolve()), "--numpy-tx"]
-        if numpy
+    kind, option = _OURS[variant]
+    tx_cmd: str | list[str] = (
+        [sys.executable, str(Path(__file__).resolve()), option]
+        if option
         else "SatelliteRandomTransmitter"
     )
     group = unique_group()
@@ -212,18 +251,32 @@ def run_ours(
 def _run_variant(key: str, block_size: int, seconds: float) -> dict[str, Any]:
     if key in _RAW_MODES:
         return run_raw(block_size, seconds, _RAW_MODES[key])
-    return run_ours(block_size, seconds, numpy=key == "numpy")
+    return run_ours(block_size, seconds, variant=key)
 
 
-def measure(block_size: int, seconds: float, repeat: int = 3) -> dict[str, Any]:
-    """All variants ``repeat`` times (interleaved): medians and per-iteration ratios.
+def _variants(block_size: int, only: list[str] | None) -> list[str]:
+    """The variant keys measured at ``block_size`` (all, or those in ``only``)."""
+    return [
+        key
+        for key, _ in VARIANTS
+        if (only is None or key in only) and (key != "reserved" or block_size >= RESERVED_MIN)
+    ]
+
+
+def measure(
+    block_size: int, seconds: float, repeat: int = 3, only: list[str] | None = None
+) -> dict[str, Any]:
+    """The variants (all, or ``only``) ``repeat`` times, interleaved: medians and ratios.
 
     Returns ``{variant: {field: median}}`` plus ``{variant}_runs`` (the MB/s of each
-    iteration) and, per ratio ``a/b``, ``{"median": m, "runs": [...]}``.
+    iteration) and, per ratio ``a/b`` of two measured variants, ``{"median": m, "runs": [...],
+    "cpu": c}``: ``c`` is the median of b's CPU s/GB over a's (what the MB/s ratio would be if
+    the CPU time of both processes were all that limits; steadier under other load).
     """
-    runs: dict[str, list[dict[str, Any]]] = {key: [] for key, _ in VARIANTS}
+    keys = _variants(block_size, only)
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
     for _ in range(repeat):
-        for key, _ in VARIANTS:
+        for key in keys:
             runs[key].append(_run_variant(key, block_size, seconds))
     row: dict[str, Any] = {
         "block_size": block_size,
@@ -235,11 +288,21 @@ def measure(block_size: int, seconds: float, repeat: int = 3) -> dict[str, Any]:
         row[key] = {f: round(statistics.median(r[f] for r in results), 3) for f in fields}
         row[f"{key}_runs"] = [r["mb_per_s"] for r in results]
     for num, den in RATIOS:
+        if num not in runs or den not in runs:
+            continue
         ratios = [
             round(a["mb_per_s"] / b["mb_per_s"], 3) if b["mb_per_s"] else float("nan")
             for a, b in zip(runs[num], runs[den], strict=True)
         ]
-        row[f"{num}/{den}"] = {"median": round(statistics.median(ratios), 3), "runs": ratios}
+        cpu = [  # CPU per GB of the baseline over ours: the same ratio where CPU is the limit
+            round(b["cpu_s_per_gb"] / a["cpu_s_per_gb"], 3) if a["cpu_s_per_gb"] else float("nan")
+            for a, b in zip(runs[num], runs[den], strict=True)
+        ]
+        row[f"{num}/{den}"] = {
+            "median": round(statistics.median(ratios), 3),
+            "runs": ratios,
+            "cpu": round(statistics.median(cpu), 3),
+        }
     return row
 
 
@@ -252,6 +315,8 @@ def format_row(row: dict[str, Any]) -> str:
         f"{'RSS MiB send|recv':>19}",
     ]
     for key, label in VARIANTS:
+        if key not in row:
+            continue
         v = row[key]
         split = ""
         if "tx_cpu_s_per_gb" in v:
@@ -263,15 +328,16 @@ def format_row(row: dict[str, Any]) -> str:
             f"{v['send_peak_rss_mb']:>10.1f}|{v['recv_peak_rss_mb']:<8.1f} [{runs}]"
         )
     names = dict(VARIANTS)
-    for num in ("bytes", "numpy"):
+    for num in ("bytes", "numpy", "reserved"):
         parts = []
         for n, den in RATIOS:
-            if n == num:
+            if n == num and f"{num}/{den}" in row:
                 ratio = row[f"{num}/{den}"]
                 each = ", ".join(f"{r:.2f}" for r in ratio["runs"])
                 label = names[den].removeprefix("ours, ")
-                parts.append(f"/ {label} {ratio['median']:.2f} [{each}]")
-        lines.append(f"  ratio {num:<6} " + "   ".join(parts))
+                parts.append(f"/ {label} {ratio['median']:.2f} [{each}] (CPU {ratio['cpu']:.2f})")
+        if parts:
+            lines.append(f"  ratio {num:<8} " + "   ".join(parts))
     return "\n".join(lines)
 
 
@@ -292,15 +358,24 @@ def _throttled(sizes: list[int], seconds: float, throttle: float, as_json: bool)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point (``--numpy-tx ...`` runs the NumpyTransmitter satellite)."""
+    """Command line entry point (``--numpy-tx ...`` runs the NumpyTransmitter satellite,
+    ``--reserved-tx ...`` the ReservedTransmitter)."""
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] == ["--numpy-tx"]:
         return run_satellite(NumpyTransmitter, args_in[1:])
+    if args_in[:1] == ["--reserved-tx"]:
+        return run_satellite(ReservedTransmitter, args_in[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="run time per measurement")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="block sizes")
     parser.add_argument("--json", action="store_true", help="one JSON line per block size")
     parser.add_argument("--repeat", type=int, default=3, help="iterations (default 3)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=[key for key, _ in VARIANTS],
+        help="measure only these variants (default: all)",
+    )
     parser.add_argument(
         "--throttle",
         type=float,
@@ -313,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(size < 2 for size in args.sizes) or args.repeat < 1:
         parser.error("sizes must be at least 2 bytes and --repeat at least 1")
     for size in args.sizes:
-        row = measure(size, args.seconds, args.repeat)
+        row = measure(size, args.seconds, args.repeat, args.variants)
         print(json.dumps(row) if args.json else format_row(row), flush=True)
     if args.throttle > 0:
         _throttled(args.sizes, args.seconds, args.throttle, args.json)

@@ -16,10 +16,10 @@ from typing import Any, cast
 import numpy as np
 
 from constellation.net.data_sender import DataSender
-from constellation.roles.sending import INTERRUPT_DRAIN_S, SendingRole
+from constellation.roles.sending import INTERRUPT_DRAIN_S, ReservedRecord, SendingRole
 from constellation.satellite import Satellite
 
-__all__ = ["INTERRUPT_DRAIN_S", "TransmitterSatellite"]
+__all__ = ["INTERRUPT_DRAIN_S", "ReservedRecord", "TransmitterSatellite"]
 
 #: Shared tag map of records sent without tags (never modified).
 _NO_TAGS: dict[str, Any] = {}
@@ -115,6 +115,18 @@ class TransmitterSatellite(Satellite):
         if kind is _ndarray:
             return sender.add(*_prepare_array(blocks, tags))
         return sender.add(*_prepare(blocks, tags))
+
+    def reserve_record(self, nbytes: int, tags: dict[str, Any] | None = None) -> ReservedRecord:
+        """A record of one block of ``nbytes`` that is written in place, then sent.
+
+        The block lives in the message that will be sent, so it travels without any copy
+        (worth it for blocks from about 256 KiB; each such record is a DATA message of its
+        own). ``tags`` are encoded now. Write ``rec.buffer`` (a writable byte view; e.g.
+        ``device.readinto(rec.buffer)`` or ``np.frombuffer(rec.buffer, np.uint16)[:] = ...``),
+        then ``rec.send()``, which returns the sequence number and blocks or raises as
+        :meth:`send_record`; or ``with self.reserve_record(n) as buffer: ...`` sends on exit.
+        """
+        return self._role.reserve(nbytes, tags)
 
     def can_send_record(self) -> bool:
         """True if :meth:`send_record` would not block now (for code that prefers to drop)."""

@@ -198,8 +198,15 @@ _JOIN_MAX_RECORDS = 64
 _BIN32 = struct.Struct(">BI")
 
 
+def block_packer(autoreset: bool = True) -> msgpack.Packer:
+    """A new packer with the options of the data path (the one way records are packed)."""
+    return msgpack.Packer(
+        use_bin_type=True, datetime=True, default=_block_default, autoreset=autoreset
+    )
+
+
 def _pack_frame(sender: str, msg_type: CDTPType, records: Sequence[DataRecord]) -> bytes:
-    pk = msgpack.Packer(use_bin_type=True, datetime=True, default=_block_default, autoreset=False)
+    pk = block_packer(autoreset=False)
     pk.pack(Protocol.CDTP2.value)
     pk.pack(sender)
     pk.pack(int(msg_type))

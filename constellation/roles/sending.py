@@ -7,6 +7,9 @@ raise :class:`~constellation.errors.SendingStoppedError`, the queue is drained f
 :data:`INTERRUPT_DRAIN_S`, what could not be sent is counted in a warning, and an EOR that no
 receiver takes is logged instead of failing the transition. After a failure ``abort`` drops the
 queue and tries, in a thread of its own, to send an EOR flagged ABORTED|TAINTED.
+
+:class:`ReservedRecord` is a record whose one block the user writes in place, into the frame
+that will be sent (``reserve_record``): large blocks then travel without any copy.
 """
 
 from __future__ import annotations
@@ -20,18 +23,66 @@ import zmq
 from constellation.core.config import DataConfig
 from constellation.core.run_tracker import RunCondition, make_run_metadata
 from constellation.core.states import State
-from constellation.errors import DataTimeoutError
+from constellation.errors import DataTimeoutError, UsageError
 from constellation.net.data_sender import DataSender
 from constellation.net.discovery import Discovery, ServiceId
 from constellation.protocol.cdtp2 import make_bor, make_eor
+from constellation.protocol.cdtp2_reserved import ReservedFrame
 from constellation.roles.base import DataRole, RoleContext
 
-__all__ = ["INTERRUPT_DRAIN_S", "SendingRole"]
+__all__ = ["INTERRUPT_DRAIN_S", "ReservedRecord", "SendingRole"]
 
 #: Longest time an interrupt spends sending queued records (and, separately, the EOR).
 INTERRUPT_DRAIN_S = 2.0
 
 _RUN_METRIC_STATES = frozenset({State.RUN, State.stopping})
+
+
+class ReservedRecord:
+    """One record whose single block is written in place; :meth:`send` queues it.
+
+    :attr:`buffer` is a writable byte view of ``nbytes`` (undefined content until written);
+    wrap it for typed access, e.g. ``np.frombuffer(rec.buffer, np.uint16)``. As a context
+    manager it yields :attr:`buffer` and sends the record when the block exits without an
+    exception (an exception discards it). Do not write the buffer after :meth:`send`.
+    """
+
+    __slots__ = ("_frame", "_role", "_sent", "buffer")
+
+    def __init__(self, role: SendingRole, frame: ReservedFrame) -> None:
+        self._role = role
+        self._frame = frame
+        self._sent = False
+        self.buffer = frame.block
+
+    @property
+    def nbytes(self) -> int:
+        return self._frame.nbytes
+
+    def send(self) -> int:
+        """Queue the record (blocking like ``send_record``); return its sequence number.
+
+        Returns 0, sending nothing, when ``_data.disable_transmission`` is set.
+        """
+        if self._sent:
+            raise UsageError("this reserved record was sent already")
+        sender = self._role.sender
+        if sender is None:
+            error = self._role.not_sending_error()
+            if error is None:
+                self._sent = True
+                return 0
+            raise error
+        sequence = sender.add_frame(self._frame)
+        self._sent = True
+        return sequence
+
+    def __enter__(self) -> memoryview:
+        return self.buffer
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is None:
+            self.send()
 
 
 class SendingRole(DataRole):
@@ -77,6 +128,10 @@ class SendingRole(DataRole):
         if self.data is not None and self.data.error is not None:
             return DataTimeoutError(str(self.data.error))
         return DataTimeoutError("records can only be sent in do_run")
+
+    def reserve(self, nbytes: int, tags: dict[str, Any] | None) -> ReservedRecord:
+        """A :class:`ReservedRecord` of one block of ``nbytes`` with ``tags`` (copied now)."""
+        return ReservedRecord(self, ReservedFrame(self._ctx.canonical_name, tags or {}, nbytes))
 
     # --- the role interface ---------------------------------------------------------------------
     def announce(self, discovery: Discovery) -> None:

@@ -24,6 +24,7 @@ from constellation.core.config import Configuration
 from constellation.core.environment import ProcessSettings
 from constellation.core.run_tracker import SUBSTITUTE_KEY
 from constellation.core.states import State
+from constellation.errors import UsageError
 from constellation.net.discovery import DiscoveredService, ServiceId
 from constellation.protocol.cdtp2 import CDTPType, DataRecord, encode_data_frame
 from constellation.receiver import ReceiverSatellite
@@ -266,6 +267,41 @@ def test_large_blocks_arrive_intact(satellites: Any, ctl: Controller) -> None:
     assert rx.eors["Big.tx"][1]["condition"] == "GOOD"
 
 
+def test_reserved_records_arrive_in_order_among_sent_ones(satellites: Any, ctl: Controller) -> None:
+    class Reserving(TransmitterSatellite):
+        def do_run(self, run_id: str) -> None:
+            rng = np.random.default_rng(2)
+            self.sent = [rng.integers(0, 256, size, dtype=np.uint8) for size in (300_000, 5)]
+            self.results = [self.send_record(b"before", {"i": 0})]
+            with self.reserve_record(self.sent[0].nbytes, {"i": 1}) as buffer:
+                np.frombuffer(buffer, np.uint8)[:] = self.sent[0]
+            self.results.append(self.send_record(b"between", {"i": 2}))
+            record = self.reserve_record(5, {"i": 3, "dtype": "uint8"})
+            record.buffer[:] = self.sent[1].tobytes()
+            self.results.append(record.send())
+            with pytest.raises(UsageError, match="sent already"):
+                record.send()
+            with pytest.raises(RuntimeError, match="discarded"), self.reserve_record(4) as b:
+                b[:] = b"lost"
+                raise RuntimeError("discarded: never sent")
+            self.results.append(self.send_record(b"after", {"i": 4}))
+            self.wait_for_stop(None)
+
+    tx = satellites(Reserving, "tx")
+    rx = satellites(Collector, "rx")
+    rx.per_record = True
+    ctl.await_satellites(["Reserving.tx", RX])
+    _to_run(ctl, _config(tx_name="Reserving.tx"))
+    wait_for(lambda: len(rx.records) == 5, what="5 records")
+    _stop(ctl)
+    assert tx.results == [1, 3, 4, 5]  # the with-block sent record 2 itself
+    assert [(r.sequence, r.tags["i"]) for r in rx.records] == [(i + 1, i) for i in range(5)]
+    blocks = [bytes(r.blocks[0]) for r in rx.records]
+    assert blocks[0::2] == [b"before", b"between", b"after"]
+    assert blocks[1] == tx.sent[0].tobytes() and blocks[3] == tx.sent[1].tobytes()
+    assert rx.eors["Reserving.tx"][1]["data_records"] == 5
+
+
 def test_interrupted_transmitter_sends_an_interrupted_eor(satellites: Any, ctl: Controller) -> None:
     tx = satellites(Source, "tx")
     rx = satellites(Collector, "rx")
@@ -274,7 +310,9 @@ def test_interrupted_transmitter_sends_an_interrupted_eor(satellites: Any, ctl: 
     wait_for(lambda: len(rx.records) == 4, what="4 records")
     assert ctl.satellites[TX].command("_interrupt").ok
     wait_for(lambda: TX in rx.eors, what="EOR after the interrupt")
-    assert tx.state is State.SAFE and rx.state is State.RUN
+    # The EOR goes out before the interrupt transition ends: SAFE follows shortly after.
+    wait_for(lambda: tx.state is State.SAFE, what="the transmitter in SAFE")
+    assert rx.state is State.RUN
     assert rx.eors[TX][1]["condition"] == "INTERRUPTED"
     assert rx.eors[TX][1]["data_records"] == 4
     _stop(ctl, [RX])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +14,8 @@ import zmq
 from constellation.errors import DataTimeoutError, SendingStoppedError
 from constellation.net.data_sender import DataSender
 from constellation.net.interfaces import NetworkScope
-from constellation.protocol.cdtp2 import decode_data_frame
+from constellation.protocol.cdtp2 import DataRecord, decode_data_frame
+from constellation.protocol.cdtp2_reserved import ReservedFrame
 from tests.helpers import LOOPBACK
 
 __all__: list[str] = []
@@ -143,3 +144,48 @@ def test_add_outside_a_run_is_refused_not_queued(
         assert sender.sequence == sequence  # nothing was queued
     finally:
         pull.close()
+
+
+def test_reserved_frames_go_out_in_order_between_batched_records(
+    sender: DataSender, context: zmq.Context[Any]
+) -> None:
+    """add_frame seals the open batch first, numbers the frame and sends it as it was written."""
+    sender.configure(payload_threshold_kib=64, queue_size=QUEUE * 4, data_timeout=5.0)
+    pull = context.socket(zmq.PULL)
+    pull.connect(f"tcp://{LOOPBACK}:{sender.port}")
+    try:
+        sender.begin_run()
+        assert sender.add({}, (b"a",), 1) == 1  # an open batch, under the threshold
+        frame = ReservedFrame("Tx.t", {"kind": "reserved"}, 100_000)
+        frame.block[:] = bytes(range(256)) * 390 + bytes(160)
+        assert sender.add_frame(frame) == 2
+        assert sender.add({}, (b"c",), 1) == 3
+        sender.end_run()
+        messages: list[Sequence[DataRecord]] = []
+        while len(messages) < 3:
+            assert pull.poll(5000), f"only {len(messages)} messages arrived"
+            messages.append(decode_data_frame(pull.recv()).records)
+    finally:
+        pull.close(0)
+    assert [[r.sequence for r in records] for records in messages] == [[1], [2], [3]]
+    reserved = messages[1][0]
+    assert reserved.tags == {"kind": "reserved"}
+    assert bytes(reserved.blocks[0]) == bytes(frame.block)
+    assert sender.records_sent == 3 and sender.pending_records == 0
+
+
+def test_add_frame_outside_a_run_is_refused_not_queued(sender: DataSender) -> None:
+    with pytest.raises(SendingStoppedError, match="no run is active"):
+        sender.add_frame(ReservedFrame("Tx.t", {}, 8))
+    assert sender.sequence == 0
+
+
+def test_add_frame_waits_for_room_like_add(sender: DataSender) -> None:
+    sender.configure(payload_threshold_kib=1, queue_size=QUEUE, data_timeout=0.5)
+    sender.begin_run()
+    for _ in range(QUEUE):  # no receiver: the queue fills up
+        sender.add({}, (BLOCK,), len(BLOCK))
+    with pytest.raises(DataTimeoutError, match="receiver did not keep up"):
+        sender.add_frame(ReservedFrame("Tx.t", {}, 8))
+    assert sender.sequence == QUEUE  # the frame was not queued
+    sender.abort()

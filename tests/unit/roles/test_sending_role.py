@@ -63,6 +63,8 @@ def test_outside_a_run_nothing_is_sent_and_nothing_fails() -> None:
         role.abort(State.ORBIT)
         with pytest.raises(SendingStoppedError):
             role.data.add({}, (b"x",), 1)
+        with pytest.raises(DataTimeoutError, match="do_run"):
+            role.reserve(16, None).send()  # the same refusal as send_record
         assert failures == []
     finally:
         role.close()
@@ -79,6 +81,7 @@ def test_disabled_transmission_withdraws_the_service_and_drops_records_in_run() 
         role.begin_run("r1", {"a": 1}, {})  # no receiver needed: no BOR is sent
         state[0] = State.RUN
         assert role.sender is None and role.not_sending_error() is None
+        assert role.reserve(16, {"a": 1}).send() == 0  # dropped, like send_record
         role.end_run(interrupted=False)
         role.finish_run(RunCondition.GOOD, {})
         assert failures == []
