@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from constellation.reader.swmr_meta import MetaParts, TagCache, split_meta
+from constellation.reader.swmr_uniform import Uniform, uniform_window
 from constellation.reader.values import RawRecord, Record
 
 __all__ = ["INDEX_WINDOW", "SWMR_DATASETS", "read_window", "swmr_count"]
@@ -112,8 +113,14 @@ class _Window(NamedTuple):
     def records(self, cache: TagCache) -> Iterator[Record]:
         """The window's records with tags and typed blocks (raises ``ValueError`` if bad)."""
         data = self.data
+        uniform = self._uniform()
         for position in range(self.start, self.stop):
-            sequence, tags, begin, lengths = self._decode(position, cache)
+            if uniform is None:
+                sequence, tags, begin, lengths = self._decode(position, cache)
+            else:
+                i = position - self.start
+                sequence, begin, lengths = uniform.sequences[i], self.data_ends[i], uniform.lengths
+                tags = cache.tags(uniform.tags_json)
             dtype = _dtype(tags.get("dtype"))
             blocks = []
             for length in lengths:
@@ -124,7 +131,10 @@ class _Window(NamedTuple):
 
     def raw_records(self, cache: TagCache) -> Iterator[RawRecord]:
         """The window's records as stored: tags or their JSON text, block bytes, dtypes."""
-        data = memoryview(self.data).cast("B")
+        uniform = self._uniform()
+        if uniform is not None:
+            yield from self._uniform_raw(uniform, cache)
+            return
         for position in range(self.start, self.stop):
             parts, begin, lengths = self._span(position)
             sequence = position + 1 if parts.sequence is None else parts.sequence
@@ -133,14 +143,33 @@ class _Window(NamedTuple):
             else:
                 assert parts.tags_json is not None
                 name = cache.dtype_name(parts.tags_json)
-            dtype = _dtype(name)
-            blocks, dtypes = [], []
-            for length in lengths:
-                blocks.append(data[begin : begin + length])
-                begin += length
-                typed = dtype is not None and length % dtype.itemsize == 0
-                dtypes.append(dtype.str if typed else "|u1")  # type: ignore[union-attr]
-            yield RawRecord(sequence, parts.tags, parts.tags_json, blocks, dtypes)
+            blocks = self._cut(begin, lengths)
+            yield RawRecord(
+                sequence, parts.tags, parts.tags_json, blocks, _dtype_strs(name, lengths)
+            )
+
+    def _uniform(self) -> Uniform | None:
+        return uniform_window(self.meta, self.meta_ends, self.data_ends) if self.meta else None
+
+    def _uniform_raw(self, uniform: Uniform, cache: TagCache) -> Iterator[RawRecord]:
+        tags_json, lengths = uniform.tags_json, uniform.lengths
+        dtypes = _dtype_strs(cache.dtype_name(tags_json), lengths)  # shared by the records
+        data = memoryview(self.data).cast("B")
+        if len(lengths) == 1:
+            size = lengths[0]
+            for sequence, begin in zip(uniform.sequences, self.data_ends, strict=False):
+                yield RawRecord(sequence, None, tags_json, [data[begin : begin + size]], dtypes)
+            return
+        for sequence, begin in zip(uniform.sequences, self.data_ends, strict=False):
+            yield RawRecord(sequence, None, tags_json, self._cut(begin, lengths), dtypes)
+
+    def _cut(self, begin: int, lengths: list[int]) -> list[memoryview]:
+        data = memoryview(self.data).cast("B")
+        blocks = []
+        for length in lengths:
+            blocks.append(data[begin : begin + length])
+            begin += length
+        return blocks
 
     def _decode(self, position: int, cache: TagCache) -> tuple[int, dict[str, Any], int, list]:
         parts, begin, lengths = self._span(position)
@@ -189,6 +218,14 @@ def read_window(datasets: Mapping[str, h5py.Dataset], start: int, stop: int) -> 
 def _ends(index: h5py.Dataset, first: int, start: int, stop: int) -> np.ndarray:
     values = np.asarray(index[first:stop], dtype=np.int64)
     return values if start > 0 else np.concatenate(([0], values))
+
+
+def _dtype_strs(name: Any, lengths: list[int]) -> list[str]:
+    """The dtype string of each block: the ``dtype`` tag's where it fits the length, else u1."""
+    dtype = _dtype(name)
+    if dtype is None:
+        return ["|u1"] * len(lengths)
+    return [dtype.str if length % dtype.itemsize == 0 else "|u1" for length in lengths]
 
 
 def _byte_limited(data_ends: np.ndarray) -> int:

@@ -35,15 +35,14 @@ class FileSlice(Response):
         self.init_headers(headers)  # headers carry Content-Length: not computed from a body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
+        start = {"type": "http.response.start", "status": self.status_code}
+        if scope.get("method") == "HEAD" or self.begin >= self.end:  # no body to send
+            await send({**start, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)  # before the status
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
+            await send({**start, "headers": self.raw_headers})
             async with anyio.create_task_group() as group:
                 chunks_in, chunks_out = anyio.create_memory_object_stream[bytes](1)
                 group.start_soon(self._read, fd, chunks_in)

@@ -47,34 +47,49 @@ def pack_records(records: Iterable[RawRecord], count: int) -> bytes:
     """The msgpack array of ``count`` record maps (``records`` yields exactly ``count``)."""
     pack = msgpack.Packer(use_bin_type=True).pack  # one per call: requests run in threads
     parts: list[Any] = [_array_header(count)]
-    append = parts.append
+    extend = parts.extend
     tag_bytes: dict[bytes, bytes] = {}
-    dtype_bytes: dict[tuple[str, ...], bytes] = {}
+    middles: dict[tuple[bytes, int], bytes] = {}  # (packed tags, block length) -> bytes
+    tails: dict[tuple[str, ...], bytes] = {}
+    last_json: bytes | None = None
+    last_dtypes: list[str] | None = None
+    packed_tags = tail = b""
     packed = 0
     for sequence, tags, tags_json, blocks, dtypes in records:
-        append(_SEQUENCE)
-        append(_FIXINT[sequence] if 0 <= sequence < 128 else pack(sequence))
-        append(_TAGS)
         if tags_json is None:
-            append(pack(tags))
+            packed_tags = pack(tags)
+            last_json = None
+        elif tags_json is not last_json:  # neighbours share the text object: no lookup
+            packed_tags = tag_bytes.get(tags_json) or _remember(tag_bytes, tags_json, pack)
+            last_json = tags_json
+        if dtypes is not last_dtypes:
+            key = tuple(dtypes)
+            tail = tails.get(key) or tails.setdefault(key, _DTYPES + pack(list(dtypes)))
+            last_dtypes = dtypes
+        seq = _FIXINT[sequence] if 0 <= sequence < 128 else pack(sequence)
+        if len(blocks) == 1:
+            block = blocks[0]
+            middle = middles.get((packed_tags, len(block)))
+            if middle is None:
+                middle = _TAGS + packed_tags + _BLOCKS + b"\x91" + _bin_header(len(block))
+                if len(middles) >= _CACHE_LIMIT:
+                    middles.clear()
+                middles[(packed_tags, len(block))] = middle
+            extend((_SEQUENCE, seq, middle, block, tail))
         else:
-            encoded = tag_bytes.get(tags_json)
-            if encoded is None:
-                if len(tag_bytes) >= _CACHE_LIMIT:
-                    tag_bytes.clear()
-                encoded = tag_bytes[tags_json] = pack(json.loads(tags_json.decode("utf-8")))
-            append(encoded)
-        append(_BLOCKS)
-        append(_array_header(len(blocks)))
-        for block in blocks:
-            append(_bin_header(len(block)))
-            append(block)
-        key = tuple(dtypes)
-        tail = dtype_bytes.get(key)
-        if tail is None:
-            tail = dtype_bytes[key] = _DTYPES + pack(list(dtypes))
-        append(tail)
+            extend((_SEQUENCE, seq, _TAGS, packed_tags, _BLOCKS, _array_header(len(blocks))))
+            for block in blocks:
+                extend((_bin_header(len(block)), block))
+            parts.append(tail)
         packed += 1
     if packed != count:
         raise ValueError(f"{packed} records packed, {count} announced")
     return b"".join(parts)
+
+
+def _remember(cache: dict[bytes, bytes], text: bytes, pack: Any) -> bytes:
+    """Pack the tags of JSON ``text`` and keep the bytes (the same text packs the same)."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    encoded = cache[text] = pack(json.loads(text.decode("utf-8")))
+    return encoded
