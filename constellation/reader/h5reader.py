@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
-from h5py import h5d, h5g
+from h5py import h5g
 
 from constellation.errors import InputFileError
 from constellation.reader.swmr_index import INDEX_WINDOW, SWMR_DATASETS, read_window, swmr_count
@@ -29,11 +29,11 @@ from constellation.reader.swmr_meta import TagCache
 from constellation.reader.tree import (
     RECORD,
     SenderGroup,
-    block_names,
     discover,
     is_writer,
     link_names,
     normal_bytes,
+    open_blocks,
     read_dataset,
 )
 from constellation.reader.values import (
@@ -296,7 +296,7 @@ class RunReader:
         for sequence, name in self._record_names(sender)[max(start, 0) :]:
             record = h5g.open(gid, name.encode())
             tags = unflatten(read_attrs(record))
-            blocks = [read_dataset(h5d.open(record, block)) for block in block_names(record)]
+            blocks = [read_dataset(dset) for dset in open_blocks(record)]
             yield Record(sequence, tags, blocks)
 
     def _normal_raw(self, sender: str, start: int, stop: int) -> Iterator[RawRecord]:

@@ -87,3 +87,25 @@ def test_mismatched_block_lengths_raise(tmp_path: Path) -> None:
         sender["meta_idx"] = np.array([len(meta)], np.uint64)
     with open_run(path) as run, pytest.raises(InputFileError, match="block lengths"):
         list(run.raw_records("T.t"))
+
+
+def test_normal_blocks_not_named_in_order(tmp_path: Path) -> None:
+    """Block names with gaps, past 64, or next to other links: listed, sorted by number."""
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as h5file:
+        h5file.create_group("W.w").attrs["swmr_mode"] = False
+        sender = h5file.create_group("T.t")
+        sender.create_group("BOR")
+        gaps = sender.create_group("data_000000001")
+        for index in (10, 0, 2):
+            gaps[f"block_{index:02d}"] = np.full(2, index, np.uint8)
+        gaps["notes"] = np.zeros(1, np.uint8)
+        many = sender.create_group("data_000000002")
+        for index in range(70):
+            many[f"block_{index:02d}"] = np.full(1, index, np.uint8)
+    with open_run(path) as run:
+        first, second = run.records("T.t")
+        raw = list(run.raw_records("T.t"))
+    assert [b.tolist() for b in first.blocks] == [[0, 0], [2, 2], [10, 10]]
+    assert [b.tolist() for b in second.blocks] == [[n] for n in range(70)]
+    assert [bytes(b) for b in raw[0].blocks] == [b"\0\0", b"\2\2", b"\n\n"]
