@@ -2,9 +2,10 @@
 
 :class:`FileSlice` is an ASGI response. A worker thread reads the next chunk (``os.pread``, no
 shared file position) while the event loop sends the current one, so reading and sending
-overlap; at most two chunks are held. The length is fixed when the request arrives (the
-consistent prefix of a growing file); a file that shrank ends the body early, which the client
-sees as a short read. A client that goes away stops the reads.
+overlap; at most three chunks are held (one being read, one waiting, one being sent). The
+length is fixed when the request arrives (the consistent prefix of a growing file); a file that
+shrank ends the body early, which the client sees as a short read. A client that goes away
+stops the reads.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 :func:`pack_records` gives exactly the bytes ``msgpack.packb([{"sequence": ..., "tags": ...,
 "blocks": [...], "dtypes": [...]}, ...], use_bin_type=True)`` gives, without building those
 maps: block bytes are copied once into the answer, and tags stored as JSON text (SWMR files)
-are packed once per distinct text (the same text always packs to the same bytes).
+are packed once per distinct text (the same text always packs to the same bytes); what
+neighbouring records share (tag text, dtypes, block length) is looked up once.
 """
 
 from __future__ import annotations
