@@ -3,7 +3,9 @@
 :func:`open_run` opens a file read-only (in SWMR-read mode when possible, so a file still being
 written in SWMR mode can be read; :meth:`RunReader.refresh` then shows newer records) and
 returns a :class:`RunReader`: writers, senders, BOR/EOR maps, record counts and records as
-``(sequence, tags, blocks)`` with blocks typed by the ``dtype`` tag.
+``(sequence, tags, blocks)`` with blocks typed by the ``dtype`` tag;
+:meth:`RunReader.raw_records` gives them as stored (block bytes, SWMR tags as their JSON text)
+for bulk readers such as the data service.
 
 Where the groups are (also in files of earlier versions): :mod:`constellation.reader.tree`.
 The SWMR end-of-data rule: :mod:`constellation.reader.swmr_index`. How attribute and JSON
