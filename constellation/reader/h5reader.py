@@ -304,7 +304,7 @@ class RunReader:
     def _normal_raw(self, sender: str, start: int, stop: int) -> Iterator[RawRecord]:
         records = itertools.islice(self._normal_records(sender, start), max(stop - start, 0))
         for sequence, tags, blocks in records:
-            views = [memoryview(block.view(np.uint8)) for block in blocks]
+            views = [block.view(np.uint8).data for block in blocks]
             yield RawRecord(sequence, tags, None, views, [block.dtype.str for block in blocks])
 
     # --- SWMR layout --------------------------------------------------------------------------

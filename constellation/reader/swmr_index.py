@@ -154,24 +154,27 @@ class _Window(NamedTuple):
     def _uniform_raw(self, uniform: Uniform, cache: TagCache) -> Iterator[RawRecord]:
         tags_json, lengths = uniform.tags_json, uniform.lengths
         dtypes = _dtype_strs(cache.dtype_name(tags_json), lengths)  # shared by the records
-        data = memoryview(self.data).cast("B")
+        data = self.data.data.cast("B")
         if len(lengths) == 1:
             size = lengths[0]
+            new = tuple.__new__  # a RawRecord without the Python-level NamedTuple constructor
             for sequence, begin in zip(uniform.sequences, self.data_ends, strict=False):
-                yield RawRecord(sequence, None, tags_json, [data[begin : begin + size]], dtypes)
+                yield new(
+                    RawRecord, (sequence, None, tags_json, [data[begin : begin + size]], dtypes)
+                )
             return
         for sequence, begin in zip(uniform.sequences, self.data_ends, strict=False):
             yield RawRecord(sequence, None, tags_json, self._cut(begin, lengths), dtypes)
 
     def _cut(self, begin: int, lengths: list[int]) -> list[memoryview]:
-        data = memoryview(self.data).cast("B")
+        data = self.data.data.cast("B")
         blocks = []
         for length in lengths:
             blocks.append(data[begin : begin + length])
             begin += length
         return blocks
 
-    def _decode(self, position: int, cache: TagCache) -> tuple[int, dict[str, Any], int, list]:
+    def _decode(self, position: int, cache: TagCache) -> tuple[int, dict[str, Any], int, list[int]]:
         parts, begin, lengths = self._span(position)
         tags = parts.tags
         if tags is None:

@@ -43,13 +43,12 @@ def split_meta(text: bytes) -> MetaParts:
             rest = text[: start - 1] + b"}" if start > 1 else b"{}"
             if b'"block_lengths"' not in rest and b'"sequence"' not in rest:
                 raw = match.group(1)
-                lengths = [int(n) for n in raw.split(b",")] if raw else []
-                return MetaParts(int(match.group(2)), lengths, rest, None)
+                found = [int(n) for n in raw.split(b",")] if raw else []
+                return MetaParts(int(match.group(2)), found, rest, None)
     tags = _parse(text)
-    lengths = next((tags.pop(key) for key in LENGTH_KEYS if key in tags), None)
+    key = next((key for key in LENGTH_KEYS if key in tags), None)
+    lengths = None if key is None else [int(n) for n in tags.pop(key)]
     sequence = tags.pop("sequence", None)
-    if lengths is not None:
-        lengths = [int(n) for n in lengths]
     return MetaParts(None if sequence is None else int(sequence), lengths, None, tags)
 
 

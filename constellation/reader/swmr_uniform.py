@@ -68,4 +68,19 @@ def uniform_window(meta: bytes, meta_ends: list[int], data_ends: list[int]) -> U
         return None  # a leading zero: no JSON number (each record is split, and fails)
     if not np.all(np.diff(np.asarray(data_ends, np.int64)) == sum(first.lengths)):
         return None
-    return Uniform(first.tags_json, first.lengths, [int(tail[:-1]) for tail in tails])
+    return Uniform(first.tags_json, first.lengths, _numbers(text, ends - 1, sizes - 1, tails))
+
+
+def _numbers(
+    text: np.ndarray, ends: np.ndarray, digits: np.ndarray, tails: list[bytes]
+) -> list[int]:
+    """The decimal numbers ending before ``ends`` in ``text``, ``digits`` long each."""
+    width = int(digits.max())
+    if width > 18:  # beyond int64: one by one
+        return [int(tail[:-1]) for tail in tails]
+    offsets = np.arange(width, 0, -1)  # position before the end, most significant first
+    positions = ends[:, None] - offsets[None, :]
+    inside = offsets[None, :] <= digits[:, None]
+    values = np.where(inside, text[np.where(inside, positions, 0)].astype(np.int64) - _ZERO, 0)
+    numbers: list[int] = (values @ (10 ** np.arange(width - 1, -1, -1, dtype=np.int64))).tolist()
+    return numbers

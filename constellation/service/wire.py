@@ -92,5 +92,6 @@ def _remember(cache: dict[bytes, bytes], text: bytes, pack: Any) -> bytes:
     """Pack the tags of JSON ``text`` and keep the bytes (the same text packs the same)."""
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
-    encoded = cache[text] = pack(json.loads(text.decode("utf-8")))
+    encoded: bytes = pack(json.loads(text.decode("utf-8")))
+    cache[text] = encoded
     return encoded

@@ -27,11 +27,14 @@ def _window(metas: list[bytes], sizes: list[int]) -> tuple[bytes, list[int], lis
     )
 
 
-def test_uniform_gives_what_split_meta_gives() -> None:
+@pytest.mark.parametrize(
+    "sequences",
+    [[9, 10, 99, 100, 12345678901], [0, 1, 7], [3, 10**18 - 1, 10**18, 2**64 - 1]],
+)
+def test_uniform_gives_what_split_meta_gives(sequences: list[int]) -> None:
     tags = {"dtype": "<u2", "run": "r1"}
-    sequences = [9, 10, 99, 100, 12345678901]
     metas = [encode_meta(tags, [4, 6], s) for s in sequences]
-    found = uniform_window(*_window(metas, [10] * 5))
+    found = uniform_window(*_window(metas, [10] * len(sequences)))
     assert found is not None
     assert found.sequences == sequences and found.lengths == [4, 6]
     assert all(split_meta(m).tags_json == found.tags_json for m in metas)
