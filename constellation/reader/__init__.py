@@ -13,10 +13,18 @@ Needs only h5py and numpy (plus ``hdf5plugin`` for compressed files, imported wh
 
 from typing import Any
 
-from constellation.reader.h5reader import Record, RunReader, SenderStats, open_run, unflatten
+from constellation.reader.h5reader import (
+    RawRecord,
+    Record,
+    RunReader,
+    SenderStats,
+    open_run,
+    unflatten,
+)
 from constellation.reader.many import decode_many
 
 __all__ = [
+    "RawRecord",
     "Record",
     "RunReader",
     "SenderStats",

@@ -9,7 +9,7 @@
 Profiles (URL and token) come from ``~/.config/constellation/data.toml`` (or the file named by
 ``CONSTELLATION_DATA_CONFIG``); see docs/data-service.md. Downloads go to ``<file>.part``,
 resume from its length (``Range`` with ``If-Range``), and are verified against the catalog's
-sha256 before being renamed.
+sha256 before being renamed; the body is written in large reads (:mod:`constellation.reader.fetch`).
 """
 
 from __future__ import annotations
@@ -211,30 +211,34 @@ def _do_download(
 
 
 def _fetch(client: httpx.Client, path: str, part: Path, quiet: bool) -> None:
+    """Download ``path`` into ``part``, resuming from its length (``Range`` + ``If-Range``)."""
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from constellation.reader.fetch import copy_body, open_body
 
     have = part.stat().st_size if part.exists() else 0
     etag_file = part.with_name(part.name + ".etag")
-    headers = {}
+    headers = {
+        key: value for key, value in client.headers.items() if key.lower() == "authorization"
+    }
     if have and etag_file.exists():
-        headers = {"Range": f"bytes={have}-", "If-Range": etag_file.read_text()}
-    with client.stream("GET", path, headers=headers) as reply:
-        if reply.status_code == 416:  # already complete
+        headers.update({"Range": f"bytes={have}-", "If-Range": etag_file.read_text()})
+    url = str(client.base_url).rstrip("/")
+    with open_body(url, path, headers) as reply:
+        if reply.status == 416:  # already complete
             return
-        if reply.status_code >= 400:
-            raise InputFileError(str(reply.url), f"HTTP {reply.status_code}")
-        resumed = reply.status_code == 206
-        etag_file.write_text(reply.headers.get("etag", ""))
-        total = int(reply.headers.get("content-length", 0)) + (have if resumed else 0)
+        if reply.status >= 400:
+            raise InputFileError(url + path, f"HTTP {reply.status}")
+        resumed = reply.status == 206
+        etag_file.write_text(reply.getheader("etag", ""))
+        total = int(reply.getheader("content-length", 0)) + (have if resumed else 0)
         columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
         with (
             part.open("ab" if resumed else "wb") as out,
             Progress(*columns, disable=quiet, transient=True) as bar,
         ):
             task = bar.add_task(part.name[:-5], total=total, completed=have if resumed else 0)
-            for chunk in reply.iter_bytes(1 << 20):
-                out.write(chunk)
-                bar.advance(task, len(chunk))
+            copy_body(reply, out, lambda count: bar.advance(task, count), url + path)
     etag_file.unlink(missing_ok=True)
 
 

@@ -4,6 +4,7 @@
 
     constellation-h5 serve data/ [--host 127.0.0.1] [--port 8000] [--token T] [-g GROUP -i IFACE]
     constellation-h5 catalog data/ [--where condition=GOOD --where text=beam] [--json]
+    constellation-h5 catalog data/ --comment RUN TEXT
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def add_commands(commands: Any) -> None:
         metavar="KEY=VALUE",
         help="condition=, since=, until=, text=, growing= (repeatable)",
     )
+    catalog.add_argument(
+        "--comment",
+        nargs=2,
+        metavar=("RUN", "TEXT"),
+        help="set the operator comment of run RUN (an empty TEXT removes it)",
+    )
     catalog.add_argument("--limit", type=int, default=50, help="rows to show (0 = all)")
     catalog.add_argument("--json", action="store_true", help="print JSON rows")
     catalog.set_defaults(entry=_catalog)
@@ -64,6 +71,8 @@ def _catalog(args: argparse.Namespace) -> int:
 
     with RunCatalog(args.directory) as catalog:
         catalog.refresh()
+        if args.comment:
+            return _set_comment(catalog, *args.comment)
         rows = catalog.runs(limit=args.limit or None, where=parse_where(args.where))
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -81,6 +90,15 @@ def _catalog(args: argparse.Namespace) -> int:
     ]
     headers = ["run", "file", "start", "condition", "senders", "error / comment"]
     make_console(sys.stdout).print(plain_table(headers, table))
+    return 0
+
+
+def _set_comment(catalog: Any, run_id: str, text: str) -> int:
+    """Set or remove one run's comment; UsageError for a run the catalog does not list."""
+    if catalog.run(run_id) is None:
+        raise UsageError(f"no run {run_id!r} in the catalog")
+    catalog.set_comment(run_id, text.strip())
+    print(f"{run_id}: comment {'set' if text.strip() else 'removed'}")
     return 0
 
 

@@ -3,7 +3,9 @@
 :func:`open_run` opens a file read-only (in SWMR-read mode when possible, so a file still being
 written in SWMR mode can be read; :meth:`RunReader.refresh` then shows newer records) and
 returns a :class:`RunReader`: writers, senders, BOR/EOR maps, record counts and records as
-``(sequence, tags, blocks)`` with blocks typed by the ``dtype`` tag.
+``(sequence, tags, blocks)`` with blocks typed by the ``dtype`` tag;
+:meth:`RunReader.raw_records` gives them as stored (block bytes, SWMR tags as their JSON text)
+for bulk readers such as the data service.
 
 Where the groups are (also in files of earlier versions): :mod:`constellation.reader.tree`.
 The SWMR end-of-data rule: :mod:`constellation.reader.swmr_index`. How attribute and JSON
@@ -13,27 +15,31 @@ values come back: :mod:`constellation.reader.values`.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import h5py
-from h5py import h5d, h5g
+import numpy as np
+from h5py import h5g
 
 from constellation.errors import InputFileError
 from constellation.reader.swmr_index import INDEX_WINDOW, SWMR_DATASETS, read_window, swmr_count
+from constellation.reader.swmr_meta import TagCache
 from constellation.reader.tree import (
     RECORD,
     SenderGroup,
-    block_names,
     discover,
     is_writer,
     link_names,
     normal_bytes,
+    open_blocks,
     read_dataset,
 )
 from constellation.reader.values import (
+    RawRecord,
     Record,
     attr_group,
     attrs_dict,
@@ -47,7 +53,7 @@ try:  # registers the compression filters of H5DataWriter files (optional)
 except ImportError:  # pragma: no cover - hdf5plugin is part of the hdf5 extra
     pass
 
-__all__ = ["Record", "RunReader", "SenderStats", "open_run", "unflatten"]
+__all__ = ["RawRecord", "Record", "RunReader", "SenderStats", "open_run", "unflatten"]
 
 
 class SenderStats(NamedTuple):
@@ -114,6 +120,7 @@ class RunReader:
         self._datasets: dict[str, dict[str, h5py.Dataset]] = {}
         self._counts: dict[str, int] = {}
         self._names: dict[str, list[tuple[int, str]]] = {}
+        self._tags = TagCache()
 
     # --- file level ---------------------------------------------------------------------------
     @property
@@ -242,6 +249,21 @@ class RunReader:
             return self._normal_records(sender, start)
         return self._swmr_records(sender, start, self.record_count(sender))
 
+    def raw_records(
+        self, sender: str, start: int = 0, stop: int | None = None
+    ) -> Iterator[RawRecord]:
+        """Records ``[start, stop)`` as stored (:class:`RawRecord`), for bulk readers.
+
+        Blocks are bytes, not typed arrays; SWMR tags stay JSON text where the writer's form
+        allows. Cheaper than :meth:`records` where the bytes are passed on as they are.
+        """
+        sender = self._key(sender)
+        count = self.record_count(sender)
+        stop = count if stop is None else min(stop, count)
+        if self._sender(sender).layout == "normal":
+            return self._normal_raw(sender, start, stop)
+        return self._swmr_raw(sender, start, stop)
+
     def stats(self, sender: str) -> SenderStats:
         """Count, sequence range and block bytes, without reading the block data."""
         sender = self._key(sender)
@@ -276,8 +298,14 @@ class RunReader:
         for sequence, name in self._record_names(sender)[max(start, 0) :]:
             record = h5g.open(gid, name.encode())
             tags = unflatten(read_attrs(record))
-            blocks = [read_dataset(h5d.open(record, block)) for block in block_names(record)]
+            blocks = [read_dataset(dset) for dset in open_blocks(record)]
             yield Record(sequence, tags, blocks)
+
+    def _normal_raw(self, sender: str, start: int, stop: int) -> Iterator[RawRecord]:
+        records = itertools.islice(self._normal_records(sender, start), max(stop - start, 0))
+        for sequence, tags, blocks in records:
+            views = [block.view(np.uint8).data for block in blocks]
+            yield RawRecord(sequence, tags, None, views, [block.dtype.str for block in blocks])
 
     # --- SWMR layout --------------------------------------------------------------------------
     def _swmr_datasets(self, sender: str) -> dict[str, h5py.Dataset]:
@@ -294,15 +322,26 @@ class RunReader:
         return datasets
 
     def _swmr_records(self, sender: str, start: int, count: int) -> Iterator[Record]:
+        for window in self._windows(sender, start, count):
+            yield from self._checked(sender, window.records(self._tags))
+
+    def _swmr_raw(self, sender: str, start: int, stop: int) -> Iterator[RawRecord]:
+        for window in self._windows(sender, start, stop):
+            yield from self._checked(sender, window.raw_records(self._tags))
+
+    def _windows(self, sender: str, start: int, stop: int) -> Iterator[Any]:
         datasets = self._swmr_datasets(sender)
         position = max(start, 0)
-        while position < count:
-            window = read_window(datasets, position, min(count, position + INDEX_WINDOW))
-            try:
-                yield from window.records()
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise InputFileError(self._path, f"sender {sender}: {exc}") from exc
+        while position < stop:
+            window = read_window(datasets, position, min(stop, position + INDEX_WINDOW))
+            yield window
             position = window.stop
+
+    def _checked(self, sender: str, items: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from items
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputFileError(self._path, f"sender {sender}: {exc}") from exc
 
     def _sender(self, sender: str) -> SenderGroup:
         return self._senders[self._key(sender)]

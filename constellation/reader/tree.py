@@ -25,6 +25,7 @@ __all__ = [
     "is_writer",
     "link_names",
     "normal_bytes",
+    "open_blocks",
     "read_dataset",
 ]
 
@@ -90,6 +91,23 @@ def link_names(gid: h5g.GroupID) -> list[str]:
 def block_names(record: h5g.GroupID) -> list[bytes]:
     matches = ((_BLOCK.match(name), name) for name in link_names(record))
     return [name.encode() for _, name in sorted((int(m.group(1)), n) for m, n in matches if m)]
+
+
+def open_blocks(record: h5g.GroupID) -> list[h5d.DatasetID]:
+    """The block datasets of a record group, in order.
+
+    The writer names them ``block_00`` ... ``block_<n-1>`` and puts nothing else in the group:
+    when the group holds n links and those n names open, they are all of its links, and no
+    iteration over the names is needed. Any other group is listed (:func:`block_names`).
+    """
+    count = record.get_num_objs()
+    try:
+        return [h5d.open(record, _BLOCK_NAMES[i]) for i in range(count)]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return [h5d.open(record, name) for name in block_names(record)]
+
+
+_BLOCK_NAMES = [b"block_%02d" % i for i in range(64)]
 
 
 def normal_bytes(record: h5g.GroupID) -> int:

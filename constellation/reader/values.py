@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 from h5py import h5a, h5t
 
-__all__ = ["Record", "attr_group", "attrs_dict", "json_map", "read_attrs", "unflatten"]
+__all__ = ["RawRecord", "Record", "attr_group", "attrs_dict", "json_map", "read_attrs", "unflatten"]
 
 
 class Record(NamedTuple):
@@ -27,6 +27,21 @@ class Record(NamedTuple):
     sequence: int
     tags: dict[str, Any]
     blocks: list[np.ndarray]
+
+
+class RawRecord(NamedTuple):
+    """One record as stored, for bulk consumers (:meth:`RunReader.raw_records`).
+
+    Either ``tags`` (a map) or ``tags_json`` (the tags' JSON text, as stored in a SWMR file) is
+    set. ``blocks`` are the block bytes (views into a buffer shared by neighbouring records),
+    ``dtypes`` the numpy dtype string of each block (``"|u1"`` when untyped).
+    """
+
+    sequence: int
+    tags: dict[str, Any] | None
+    tags_json: bytes | None
+    blocks: list[memoryview]
+    dtypes: list[str]
 
 
 def json_map(raw: bytes) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from constellation.errors import InputFileError, UsageError
 from constellation.service.auth import TokenMiddleware
 from constellation.service.catalog import WHERE_KEYS, RunCatalog
+from constellation.service.files import FileSlice
 from constellation.service.reading import FollowState, details, npy_slice, record_slice
 from constellation.service.slicing import (
     BadRequest,
@@ -36,7 +37,6 @@ from constellation.service.slicing import (
 
 __all__ = ["create_app"]
 
-_CHUNK = 4 << 20
 _REFRESH = 0.25  # seconds a catalog scan stays current for the listing
 _FOLLOW_POLL = 0.02
 _FOLLOW_KEEPALIVE = 15.0
@@ -140,12 +140,8 @@ class _Service:
         headers["Content-Length"] = str(end - begin)
         if span is not None:
             headers["Content-Range"] = f"bytes {begin}-{end - 1}/{size}"
-        return StreamingResponse(
-            _file_chunks(path, begin, end),
-            status_code=206 if span else 200,
-            headers=headers,
-            media_type="application/x-hdf5",
-        )
+        headers["Content-Type"] = "application/x-hdf5"
+        return FileSlice(path, begin, end, 206 if span else 200, headers)
 
     async def follow(self, request: Request) -> Response:
         path = await self.readable(request.path_params["run_id"])
@@ -162,21 +158,6 @@ class _Service:
 def _with_headers(response: Response, headers: dict[str, str]) -> Response:
     response.headers.update(headers)
     return response
-
-
-async def _file_chunks(path: Path, begin: int, end: int) -> AsyncIterator[bytes]:
-    stream = await anyio.to_thread.run_sync(path.open, "rb")
-    try:
-        position = begin
-        await anyio.to_thread.run_sync(stream.seek, begin)
-        while position < end:
-            chunk = await anyio.to_thread.run_sync(stream.read, min(_CHUNK, end - position))
-            if not chunk:  # the file shrank: never happens for run files; stop short
-                break
-            position += len(chunk)
-            yield chunk
-    finally:
-        stream.close()
 
 
 async def _follow_events(state: FollowState, request: Request) -> AsyncIterator[str]:

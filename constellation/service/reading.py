@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import numpy as np
 
 from constellation.reader.h5reader import Record, RunReader, open_run
 from constellation.service.slicing import BadRequest, parse_slice
+from constellation.service.wire import pack_records
 
 __all__ = ["FollowState", "details", "encode_record", "npy_slice", "record_slice"]
 
@@ -64,8 +64,8 @@ def _slice(run: RunReader, sender: str, start: str | None, stop: str | None) -> 
 def record_slice(path: Path, sender: str, start: str | None, stop: str | None) -> bytes:
     """Records ``[start, stop)`` of ``sender`` as a msgpack array of record maps."""
     with open_run(path) as run:
-        records = _slice(run, sender, start, stop)
-    return msgpack.packb([encode_record(record) for record in records], use_bin_type=True)
+        first, last = parse_slice(start, stop, run.record_count(sender))
+        return pack_records(run.raw_records(sender, first, last), last - first)
 
 
 def npy_slice(path: Path, sender: str, start: str | None, stop: str | None) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -11,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from constellation.service.app import create_app
 from tests.helpers import LOOPBACK, console_script, wait_for
-from tests.service.support import TX, free_port, make_directory
+from tests.service.support import TX, free_port, make_directory, serving
 
 H5 = console_script("constellation-h5")
 
@@ -81,6 +83,26 @@ def test_remote_with_profile(served: tuple[str, Path], tmp_path: Path) -> None:
     assert denied.returncode == 2 and "401" in denied.stderr
     missing = _h5("remote", "--profile", "nope", "runs", env=env)
     assert missing.returncode == 2 and "no profile 'nope'" in missing.stderr
+
+
+def test_catalog_comment_command(tmp_path: Path) -> None:
+    make_directory(tmp_path)
+    with serving(create_app(tmp_path)) as url:  # a running server sees the comment at once
+        assert httpx.get(f"{url}/api/runs/run1").json()["comment"] is None
+        done = _h5("catalog", str(tmp_path), "--comment", "run1", "  beam dump at 3 am ")
+        assert done.returncode == 0 and done.stdout.strip() == "run1: comment set", done.stderr
+        assert httpx.get(f"{url}/api/runs/run1").json()["comment"] == "beam dump at 3 am"
+    found = _h5("catalog", str(tmp_path), "--where", "text=dump at 3", "--json")
+    rows = json.loads(found.stdout)
+    assert [(r["run_id"], r["comment"]) for r in rows] == [("run1", "beam dump at 3 am")]
+    listed = _h5("catalog", str(tmp_path))
+    assert "beam dump at 3 am" in listed.stdout
+    removed = _h5("catalog", str(tmp_path), "--comment", "run1", "")
+    assert removed.returncode == 0 and "removed" in removed.stdout
+    rows = json.loads(_h5("catalog", str(tmp_path), "--json").stdout)
+    assert [r["comment"] for r in rows if r["run_id"] == "run1"] == [None]
+    unknown = _h5("catalog", str(tmp_path), "--comment", "run99", "x")
+    assert unknown.returncode == 2 and "no run 'run99'" in unknown.stderr
 
 
 def test_download_resumes_and_verifies(served: tuple[str, Path], tmp_path: Path) -> None:
