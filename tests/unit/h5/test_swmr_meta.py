@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from constellation.reader.swmr_meta import MetaParts, TagCache, split_meta
-from satellites.h5datawriter.swmr_layout import encode_meta
+from satellites.h5datawriter.swmr_meta import encode_meta
 
 
 def _full(text: bytes) -> tuple[int | None, list[int] | None, dict[str, Any]]:

@@ -13,7 +13,7 @@ from constellation.errors import InputFileError
 from constellation.reader import open_run
 from constellation.reader.swmr_meta import split_meta
 from constellation.reader.swmr_uniform import uniform_window
-from satellites.h5datawriter.swmr_layout import encode_meta
+from satellites.h5datawriter.swmr_meta import encode_meta
 from tests.unit.h5.support import Rec, new_run
 
 SENDER = "Sensor.s1"
