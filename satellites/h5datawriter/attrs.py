@@ -23,7 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["STR_DTYPE", "flatten", "to_attr_items", "to_attr_value", "to_json_bytes"]
+__all__ = ["STR_DTYPE", "flatten", "same_tags", "to_attr_items", "to_attr_value", "to_json_bytes"]
 
 #: Variable-length UTF-8 string dtype: plain h5py reads such attributes back as ``str``.
 STR_DTYPE = h5py.string_dtype("utf-8")
@@ -135,3 +135,23 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_
 def to_json_bytes(value: Any) -> bytes:
     """Compact UTF-8 JSON of ``value``; datetimes as ISO strings, bytes as hex text."""
     return _ENCODER.encode(value).encode("utf-8")
+
+
+#: Tag value types whose equality means equal encodings (as attributes and as JSON).
+_SCALAR_TAG_TYPES = (str, int, float, bool, type(None))
+
+
+def same_tags(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True if ``new`` has the keys of ``old`` in the same order, with equal scalar values of
+    the same types: ``new`` then encodes exactly like ``old`` (attributes and tag JSON)."""
+    if len(old) != len(new) or list(old) != list(new):
+        return False
+    for key, value in new.items():
+        previous = old[key]
+        if previous is value:
+            continue
+        if type(previous) is not type(value) or not isinstance(value, _SCALAR_TAG_TYPES):
+            return False
+        if previous != value:
+            return False
+    return True

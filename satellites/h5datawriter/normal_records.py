@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from satellites.h5datawriter.attrs import flatten, to_attr_value
+from satellites.h5datawriter.attrs import flatten, same_tags, to_attr_value
 
 __all__ = [
     "Prepared",
@@ -27,7 +27,6 @@ __all__ = [
 ]
 
 _UINT8 = np.dtype(np.uint8)
-_SAME_TAG_TYPES = (str, int, float, bool, type(None))
 _SCALAR_SIGNATURES = {str: "str", float: "float", bool: "bool"}
 
 
@@ -95,7 +94,7 @@ def uniform_columns(first: RecordLike, rest: Sequence[RecordLike]) -> list[np.nd
             return None
     tags = first.tags
     if tags:
-        if not all(_same_tags(tags, r.tags) for r in rest):
+        if not all(same_tags(tags, r.tags) for r in rest):
             return None
     elif any(r.tags for r in rest):
         return None
@@ -103,22 +102,6 @@ def uniform_columns(first: RecordLike, rest: Sequence[RecordLike]) -> list[np.nd
         np.frombuffer(b"".join(r.blocks[k] for r in rest), dtype=np.uint8).reshape(len(rest), n)
         for k, n in enumerate(lengths)
     ]
-
-
-def _same_tags(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """True if ``new`` has the keys of ``old`` in the same order, with equal scalar values of
-    the same types (so the template's attributes stay valid)."""
-    if len(old) != len(new) or list(old) != list(new):
-        return False
-    for key, value in new.items():
-        previous = old[key]
-        if previous is value:
-            continue
-        if type(previous) is not type(value) or not isinstance(value, _SAME_TAG_TYPES):
-            return False
-        if previous != value:
-            return False
-    return True
 
 
 def _typed_block(block: Any, dtype: np.dtype[Any] | None) -> np.ndarray:

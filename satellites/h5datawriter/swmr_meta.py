@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from satellites.h5datawriter.attrs import to_json_bytes
+from satellites.h5datawriter.attrs import same_tags, to_json_bytes
 
-__all__ = ["FORMAT_INT", "MetaEncoder", "encode_meta", "range_meta", "same_tags"]
+__all__ = ["FORMAT_INT", "MetaEncoder", "encode_meta", "range_meta"]
 
 _RESERVED = ("block_lengths", "sequence")
 #: ``b"%d" % n`` as a function (for ``map``).
@@ -42,24 +42,6 @@ def _tags_prefix(tags: Mapping[str, Any]) -> bytes | None:
     if any(key in tags for key in _RESERVED):
         return None
     return to_json_bytes(tags)[:-1] + b","
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def same_tags(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """True if ``new`` encodes like ``old``: same keys, same scalar values of the same types."""
-    if len(old) != len(new) or old.keys() != new.keys():
-        return False
-    for key, value in new.items():
-        previous = old[key]
-        if previous is value:
-            continue
-        if type(previous) is not type(value) or not isinstance(value, _SCALARS):
-            return False
-        if previous != value:
-            return False
-    return True
 
 
 class MetaEncoder:
