@@ -21,7 +21,7 @@ import zmq
 from constellation.errors import DecodeError, UnknownSenderError
 from constellation.live.accounting import SenderStats, SequenceAccount
 from constellation.live.buffer import BufferItem, LiveBuffer, check_policy
-from constellation.live.frame import BOR, EOR, Frame, decode_records
+from constellation.live.frame import BOR, EOR, Frame
 from constellation.live.locate import LiveEndpoint, LiveLocator
 from constellation.live.pipe import NumpyPipe
 from constellation.live.protocol import (
@@ -39,6 +39,11 @@ from constellation.protocol.cdtp2 import decode_data_frame, split_bor_eor
 __all__ = ["Streamer"]
 
 _POLL_MS = 50
+#: Messages taken from one socket per wake-up at most.
+_RECV_BATCH = 1000
+#: After a wake-up that found messages, the socket thread lets more arrive for this long (s):
+#: a fast stream costs at most ~1000 wake-ups a second here and in ``read()``.
+_COALESCE = 0.001
 _REPORT_INTERVAL = 0.5
 #: How long :meth:`Streamer.update_senders` waits for discovery to find a named sender.
 SENDER_WAIT = 3.0
@@ -79,6 +84,7 @@ class Streamer:
         self._wanted: list[LiveEndpoint] = []  # found by the locator, for the thread
         self._lost: list[str] = []
         self._resubscribe = False
+        self._changes = 0  # bumped when endpoints or subscriptions change (socket thread syncs)
         self._closed = False
         #: Messages received that were not live messages (dropped; the receiver stays fine).
         self.bad_messages = 0
@@ -131,6 +137,7 @@ class Streamer:
         with self._cv:
             self._senders = wanted
             self._resubscribe = True
+            self._changes += 1
 
     @staticmethod
     def replay(path: str | os.PathLike[str], speed: float = 1.0, **kwargs: Any) -> Replay:
@@ -207,14 +214,17 @@ class Streamer:
                 self._cv.wait(remaining if remaining is not None else 0.5)
             items = self._buffer.take()
             self._cv.notify_all()  # a blocked socket thread may go on
-        frame = preface or Frame()
-        with self._read_lock:  # decoding runs while the socket thread goes on buffering
+        if preface is None:
+            frame = Frame(on_bad=self._bad_message)
+        else:
+            frame = Frame(preface.records, preface.events, self._bad_message)
+        with self._read_lock:  # accounting runs while the socket thread goes on buffering
             for item in items:
                 self._deliver(item, frame)
-            for name, records in frame.records.items():
+            for name in list(frame):
                 pipe = self._pipes.get(name.lower())
                 if pipe is not None:
-                    pipe.feed(records)
+                    pipe.feed(frame[name])  # a pipe's records are decoded now
         return frame
 
     def pipe(self, sender: str) -> NumpyPipe:
@@ -263,9 +273,7 @@ class Streamer:
             if header.kind == "DATA":
                 skip = account.on_data(header.first, header.count, header.size)
                 if skip < header.count:
-                    frame.records.setdefault(header.sender, []).extend(
-                        decode_records(header, payload, skip)
-                    )
+                    frame.add_data(header.sender, header, payload, skip)  # decoded on use
                 return
             message = decode_data_frame(decompress(header.codec, payload, header.size))
             tags, meta = split_bor_eor(message)
@@ -280,15 +288,20 @@ class Streamer:
             account.on_eor(records if type(records) is int else None)
             frame.events.append(EOR(header.sender, header.run_id, meta, tags, receiver))
 
+    def _bad_message(self) -> None:
+        self.bad_messages += 1
+
     # --- locator callbacks (any thread) ------------------------------------------------------
     def _found(self, endpoint: LiveEndpoint) -> None:
         with self._cv:
             self._wanted = [e for e in self._wanted if e.receiver != endpoint.receiver]
             self._wanted.append(endpoint)
+            self._changes += 1
 
     def _gone(self, receiver: str) -> None:
         with self._cv:
             self._wanted = [e for e in self._wanted if e.receiver != receiver]
+            self._changes += 1
 
     # --- socket thread -----------------------------------------------------------------------
     def _topics(self) -> list[bytes]:
@@ -304,16 +317,22 @@ class Streamer:
         sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]] = {}
         poller = zmq.Poller()
         next_report = 0.0
+        synced = -1
         try:
             while not self._closed:
-                self._sync_sockets(sockets, poller)
+                if synced != self._changes:
+                    synced = self._changes  # read before syncing: a change meanwhile syncs again
+                    self._sync_sockets(sockets, poller)
                 if not sockets:  # zmq.Poller returns at once without sockets: wait instead
                     with self._cv:
                         if not self._closed:
                             self._cv.wait(_POLL_MS / 1000)
                     continue
+                taken = 0
                 for sock, _ in poller.poll(_POLL_MS):
-                    self._receive(sock, sockets[sock][0].receiver)
+                    taken += self._receive(sock, sockets[sock][0].receiver)
+                if 0 < taken < _RECV_BATCH:
+                    time.sleep(_COALESCE)  # let messages gather: one wake-up takes many
                 now = time.monotonic()
                 if now >= next_report:
                     next_report = now + _REPORT_INTERVAL
@@ -353,29 +372,49 @@ class Streamer:
                     sock.send(b"\x00" + topic)
                 sockets[sock] = (endpoint, topics)
 
-    def _receive(self, sock: zmq.Socket[Any], receiver: str) -> None:
-        for _ in range(1000):  # bounded: the loop looks at its flags in between
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            try:
-                if len(frames) != 3:
-                    raise DecodeError(f"live message of {len(frames)} frames instead of 3")
-                header = LiveHeader.decode(frames[1].buffer)
-            except DecodeError:
+    def _receive(self, sock: zmq.Socket[Any], receiver: str) -> int:
+        """Take what the socket holds (up to a bound), then buffer it under one lock."""
+        items: list[BufferItem] = []
+        getsockopt = sock.getsockopt
+        while len(items) < _RECV_BATCH and getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            sock.recv()  # the topic: the header names the sender too
+            item = self._item(sock, receiver)
+            if item is None:
                 self.bad_messages += 1
-                continue
-            payload = frames[2].buffer
-            item = BufferItem(
-                header.kind, header.sender.lower(), len(payload), (header, payload, receiver)
-            )
-            with self._cv:
+            else:
+                items.append(item)
+        if not items:
+            return 0
+        with self._cv:
+            for item in items:
                 while not self._buffer.put(item):  # block policy: wait for read()
                     if self._closed:
-                        return
+                        return 0
+                    self._cv.notify_all()
                     self._cv.wait(0.1)
-                self._cv.notify_all()
+            self._cv.notify_all()
+        return len(items)
+
+    @staticmethod
+    def _item(sock: zmq.Socket[Any], receiver: str) -> BufferItem | None:
+        """The rest of a live message whose topic was just received; None if malformed."""
+        more = sock.getsockopt
+        header_raw = sock.recv() if more(zmq.RCVMORE) else None
+        payload = sock.recv(copy=False) if more(zmq.RCVMORE) else None
+        extra = False
+        while more(zmq.RCVMORE):
+            sock.recv()
+            extra = True
+        if header_raw is None or payload is None or extra:
+            return None
+        try:
+            header = LiveHeader.decode(header_raw)
+        except DecodeError:
+            return None
+        buffer = payload.buffer
+        return BufferItem(
+            header.kind, header.sender.lower(), len(buffer), (header, buffer, receiver)
+        )
 
     def _report(self, sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]]) -> None:
         with self._read_lock:
