@@ -60,6 +60,7 @@ def reader_main(group: str, buffer: int) -> None:
             time.sleep(0.05)
         time.sleep(0.5)  # let the subscription reach the writer
         print("ready", flush=True)
+        cpu_start = time.process_time()
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < 10:  # a lost EOR (stalled reader) ends it too
             frame = streamer.read(1.0)
@@ -73,6 +74,7 @@ def reader_main(group: str, buffer: int) -> None:
             return
         totals = {"received": stats.received, "dropped": stats.dropped}
         totals["discarded_messages"] = streamer._buffer.discarded
+        totals["cpu_s"] = round(time.process_time() - cpu_start, 2)
         print(json.dumps(totals), flush=True)
 
 
@@ -91,6 +93,15 @@ def _rss(pid: int) -> int:
         return int(psutil.Process(pid).memory_info().rss)
     except psutil.Error:
         return 0
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
+    except psutil.Error:
+        return 0.0
 
 
 def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int) -> dict[str, Any]:
@@ -137,6 +148,7 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
             ctl.start(run_id)
             ctl.await_state("RUN", 30)
             t_run = time.monotonic()
+            cpu_run = [_cpu(p.pid) for p in procs]
             peak = 0
             while time.monotonic() - t_run < seconds:
                 peak = max(peak, _rss(procs[0].pid))
@@ -152,6 +164,7 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
             ctl.stop()
             ctl.await_state("ORBIT", 120)
             t_orbit = time.monotonic()
+            cpu_used = [_cpu(p.pid) - c for p, c in zip(procs, cpu_run, strict=True)]
             if scenario == "stalled":
                 os.kill(readers[0].pid, signal.SIGCONT)
             totals = [_totals(reader) for reader in readers]  # before the writer shuts down
@@ -174,11 +187,14 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
         records_stored=stored,
         records_per_s=round(stored / (t_orbit - t_run)),
         writer_peak_rss_mb=round(peak / 2**20, 1),
+        writer_cpu_s=round(cpu_used[0], 2),
+        transmitter_cpu_s=round(cpu_used[1], 2),
     )
     if totals:
         result["readers_received"] = [t["received"] for t in totals]
         result["readers_dropped"] = [t["dropped"] for t in totals]
         result["readers_discarded_messages"] = [t.get("discarded_messages") for t in totals]
+        result["readers_cpu_s"] = [t.get("cpu_s") for t in totals]
     if latencies:
         latencies.sort()
         result["latency_median_ms"] = round(statistics.median(latencies) * 1000, 2)
