@@ -19,11 +19,13 @@ __all__ = [
     "CODECS",
     "LIVE_VERSION",
     "REPORT_PREFIX",
+    "LiveEndpoint",
     "LiveHeader",
     "compress",
     "decode_report",
     "decompress",
     "encode_report",
+    "endpoint_from_txt",
     "marker_topic",
     "sender_of_topic",
     "subscription_topic",
@@ -164,6 +166,32 @@ class LiveHeader:
             raise DecodeError("live header: index is not a uint")
         if type(self.time) not in (int, float) or type(self.replay) is not bool:
             raise DecodeError("live header: bad time or replay flag")
+
+
+@dataclass(frozen=True)
+class LiveEndpoint:
+    """The live service of one receiver: its canonical name and the two socket addresses."""
+
+    receiver: str
+    lossy: str
+    lossless: str
+
+
+def endpoint_from_txt(
+    group: str, properties: dict[str, str], address: str, port: int
+) -> LiveEndpoint | None:
+    """The endpoint an mDNS instance of the live service describes, None if not of ``group``.
+
+    ``properties`` is the instance's TXT record (``group``, ``name``, ``lossless``),
+    ``address`` the address to connect to and ``port`` the instance's port (the lossy socket).
+    """
+    name = properties.get("name", "")
+    lossless = properties.get("lossless", "")
+    if not name or properties.get("group", "").lower() != group.lower():
+        return None
+    if not lossless.isdigit() or not 0 < int(lossless) < 65536 or not 0 < port < 65536:
+        return None
+    return LiveEndpoint(name, f"tcp://{address}:{port}", f"tcp://{address}:{int(lossless)}")
 
 
 def encode_report(subscriber_id: str, received: int, dropped: int) -> bytes:
