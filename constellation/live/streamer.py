@@ -331,7 +331,7 @@ class Streamer:
                 taken = 0
                 for sock, _ in poller.poll(_POLL_MS):
                     taken += self._receive(sock, sockets[sock][0].receiver)
-                if 0 < taken < _RECV_BATCH:
+                if taken:
                     time.sleep(_COALESCE)  # let messages gather: one wake-up takes many
                 now = time.monotonic()
                 if now >= next_report:
@@ -376,13 +376,15 @@ class Streamer:
         """Take what the socket holds (up to a bound), then buffer it under one lock."""
         items: list[BufferItem] = []
         getsockopt = sock.getsockopt
-        while len(items) < _RECV_BATCH and getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        nbytes, most = 0, self._buffer.max_bytes  # never hold more than the buffer here
+        while len(items) < _RECV_BATCH and nbytes < most and getsockopt(zmq.EVENTS) & zmq.POLLIN:
             sock.recv()  # the topic: the header names the sender too
             item = self._item(sock, receiver)
             if item is None:
                 self.bad_messages += 1
             else:
                 items.append(item)
+                nbytes += item.nbytes
         if not items:
             return 0
         with self._cv:
