@@ -83,7 +83,7 @@ def reader_main(group: str, buffer: int) -> None:
             print(json.dumps({"received": 0, "dropped": -1}), flush=True)
             return
         totals = {"received": stats.received, "dropped": stats.dropped, "counted": counted}
-        totals["discarded_messages"] = streamer._buffer.discarded
+        totals["discarded_messages"] = streamer._buffer.discarded  # messages, not records
         totals["cpu_s"] = round(time.process_time() - cpu_start, 2)
         print(json.dumps(totals), flush=True)
 

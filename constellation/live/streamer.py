@@ -1,8 +1,9 @@
 """I/O layer: :class:`Streamer`, a live subscriber to every receiver of a group.
 
-One thread per streamer owns the sockets (one XSUB per receiver, found by
-:class:`~constellation.live.locate.LiveLocator`): it moves each message into a bounded
-:class:`~constellation.live.buffer.LiveBuffer` and reports the subscriber's totals upstream.
+One thread per streamer owns the sockets (:class:`~constellation.live.intake.Intake`: one XSUB
+per receiver, found by :class:`~constellation.live.locate.LiveLocator`): it moves the messages
+into a bounded :class:`~constellation.live.buffer.LiveBuffer` and reports the subscriber's
+totals upstream.
 :meth:`Streamer.read` takes what is buffered, decodes it and does the exact drop accounting
 (:class:`~constellation.live.accounting.SequenceAccount`). docs/live.md has the whole story.
 """
@@ -16,35 +17,20 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import zmq
-
 from constellation.errors import DecodeError, UnknownSenderError
 from constellation.live.accounting import SenderStats, SequenceAccount
 from constellation.live.buffer import BufferItem, LiveBuffer, check_policy
 from constellation.live.frame import BOR, EOR, Frame
-from constellation.live.locate import LiveEndpoint, LiveLocator
+from constellation.live.intake import Intake
+from constellation.live.locate import LiveLocator
 from constellation.live.pipe import NumpyPipe
-from constellation.live.protocol import (
-    LiveHeader,
-    check_codec,
-    decompress,
-    encode_report,
-    marker_topic,
-    subscription_topic,
-)
+from constellation.live.protocol import check_codec, decompress
 from constellation.live.recorded import Replay, file_preface, live_start
 from constellation.net.interfaces import NetworkScope
 from constellation.protocol.cdtp2 import decode_data_frame, split_bor_eor
 
 __all__ = ["Streamer"]
 
-_POLL_MS = 50
-#: Messages taken from one socket per wake-up at most.
-_RECV_BATCH = 1000
-#: After a wake-up that found messages, the socket thread lets more arrive for this long (s):
-#: a fast stream costs at most ~1000 wake-ups a second here and in ``read()``.
-_COALESCE = 0.001
-_REPORT_INTERVAL = 0.5
 #: How long :meth:`Streamer.update_senders` waits for discovery to find a named sender.
 SENDER_WAIT = 3.0
 
@@ -71,29 +57,23 @@ class Streamer:
         self.group = group
         self.policy = check_policy(policy)
         self.codec = check_codec(compression)
-        self._buffer = LiveBuffer(policy, buffer)
-        self._id = uuid.uuid4().hex[:12]
         self._senders: set[str] | None = _lowered(senders)
-        self._cv = threading.Condition(threading.Lock())
         self._read_lock = threading.Lock()  # accounts and names: read() and stats
         self._pipes: dict[str, NumpyPipe] = {}
         self._preface: Frame | None = None  # the file part of follow()
         self._accounts: dict[str, SequenceAccount] = {}
         self._names: dict[str, str] = {}  # lower-cased -> canonical, as seen in messages
-        self._context: zmq.Context[Any] = zmq.Context.instance()
-        self._wanted: list[LiveEndpoint] = []  # found by the locator, for the thread
-        self._lost: list[str] = []
-        self._resubscribe = False
-        self._changes = 0  # bumped when endpoints or subscriptions change (socket thread syncs)
-        self._closed = False
-        #: Messages received that were not live messages (dropped; the receiver stays fine).
-        self.bad_messages = 0
+        self._bad_payloads = 0
+        self._buffer = LiveBuffer(policy, buffer)
+        self._intake = Intake(
+            uuid.uuid4().hex[:12], self._buffer, self.codec, self._senders, self._totals
+        )
+        self._cv = self._intake.cv  # guards the buffer (read() against the socket thread)
         interfaces = [interface] if isinstance(interface, str) else interface
         scope = NetworkScope.from_interfaces(interfaces)
-        self._thread = threading.Thread(target=self._run, name="live-streamer", daemon=True)
-        self._thread.start()
+        intake = self._intake
         try:
-            self._locator = LiveLocator(group, scope, discovery, self._found, self._gone)
+            self._locator = LiveLocator(group, scope, discovery, intake.found, intake.gone)
         except Exception:
             self.close()
             raise
@@ -108,8 +88,17 @@ class Streamer:
     @property
     def receivers(self) -> list[str]:
         """Receivers whose live service this streamer is connected to."""
-        with self._cv:
-            return sorted({e.receiver for e in self._wanted})
+        return self._intake.receivers()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._intake.closed
+
+    @property
+    def bad_messages(self) -> int:
+        """Messages that were not live messages, and payloads that did not decode (dropped)."""
+        return self._intake.bad_messages + self._bad_payloads
 
     def known_senders(self) -> list[str]:
         """Canonical names of the group's transmitters and of every sender seen."""
@@ -134,10 +123,8 @@ class Streamer:
                 raise UnknownSenderError(
                     f"unknown sender(s) {unknown} in group '{self.group}' (known: {known})"
                 )
-        with self._cv:
-            self._senders = wanted
-            self._resubscribe = True
-            self._changes += 1
+        self._senders = wanted
+        self._intake.follow(wanted)
 
     @staticmethod
     def replay(path: str | os.PathLike[str], speed: float = 1.0, **kwargs: Any) -> Replay:
@@ -206,7 +193,7 @@ class Streamer:
             while not len(self._buffer):
                 if preface is not None:
                     return preface
-                if self._closed:
+                if self._intake.closed:
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -237,15 +224,13 @@ class Streamer:
 
     def close(self) -> None:
         """Stop receiving and free the sockets, threads and buffers."""
-        with self._cv:
-            if self._closed:
-                return
-            self._closed = True
-            self._cv.notify_all()
+        if self._intake.closed:
+            return
+        self._intake.close()
         locator = getattr(self, "_locator", None)
         if locator is not None:
             locator.close()
-        self._thread.join(5)
+        self._intake.join(5)
 
     def __enter__(self) -> Streamer:
         return self
@@ -254,7 +239,7 @@ class Streamer:
         self.close()
 
     def __iter__(self) -> Iterator[Frame]:
-        while not self._closed:
+        while not self._intake.closed:
             frame = self.read(0.5)
             if frame is not None:
                 yield frame
@@ -278,7 +263,7 @@ class Streamer:
             message = decode_data_frame(decompress(header.codec, payload, header.size))
             tags, meta = split_bor_eor(message)
         except DecodeError:
-            self.bad_messages += 1
+            self._bad_payloads += 1
             return
         if header.kind == "BOR":
             if account.on_bor(header.run_id, header.replay):
@@ -289,145 +274,14 @@ class Streamer:
             frame.events.append(EOR(header.sender, header.run_id, meta, tags, receiver))
 
     def _bad_message(self) -> None:
-        self.bad_messages += 1
+        self._bad_payloads += 1
 
-    # --- locator callbacks (any thread) ------------------------------------------------------
-    def _found(self, endpoint: LiveEndpoint) -> None:
-        with self._cv:
-            self._wanted = [e for e in self._wanted if e.receiver != endpoint.receiver]
-            self._wanted.append(endpoint)
-            self._changes += 1
-
-    def _gone(self, receiver: str) -> None:
-        with self._cv:
-            self._wanted = [e for e in self._wanted if e.receiver != receiver]
-            self._changes += 1
-
-    # --- socket thread -----------------------------------------------------------------------
-    def _topics(self) -> list[bytes]:
-        senders = self._senders
-        topics = [marker_topic(self._id)]
-        if senders is None:
-            topics.append(subscription_topic(self.codec, None))
-        else:
-            topics.extend(subscription_topic(self.codec, s) for s in sorted(senders))
-        return topics
-
-    def _run(self) -> None:
-        sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]] = {}
-        poller = zmq.Poller()
-        next_report = 0.0
-        synced = -1
-        try:
-            while not self._closed:
-                if synced != self._changes:
-                    synced = self._changes  # read before syncing: a change meanwhile syncs again
-                    self._sync_sockets(sockets, poller)
-                if not sockets:  # zmq.Poller returns at once without sockets: wait instead
-                    with self._cv:
-                        if not self._closed:
-                            self._cv.wait(_POLL_MS / 1000)
-                    continue
-                taken = 0
-                for sock, _ in poller.poll(_POLL_MS):
-                    taken += self._receive(sock, sockets[sock][0].receiver)
-                if taken:
-                    time.sleep(_COALESCE)  # let messages gather: one wake-up takes many
-                now = time.monotonic()
-                if now >= next_report:
-                    next_report = now + _REPORT_INTERVAL
-                    self._report(sockets)
-        finally:
-            for sock in sockets:
-                sock.close(linger=0)
-
-    def _sync_sockets(
-        self, sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]], poller: Any
-    ) -> None:
-        with self._cv:
-            wanted = list(self._wanted)
-            resubscribe, self._resubscribe = self._resubscribe, False
-            topics = self._topics()
-        for sock, (endpoint, _) in list(sockets.items()):
-            if endpoint not in wanted:
-                poller.unregister(sock)
-                sock.close(linger=0)
-                del sockets[sock]
-        current = {e for e, _ in sockets.values()}
-        for endpoint in wanted:
-            if endpoint not in current:
-                sock = self._context.socket(zmq.XSUB)
-                sock.setsockopt(zmq.LINGER, 0)
-                sock.setsockopt(zmq.RCVHWM, 1000)
-                sock.connect(endpoint.lossless if self.policy == "block" else endpoint.lossy)
-                for topic in topics:
-                    sock.send(b"\x01" + topic)
-                sockets[sock] = (endpoint, topics)
-                poller.register(sock, zmq.POLLIN)
-        if resubscribe:
-            for sock, (endpoint, old) in list(sockets.items()):
-                for topic in set(topics) - set(old):
-                    sock.send(b"\x01" + topic)
-                for topic in set(old) - set(topics):
-                    sock.send(b"\x00" + topic)
-                sockets[sock] = (endpoint, topics)
-
-    def _receive(self, sock: zmq.Socket[Any], receiver: str) -> int:
-        """Take what the socket holds (up to a bound), then buffer it under one lock."""
-        items: list[BufferItem] = []
-        getsockopt = sock.getsockopt
-        nbytes, most = 0, self._buffer.max_bytes  # never hold more than the buffer here
-        while len(items) < _RECV_BATCH and nbytes < most and getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            sock.recv()  # the topic: the header names the sender too
-            item = self._item(sock, receiver)
-            if item is None:
-                self.bad_messages += 1
-            else:
-                items.append(item)
-                nbytes += item.nbytes
-        if not items:
-            return 0
-        with self._cv:
-            for item in items:
-                while not self._buffer.put(item):  # block policy: wait for read()
-                    if self._closed:
-                        return 0
-                    self._cv.notify_all()
-                    self._cv.wait(0.1)
-            self._cv.notify_all()
-        return len(items)
-
-    @staticmethod
-    def _item(sock: zmq.Socket[Any], receiver: str) -> BufferItem | None:
-        """The rest of a live message whose topic was just received; None if malformed."""
-        more = sock.getsockopt
-        header_raw = sock.recv() if more(zmq.RCVMORE) else None
-        payload = sock.recv(copy=False) if more(zmq.RCVMORE) else None
-        extra = False
-        while more(zmq.RCVMORE):
-            sock.recv()
-            extra = True
-        if header_raw is None or payload is None or extra:
-            return None
-        try:
-            header = LiveHeader.decode(header_raw)
-        except DecodeError:
-            return None
-        buffer = payload.buffer
-        return BufferItem(
-            header.kind, header.sender.lower(), len(buffer), (header, buffer, receiver)
-        )
-
-    def _report(self, sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]]) -> None:
+    def _totals(self) -> tuple[int, int]:
+        """Records received and dropped over every sender (the upstream reports)."""
         with self._read_lock:
             received = sum(a.stats.received for a in self._accounts.values())
             dropped = sum(a.stats.dropped for a in self._accounts.values())
-        report = encode_report(self._id, received, dropped)
-        for sock in sockets:
-            try:
-                sock.send(report, zmq.NOBLOCK)
-            except zmq.Again:
-                pass
+        return received, dropped
 
 
 def _lowered(names: Iterable[str] | None) -> set[str] | None:

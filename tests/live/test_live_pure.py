@@ -177,6 +177,24 @@ def test_drop_oldest_keeps_the_bound_and_every_bor_and_eor() -> None:
     assert buffer.discarded == 41 and buffer.nbytes == 0
 
 
+def test_a_full_drop_oldest_buffer_waits_for_the_reader_then_drops_until_emptied() -> None:
+    buffer = LiveBuffer("drop-oldest", 250, grace=0.5)
+    assert buffer.put(_item("DATA")) and buffer.put(_item("DATA"))
+    third = _item("DATA")
+    assert buffer.wait_time(third, now=10.0) == 0.5  # full: the wait begins
+    assert buffer.wait_time(third, now=10.3) == pytest.approx(0.2)
+    assert buffer.wait_time(_item("EOR"), now=10.3) == 0.0  # control messages never wait
+    assert buffer.wait_time(third, now=10.6) == 0.0  # over: put, and the oldest goes
+    buffer.put(third)
+    assert buffer.discarded == 1
+    assert buffer.wait_time(_item("DATA"), now=11.0) == 0.0  # no new wait before a take
+    buffer.take()
+    assert buffer.put(_item("DATA")) and buffer.put(_item("DATA"))
+    assert buffer.wait_time(_item("DATA"), now=12.0) == 0.5  # emptied: the next fill waits
+    assert LiveBuffer("block", 250).wait_time(_item("DATA"), 0.0) == 0.0
+    assert LiveBuffer("latest", 1).wait_time(_item("DATA"), 0.0) == 0.0
+
+
 def test_latest_keeps_only_the_newest_record_per_sender() -> None:
     buffer = LiveBuffer("latest", 10**6)
     for n in range(5):
@@ -188,6 +206,7 @@ def test_latest_keeps_only_the_newest_record_per_sender() -> None:
 def test_block_refuses_what_does_not_fit() -> None:
     buffer = LiveBuffer("block", 250)
     assert buffer.put(_item("DATA")) and buffer.put(_item("DATA"))
+    assert buffer.wait_time(_item("DATA"), 0.0) == float("inf")
     assert not buffer.put(_item("DATA"))
     assert buffer.put(_item("EOR"))  # control messages always fit
     assert len(buffer.take()) == 3 and buffer.put(_item("DATA"))
