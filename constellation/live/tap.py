@@ -297,12 +297,8 @@ class LiveTap:
 
 
 def _replayed(header: LiveHeader) -> LiveHeader:
-    from dataclasses import replace
-
-    return replace(header, replay=True)
+    return header._replace(replay=True)
 
 
 def _with_codec(header: LiveHeader, codec: str) -> LiveHeader:
-    from dataclasses import replace
-
-    return replace(header, codec=codec)
+    return header._replace(codec=codec)
