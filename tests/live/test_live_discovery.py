@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import zmq
 
 from constellation.live import Streamer
@@ -20,7 +21,8 @@ SCOPE = NetworkScope((LOOPBACK,))
 RECEIVER = "DevNullReceiver.only_mdns"
 
 
-def test_mdns_streamer_finds_the_live_type_and_loses_it_when_withdrawn() -> None:
+@pytest.mark.parametrize("discovery", ["mdns", "both"])
+def test_mdns_streamer_finds_the_live_type_and_loses_it_when_withdrawn(discovery: str) -> None:
     group = f"live_mdns_{uuid.uuid4().hex[:8]}"
     tap = LiveTap(zmq.Context.instance(), SCOPE, RECEIVER)
     announcer = MdnsDiscovery(group, RECEIVER, SCOPE)
@@ -29,7 +31,7 @@ def test_mdns_streamer_finds_the_live_type_and_loses_it_when_withdrawn() -> None
     try:
         announcer.announce_type(LIVE_MDNS_TYPE, tap.port, {"lossless": str(tap.lossless_port)})
         other.announce_type(LIVE_MDNS_TYPE, tap.port, {"lossless": str(tap.lossless_port)})
-        streamer = Streamer(group, interface=LOOPBACK, discovery="mdns")
+        streamer = Streamer(group, interface=LOOPBACK, discovery=discovery)
         wait_for(lambda: streamer.receivers == [RECEIVER], 15, what="the mDNS live service")
         wait_for(lambda: tap.service() or tap.subscribers == 1, 10, what="the subscription")
         tap.publish("BOR", "Tx.a", "run_1", make_bor("Tx.a", {}, {}).encode()[0])
