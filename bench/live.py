@@ -12,7 +12,15 @@ Scenarios, each with satellite processes on 127.0.0.1 (RandomTransmitter -> H5Da
 - ``latency``: paced at 1 kHz, one reader in this process: median and 99th percentile of the
   time from the writer's publication (after storing) to ``read()`` returning (goal <= 10 ms).
 
-    python bench/live.py [--seconds 3] [--paced-rate 100000] [--json]
+Each reader process is what a user writes for a rate display: a ``Streamer`` with the default
+policy (``drop-oldest``) and buffer, ``read(1.0)`` in a loop, adding up ``frame.count()`` of
+every frame, until a frame brings the EOR; it prints that sum, its stats and the CPU seconds it
+used from the run's start. (``count()`` decodes nothing: a frame decodes records on access.)
+The latency reader reads ``record.published`` of every record, so it decodes them all.
+Every scenario runs ``--repeats`` times (3), interleaved; figures and ratios (each taken
+within one repeat) are reported as medians.
+
+    python bench/live.py [--seconds 3] [--repeats 3] [--paced-rate 100000] [--json]
 """
 
 from __future__ import annotations
@@ -60,19 +68,23 @@ def reader_main(group: str, buffer: int) -> None:
             time.sleep(0.05)
         time.sleep(0.5)  # let the subscription reach the writer
         print("ready", flush=True)
+        cpu_start = time.process_time()
         quiet_since = time.monotonic()
+        counted = 0
         while time.monotonic() - quiet_since < 10:  # a lost EOR (stalled reader) ends it too
             frame = streamer.read(1.0)
             if frame is not None:
                 quiet_since = time.monotonic()
+                counted += frame.count()
                 if any(isinstance(e, EOR) for e in frame.events):
                     break
         stats = streamer.stats.get(TX)
         if stats is None:
             print(json.dumps({"received": 0, "dropped": -1}), flush=True)
             return
-        totals = {"received": stats.received, "dropped": stats.dropped}
-        totals["discarded_messages"] = streamer._buffer.discarded
+        totals = {"received": stats.received, "dropped": stats.dropped, "counted": counted}
+        totals["discarded_messages"] = streamer._buffer.discarded  # messages, not records
+        totals["cpu_s"] = round(time.process_time() - cpu_start, 2)
         print(json.dumps(totals), flush=True)
 
 
@@ -91,6 +103,15 @@ def _rss(pid: int) -> int:
         return int(psutil.Process(pid).memory_info().rss)
     except psutil.Error:
         return 0
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
+    except psutil.Error:
+        return 0.0
 
 
 def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int) -> dict[str, Any]:
@@ -137,6 +158,7 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
             ctl.start(run_id)
             ctl.await_state("RUN", 30)
             t_run = time.monotonic()
+            cpu_run = [_cpu(p.pid) for p in procs]
             peak = 0
             while time.monotonic() - t_run < seconds:
                 peak = max(peak, _rss(procs[0].pid))
@@ -152,6 +174,7 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
             ctl.stop()
             ctl.await_state("ORBIT", 120)
             t_orbit = time.monotonic()
+            cpu_used = [_cpu(p.pid) - c for p, c in zip(procs, cpu_run, strict=True)]
             if scenario == "stalled":
                 os.kill(readers[0].pid, signal.SIGCONT)
             totals = [_totals(reader) for reader in readers]  # before the writer shuts down
@@ -174,11 +197,15 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
         records_stored=stored,
         records_per_s=round(stored / (t_orbit - t_run)),
         writer_peak_rss_mb=round(peak / 2**20, 1),
+        writer_cpu_s=round(cpu_used[0], 2),
+        transmitter_cpu_s=round(cpu_used[1], 2),
     )
     if totals:
         result["readers_received"] = [t["received"] for t in totals]
         result["readers_dropped"] = [t["dropped"] for t in totals]
         result["readers_discarded_messages"] = [t.get("discarded_messages") for t in totals]
+        result["readers_cpu_s"] = [t.get("cpu_s") for t in totals]
+        result["readers_counted"] = [t.get("counted") for t in totals]
     if latencies:
         latencies.sort()
         result["latency_median_ms"] = round(statistics.median(latencies) * 1000, 2)
@@ -186,11 +213,17 @@ def run(scenario: str, seconds: float, out: Path, paced_rate: float, buffer: int
     return result
 
 
+def _median_of(runs: list[dict[str, Any]], key: str) -> float:
+    """Median over the runs of the sum of a per-reader list."""
+    return round(statistics.median(sum(r.get(key) or [0]) for r in runs), 2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--paced-rate", type=float, default=100_000)
     parser.add_argument("--scenarios", default="none,ten,paced,stalled,latency")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--buffer", type=int, default=4 * 2**20, help="reader buffer, bytes")
     parser.add_argument("--reader", help=argparse.SUPPRESS)
@@ -198,21 +231,34 @@ def main() -> int:
     if args.reader:
         reader_main(args.reader, args.buffer)
         return 0
-    results = {}
+    results: dict[str, list[dict[str, Any]]] = {}
+    ratios: dict[str, list[float]] = {"ten_vs_none": [], "stalled_vs_none": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for scenario in args.scenarios.split(","):
-            results[scenario] = run(scenario, args.seconds, Path(tmp), args.paced_rate, args.buffer)
-            if not args.json:
-                print(results[scenario], flush=True)
-    base = results.get("none", {}).get("records_per_s")
-    summary = {}
-    for name in ("ten", "stalled"):
-        if base and name in results:
-            summary[f"{name}_vs_none"] = round(results[name]["records_per_s"] / base, 3)
+        for _ in range(args.repeats):
+            this: dict[str, dict[str, Any]] = {}
+            for scenario in args.scenarios.split(","):
+                this[scenario] = run(
+                    scenario, args.seconds, Path(tmp), args.paced_rate, args.buffer
+                )
+                results.setdefault(scenario, []).append(this[scenario])
+                if not args.json:
+                    print(this[scenario], flush=True)
+            base = this.get("none", {}).get("records_per_s")
+            for name in ("ten", "stalled"):
+                if base and name in this:
+                    ratios[f"{name}_vs_none"].append(this[name]["records_per_s"] / base)
+    summary: dict[str, Any] = {k: round(statistics.median(v), 3) for k, v in ratios.items() if v}
+    for name, runs in results.items():
+        summary[f"{name}_records_per_s"] = round(
+            statistics.median(r["records_per_s"] for r in runs)
+        )
+    if "ten" in results:
+        summary["ten_reader_cpu_s"] = _median_of(results["ten"], "readers_cpu_s")
     if "paced" in results:
-        summary["paced_dropped"] = results["paced"].get("readers_dropped")
+        summary["paced_dropped"] = [r.get("readers_dropped") for r in results["paced"]]
     if "latency" in results:
-        summary["latency_median_ms"] = results["latency"].get("latency_median_ms")
+        for key in ("latency_median_ms", "latency_p99_ms"):
+            summary[key] = round(statistics.median(r[key] for r in results["latency"]), 2)
     if args.json:
         print(json.dumps({"results": results, "summary": summary}))
     else:

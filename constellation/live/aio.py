@@ -43,7 +43,7 @@ class AsyncStreamer:
         return self._frames()
 
     async def _frames(self) -> AsyncIterator[Frame]:
-        while not self._streamer._closed:
+        while not self._streamer.closed:
             frame = await self.read(0.5)
             if frame is not None:
                 yield frame

@@ -1,14 +1,17 @@
 """Pure bounded buffer of a live subscriber, between its socket thread and ``read()``.
 
 Items are kept in arrival order and bounded in bytes. The policies decide what happens when a
-DATA item does not fit: ``drop-oldest`` discards the oldest DATA items, ``latest`` keeps only
-the newest DATA item per sender at any time, ``block`` makes :meth:`LiveBuffer.put` report
-"full" so the caller waits (back-pressure). BOR and EOR items are never dropped: they are small
-and the drop accounting needs them.
+DATA item does not fit: ``drop-oldest`` first has the caller wait up to ``grace`` seconds for
+the reader (:meth:`LiveBuffer.wait_time`; meanwhile messages wait in the socket's queue), then
+discards the oldest DATA items until the reader empties the buffer; ``latest`` keeps only the
+newest DATA item per sender at any time; ``block`` has the caller wait for room however long
+it takes (back-pressure; :meth:`LiveBuffer.put` reports "full"). BOR and EOR items are never
+dropped nor held back: they are small and the drop accounting needs them.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +19,8 @@ from typing import Any
 __all__ = ["POLICIES", "BufferItem", "LiveBuffer", "check_policy"]
 
 POLICIES = ("drop-oldest", "latest", "block")
+#: Seconds a full ``drop-oldest`` buffer waits for the reader before discarding the oldest.
+FULL_GRACE = 0.5
 
 
 def check_policy(policy: str) -> str:
@@ -39,8 +44,12 @@ class BufferItem:
 class LiveBuffer:
     """Arrival-ordered items bounded by ``max_bytes`` under a slow-consumer policy."""
 
-    def __init__(self, policy: str = "drop-oldest", max_bytes: int = 4 * 2**20) -> None:
+    def __init__(
+        self, policy: str = "drop-oldest", max_bytes: int = 4 * 2**20, grace: float = FULL_GRACE
+    ) -> None:
         self.policy = check_policy(policy)
+        self.grace = grace
+        self._full_until: float | None = None  # drop-oldest: end of the current wait
         if max_bytes <= 0:
             raise ValueError(f"buffer must be a positive number of bytes, not {max_bytes}")
         self.max_bytes = max_bytes
@@ -56,6 +65,21 @@ class LiveBuffer:
     def full(self, nbytes: int) -> bool:
         """Whether an item of ``nbytes`` would exceed the bound (something is held already)."""
         return bool(self._items) and self.nbytes + nbytes > self.max_bytes
+
+    def wait_time(self, item: BufferItem, now: float) -> float:
+        """Seconds the caller should wait for :meth:`take` before putting ``item`` (0: now).
+
+        ``block``: ``inf`` while ``item`` does not fit. ``drop-oldest``: the rest of a wait of
+        ``grace`` s that began when the buffer was first found full; once it is over, 0 until
+        :meth:`take` empties the buffer (the oldest are discarded meanwhile).
+        """
+        if item.kind != "DATA" or self.policy == "latest" or not self.full(item.nbytes):
+            return 0.0
+        if self.policy == "block":
+            return math.inf
+        if self._full_until is None:
+            self._full_until = now + self.grace
+        return max(0.0, self._full_until - now)
 
     def put(self, item: BufferItem) -> bool:
         """Add ``item``; False (nothing added) when the policy is ``block`` and it is full."""
@@ -86,6 +110,7 @@ class LiveBuffer:
         self._items.clear()
         self._latest.clear()
         self.nbytes = 0
+        self._full_until = None  # the next time it fills, the caller waits again
         return items
 
     def _append(self, item: BufferItem) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from constellation.errors import DecodeError
 from constellation.live.protocol import LiveHeader, decompress
 from constellation.protocol.cdtp2 import decode_data_frame
 
@@ -85,33 +87,88 @@ class EOR:
         return str(self.run_metadata.get("condition", ""))
 
 
-@dataclass
 class Frame:
     """The records of every sender with new records since the last read, and the run events.
 
     ``records`` maps a sender's canonical name to its records in order; ``events`` lists the
     BOR and EOR objects in the order they were seen (relative to the records of their sender,
     a BOR comes before and an EOR after them).
+
+    Records are decoded lazily: a frame from :meth:`Streamer.read` holds the received
+    payloads, and decodes a sender's records when ``records`` or ``frame[sender]`` is first
+    used. ``len(frame)``, iterating over it (the senders), :meth:`count` and :meth:`counts`
+    decode nothing. A payload that does not decode is left out (see ``bad_messages``).
     """
 
-    records: dict[str, list[LiveRecord]] = field(default_factory=dict)
-    events: list[BOR | EOR] = field(default_factory=list)
+    __slots__ = ("_decoded", "_on_bad", "_parts", "bad_messages", "events")
 
-    def __bool__(self) -> bool:
-        return bool(self.records or self.events)
+    def __init__(
+        self,
+        records: dict[str, list[LiveRecord]] | None = None,
+        events: list[BOR | EOR] | None = None,
+        on_bad: Callable[[], None] | None = None,
+    ) -> None:
+        self._decoded: dict[str, list[LiveRecord]] = records if records is not None else {}
+        #: sender -> received DATA payloads not decoded yet: (header, payload, records to skip)
+        self._parts: dict[str, list[tuple[LiveHeader, Any, int]]] = {}
+        self._on_bad = on_bad
+        self.events: list[BOR | EOR] = events if events is not None else []
+        #: DATA payloads of this frame that did not decode (left out of ``records``).
+        self.bad_messages = 0
 
-    def __getitem__(self, sender: str) -> list[LiveRecord]:
-        return self.records[sender]
+    def add_data(self, sender: str, header: LiveHeader, payload: Any, skip: int) -> None:
+        """Hold the records of a received DATA message from ``skip`` on (decoded on use)."""
+        parts = self._parts.get(sender)
+        if parts is None:
+            parts = self._parts[sender] = []
+            self._decoded.setdefault(sender, [])  # keeps the senders in arrival order
+        parts.append((header, payload, skip))
 
-    def __iter__(self) -> Any:
-        return iter(self.records)
+    @property
+    def records(self) -> dict[str, list[LiveRecord]]:
+        """Sender -> its records in order (decodes whatever is not decoded yet)."""
+        for sender in list(self._parts):
+            self._decode(sender)
+        return self._decoded
 
-    def __len__(self) -> int:
-        return len(self.records)
+    def counts(self) -> dict[str, int]:
+        """Sender -> number of records, without decoding them."""
+        counts = {sender: len(records) for sender, records in self._decoded.items()}
+        for sender, parts in self._parts.items():
+            counts[sender] += sum(h.count - skip for h, _, skip in parts)
+        return counts
 
     def count(self) -> int:
-        """Number of records in the frame."""
-        return sum(map(len, self.records.values()))
+        """Number of records in the frame (nothing is decoded)."""
+        return sum(self.counts().values())
+
+    def _decode(self, sender: str) -> list[LiveRecord]:
+        records = self._decoded.setdefault(sender, [])
+        for header, payload, skip in self._parts.pop(sender, ()):
+            try:
+                records.extend(decode_records(header, payload, skip))
+            except DecodeError:
+                self.bad_messages += 1
+                if self._on_bad is not None:
+                    self._on_bad()
+        return records
+
+    def __bool__(self) -> bool:
+        return bool(self._decoded or self.events)
+
+    def __getitem__(self, sender: str) -> list[LiveRecord]:
+        if sender in self._parts:
+            return self._decode(sender)
+        return self._decoded[sender]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded)
+
+    def __len__(self) -> int:
+        return len(self._decoded)
+
+    def __repr__(self) -> str:
+        return f"Frame(counts={self.counts()}, events={self.events!r})"
 
 
 def decode_records(header: LiveHeader, payload: Any, skip: int) -> list[LiveRecord]:

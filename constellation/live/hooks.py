@@ -44,6 +44,7 @@ class ReceiverLive:
         self._sat = satellite
         self.deferred = deferred
         self.tap: LiveTap | None = None
+        self._context: zmq.Context[Any] | None = None
         self._lock = threading.Lock()
         self._pending: dict[str, deque[_Pending]] = {}
         self._index: dict[str, int] = {}
@@ -69,7 +70,10 @@ class ReceiverLive:
         """Bind the live sockets (before the satellite's control service is announced)."""
         sat = self._sat
         if self.tap is None:
-            self.tap = LiveTap(zmq.Context.instance(), sat.scope, sat.canonical_name)
+            # A context of its own: the fan-out to the readers runs in its own ZeroMQ I/O
+            # thread, so it never delays the reading of the data sockets.
+            self._context = zmq.Context(io_threads=1)
+            self.tap = LiveTap(self._context, sat.scope, sat.canonical_name)
 
     def announce(self, discovery: Any) -> None:
         """Announce the live sockets over mDNS, as a service of this receiver; look at the
@@ -92,6 +96,9 @@ class ReceiverLive:
         tap, self.tap = self.tap, None
         if tap is not None:
             tap.close()
+        context, self._context = self._context, None
+        if context is not None:
+            context.term()  # the tap's sockets are closed (linger 0): returns at once
 
     def get_live_endpoint(self) -> CommandResult:
         tap = self.tap

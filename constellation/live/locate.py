@@ -1,7 +1,9 @@
 """I/O layer: find the live services of a group's receivers.
 
-The group's discovery (mDNS or CHIRP, as the satellites use) reports every control service; a
-:class:`LiveLocator` asks each one, over CSCP, for ``get_live_endpoint``. Receivers answer with
+With mDNS (``mdns``, and ``both``), a :class:`~constellation.live.browse.LiveBrowser` browses
+the receivers' ``_cnstln-live._tcp`` services. With CHIRP (``chirp``, and ``both``), which
+knows no service of that kind, the group's discovery reports every control service and a
+:class:`LiveLocator` asks each one, over CSCP, for ``get_live_endpoint``: receivers answer with
 their live ports, other satellites with UNKNOWN (a standard reply: no peer ever gets a message
 it does not know). Transmitters' data services are collected too, as the senders a
 subscription may name. Found endpoints are reported through ``on_found``/``on_lost``.
@@ -14,15 +16,17 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
 from constellation.errors import DecodeError
+from constellation.live.browse import LiveBrowser
 from constellation.live.hooks import LIVE_COMMAND
+from constellation.live.protocol import LiveEndpoint
 from constellation.net.discovery import (
     DiscoveredService,
+    Discovery,
     DiscoveryEvent,
     ServiceId,
     make_discovery,
@@ -39,15 +43,6 @@ _ASK_TRIES = 3
 #: A receiver whose live service is not open is asked again this often, this many times.
 _LATER_DELAY = 1.0
 _LATER_TRIES = 30
-
-
-@dataclass(frozen=True)
-class LiveEndpoint:
-    """The live service of one receiver."""
-
-    receiver: str
-    lossy: str
-    lossless: str
 
 
 class LiveLocator:
@@ -73,8 +68,18 @@ class LiveLocator:
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="live-locator", daemon=True)
         self._thread.start()
-        self._discovery = make_discovery(discovery, group, self.name, scope)
-        self._discovery.add_listener([ServiceId.CONTROL, ServiceId.DATA], self._on_service)
+        kind = discovery.lower()
+        self._browser: LiveBrowser | None = None
+        self._discovery: Discovery | None = None
+        try:
+            self._discovery = make_discovery(kind, group, self.name, scope)
+            if kind in ("mdns", "both"):
+                self._browser = LiveBrowser(group, scope, on_found, on_lost)
+        except Exception:
+            self.close()
+            raise
+        asked = [ServiceId.DATA] if kind == "mdns" else [ServiceId.CONTROL, ServiceId.DATA]
+        self._discovery.add_listener(asked, self._on_service)
 
     def senders(self) -> dict[str, str]:
         """Transmitters of the group known so far: lower-cased -> canonical name."""
@@ -90,7 +95,10 @@ class LiveLocator:
     def close(self) -> None:
         self._closed = True
         self._asks.put(None)
-        self._discovery.close()
+        if self._browser is not None:
+            self._browser.close()
+        if self._discovery is not None:
+            self._discovery.close()
         self._thread.join(5)
 
     def _on_service(self, event: DiscoveryEvent, service: DiscoveredService) -> None:

@@ -9,7 +9,7 @@ reports upstream (first byte ``0x02``, then a msgpack map). docs/live.md describ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -19,11 +19,13 @@ __all__ = [
     "CODECS",
     "LIVE_VERSION",
     "REPORT_PREFIX",
+    "LiveEndpoint",
     "LiveHeader",
     "compress",
     "decode_report",
     "decompress",
     "encode_report",
+    "endpoint_from_txt",
     "marker_topic",
     "sender_of_topic",
     "subscription_topic",
@@ -81,15 +83,15 @@ def sender_of_topic(topic: bytes) -> str | None:
     return body.rstrip(b"\n").decode(errors="replace")
 
 
-@dataclass(frozen=True)
-class LiveHeader:
+class LiveHeader(NamedTuple):
     """Second frame of a live message.
 
     ``kind`` is DATA, BOR or EOR; ``first`` and ``count`` the sequence number of the first
     record and the number of records (DATA), ``index`` the position of the first record in the
     sender's part of the run file (H5DataWriter) or None; ``size`` the payload bytes before
     compression; ``replay`` marks a BOR sent again for a subscriber that joined during the run;
-    ``time`` when the receiver published the message (seconds since the epoch).
+    ``time`` when the receiver published the message (seconds since the epoch). A tuple: every
+    reader decodes one per message, so it is cheap to build.
     """
 
     kind: str
@@ -132,16 +134,16 @@ class LiveHeader:
             raise DecodeError("live header: not a version 1 header map")
         try:
             header = cls(
-                kind=value["kind"],
-                sender=value["sender"],
-                run_id=value["run"],
-                first=value["first"],
-                count=value["count"],
-                index=value["index"],
-                codec=value["codec"],
-                size=value["size"],
-                replay=value["replay"],
-                time=value["t"],
+                value["kind"],
+                value["sender"],
+                value["run"],
+                value["first"],
+                value["count"],
+                value["index"],
+                value["codec"],
+                value["size"],
+                value["replay"],
+                value["t"],
             )
         except KeyError as exc:
             raise DecodeError(f"live header: missing key {exc}") from None
@@ -153,17 +155,41 @@ class LiveHeader:
             raise DecodeError(f"live header: unknown kind {self.kind!r}")
         if self.codec not in CODECS:
             raise DecodeError(f"live header: unknown codec {self.codec!r}")
-        for key in ("sender", "run_id"):
-            if type(getattr(self, key)) is not str:
-                raise DecodeError(f"live header: {key} is not a str")
-        for key in ("first", "count", "size"):
-            value = getattr(self, key)
+        if type(self.sender) is not str or type(self.run_id) is not str:
+            raise DecodeError("live header: sender or run_id is not a str")
+        for key, value in (("first", self.first), ("count", self.count), ("size", self.size)):
             if type(value) is not int or value < 0:
                 raise DecodeError(f"live header: {key} is not a uint")
         if self.index is not None and (type(self.index) is not int or self.index < 0):
             raise DecodeError("live header: index is not a uint")
         if type(self.time) not in (int, float) or type(self.replay) is not bool:
             raise DecodeError("live header: bad time or replay flag")
+
+
+@dataclass(frozen=True)
+class LiveEndpoint:
+    """The live service of one receiver: its canonical name and the two socket addresses."""
+
+    receiver: str
+    lossy: str
+    lossless: str
+
+
+def endpoint_from_txt(
+    group: str, properties: dict[str, str], address: str, port: int
+) -> LiveEndpoint | None:
+    """The endpoint an mDNS instance of the live service describes, None if not of ``group``.
+
+    ``properties`` is the instance's TXT record (``group``, ``name``, ``lossless``),
+    ``address`` the address to connect to and ``port`` the instance's port (the lossy socket).
+    """
+    name = properties.get("name", "")
+    lossless = properties.get("lossless", "")
+    if not name or properties.get("group", "").lower() != group.lower():
+        return None
+    if not lossless.isdigit() or not 0 < int(lossless) < 65536 or not 0 < port < 65536:
+        return None
+    return LiveEndpoint(name, f"tcp://{address}:{port}", f"tcp://{address}:{int(lossless)}")
 
 
 def encode_report(subscriber_id: str, received: int, dropped: int) -> bytes:

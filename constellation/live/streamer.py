@@ -1,8 +1,9 @@
 """I/O layer: :class:`Streamer`, a live subscriber to every receiver of a group.
 
-One thread per streamer owns the sockets (one XSUB per receiver, found by
-:class:`~constellation.live.locate.LiveLocator`): it moves each message into a bounded
-:class:`~constellation.live.buffer.LiveBuffer` and reports the subscriber's totals upstream.
+One thread per streamer owns the sockets (:class:`~constellation.live.intake.Intake`: one XSUB
+per receiver, found by :class:`~constellation.live.locate.LiveLocator`): it moves the messages
+into a bounded :class:`~constellation.live.buffer.LiveBuffer` and reports the subscriber's
+totals upstream.
 :meth:`Streamer.read` takes what is buffered, decodes it and does the exact drop accounting
 (:class:`~constellation.live.accounting.SequenceAccount`). docs/live.md has the whole story.
 """
@@ -16,30 +17,20 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import zmq
-
 from constellation.errors import DecodeError, UnknownSenderError
 from constellation.live.accounting import SenderStats, SequenceAccount
 from constellation.live.buffer import BufferItem, LiveBuffer, check_policy
-from constellation.live.frame import BOR, EOR, Frame, decode_records
-from constellation.live.locate import LiveEndpoint, LiveLocator
+from constellation.live.frame import BOR, EOR, Frame
+from constellation.live.intake import Intake
+from constellation.live.locate import LiveLocator
 from constellation.live.pipe import NumpyPipe
-from constellation.live.protocol import (
-    LiveHeader,
-    check_codec,
-    decompress,
-    encode_report,
-    marker_topic,
-    subscription_topic,
-)
+from constellation.live.protocol import check_codec, decompress
 from constellation.live.recorded import Replay, file_preface, live_start
 from constellation.net.interfaces import NetworkScope
 from constellation.protocol.cdtp2 import decode_data_frame, split_bor_eor
 
 __all__ = ["Streamer"]
 
-_POLL_MS = 50
-_REPORT_INTERVAL = 0.5
 #: How long :meth:`Streamer.update_senders` waits for discovery to find a named sender.
 SENDER_WAIT = 3.0
 
@@ -66,28 +57,23 @@ class Streamer:
         self.group = group
         self.policy = check_policy(policy)
         self.codec = check_codec(compression)
-        self._buffer = LiveBuffer(policy, buffer)
-        self._id = uuid.uuid4().hex[:12]
         self._senders: set[str] | None = _lowered(senders)
-        self._cv = threading.Condition(threading.Lock())
         self._read_lock = threading.Lock()  # accounts and names: read() and stats
         self._pipes: dict[str, NumpyPipe] = {}
         self._preface: Frame | None = None  # the file part of follow()
         self._accounts: dict[str, SequenceAccount] = {}
         self._names: dict[str, str] = {}  # lower-cased -> canonical, as seen in messages
-        self._context: zmq.Context[Any] = zmq.Context.instance()
-        self._wanted: list[LiveEndpoint] = []  # found by the locator, for the thread
-        self._lost: list[str] = []
-        self._resubscribe = False
-        self._closed = False
-        #: Messages received that were not live messages (dropped; the receiver stays fine).
-        self.bad_messages = 0
+        self._bad_payloads = 0
+        self._buffer = LiveBuffer(policy, buffer)
+        self._intake = Intake(
+            uuid.uuid4().hex[:12], self._buffer, self.codec, self._senders, self._totals
+        )
+        self._cv = self._intake.cv  # guards the buffer (read() against the socket thread)
         interfaces = [interface] if isinstance(interface, str) else interface
         scope = NetworkScope.from_interfaces(interfaces)
-        self._thread = threading.Thread(target=self._run, name="live-streamer", daemon=True)
-        self._thread.start()
+        intake = self._intake
         try:
-            self._locator = LiveLocator(group, scope, discovery, self._found, self._gone)
+            self._locator = LiveLocator(group, scope, discovery, intake.found, intake.gone)
         except Exception:
             self.close()
             raise
@@ -102,8 +88,17 @@ class Streamer:
     @property
     def receivers(self) -> list[str]:
         """Receivers whose live service this streamer is connected to."""
-        with self._cv:
-            return sorted({e.receiver for e in self._wanted})
+        return self._intake.receivers()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._intake.closed
+
+    @property
+    def bad_messages(self) -> int:
+        """Messages that were not live messages, and payloads that did not decode (dropped)."""
+        return self._intake.bad_messages + self._bad_payloads
 
     def known_senders(self) -> list[str]:
         """Canonical names of the group's transmitters and of every sender seen."""
@@ -128,9 +123,8 @@ class Streamer:
                 raise UnknownSenderError(
                     f"unknown sender(s) {unknown} in group '{self.group}' (known: {known})"
                 )
-        with self._cv:
-            self._senders = wanted
-            self._resubscribe = True
+        self._senders = wanted
+        self._intake.follow(wanted)
 
     @staticmethod
     def replay(path: str | os.PathLike[str], speed: float = 1.0, **kwargs: Any) -> Replay:
@@ -199,7 +193,7 @@ class Streamer:
             while not len(self._buffer):
                 if preface is not None:
                     return preface
-                if self._closed:
+                if self._intake.closed:
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -207,14 +201,17 @@ class Streamer:
                 self._cv.wait(remaining if remaining is not None else 0.5)
             items = self._buffer.take()
             self._cv.notify_all()  # a blocked socket thread may go on
-        frame = preface or Frame()
-        with self._read_lock:  # decoding runs while the socket thread goes on buffering
+        if preface is None:
+            frame = Frame(on_bad=self._bad_message)
+        else:
+            frame = Frame(preface.records, preface.events, self._bad_message)
+        with self._read_lock:  # accounting runs while the socket thread goes on buffering
             for item in items:
                 self._deliver(item, frame)
-            for name, records in frame.records.items():
+            for name in list(frame):
                 pipe = self._pipes.get(name.lower())
                 if pipe is not None:
-                    pipe.feed(records)
+                    pipe.feed(frame[name])  # a pipe's records are decoded now
         return frame
 
     def pipe(self, sender: str) -> NumpyPipe:
@@ -227,15 +224,13 @@ class Streamer:
 
     def close(self) -> None:
         """Stop receiving and free the sockets, threads and buffers."""
-        with self._cv:
-            if self._closed:
-                return
-            self._closed = True
-            self._cv.notify_all()
+        if self._intake.closed:
+            return
+        self._intake.close()
         locator = getattr(self, "_locator", None)
         if locator is not None:
             locator.close()
-        self._thread.join(5)
+        self._intake.join(5)
 
     def __enter__(self) -> Streamer:
         return self
@@ -244,7 +239,7 @@ class Streamer:
         self.close()
 
     def __iter__(self) -> Iterator[Frame]:
-        while not self._closed:
+        while not self._intake.closed:
             frame = self.read(0.5)
             if frame is not None:
                 yield frame
@@ -263,14 +258,12 @@ class Streamer:
             if header.kind == "DATA":
                 skip = account.on_data(header.first, header.count, header.size)
                 if skip < header.count:
-                    frame.records.setdefault(header.sender, []).extend(
-                        decode_records(header, payload, skip)
-                    )
+                    frame.add_data(header.sender, header, payload, skip)  # decoded on use
                 return
             message = decode_data_frame(decompress(header.codec, payload, header.size))
             tags, meta = split_bor_eor(message)
         except DecodeError:
-            self.bad_messages += 1
+            self._bad_payloads += 1
             return
         if header.kind == "BOR":
             if account.on_bor(header.run_id, header.replay):
@@ -280,113 +273,15 @@ class Streamer:
             account.on_eor(records if type(records) is int else None)
             frame.events.append(EOR(header.sender, header.run_id, meta, tags, receiver))
 
-    # --- locator callbacks (any thread) ------------------------------------------------------
-    def _found(self, endpoint: LiveEndpoint) -> None:
-        with self._cv:
-            self._wanted = [e for e in self._wanted if e.receiver != endpoint.receiver]
-            self._wanted.append(endpoint)
+    def _bad_message(self) -> None:
+        self._bad_payloads += 1
 
-    def _gone(self, receiver: str) -> None:
-        with self._cv:
-            self._wanted = [e for e in self._wanted if e.receiver != receiver]
-
-    # --- socket thread -----------------------------------------------------------------------
-    def _topics(self) -> list[bytes]:
-        senders = self._senders
-        topics = [marker_topic(self._id)]
-        if senders is None:
-            topics.append(subscription_topic(self.codec, None))
-        else:
-            topics.extend(subscription_topic(self.codec, s) for s in sorted(senders))
-        return topics
-
-    def _run(self) -> None:
-        sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]] = {}
-        poller = zmq.Poller()
-        next_report = 0.0
-        try:
-            while not self._closed:
-                self._sync_sockets(sockets, poller)
-                if not sockets:  # zmq.Poller returns at once without sockets: wait instead
-                    with self._cv:
-                        if not self._closed:
-                            self._cv.wait(_POLL_MS / 1000)
-                    continue
-                for sock, _ in poller.poll(_POLL_MS):
-                    self._receive(sock, sockets[sock][0].receiver)
-                now = time.monotonic()
-                if now >= next_report:
-                    next_report = now + _REPORT_INTERVAL
-                    self._report(sockets)
-        finally:
-            for sock in sockets:
-                sock.close(linger=0)
-
-    def _sync_sockets(
-        self, sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]], poller: Any
-    ) -> None:
-        with self._cv:
-            wanted = list(self._wanted)
-            resubscribe, self._resubscribe = self._resubscribe, False
-            topics = self._topics()
-        for sock, (endpoint, _) in list(sockets.items()):
-            if endpoint not in wanted:
-                poller.unregister(sock)
-                sock.close(linger=0)
-                del sockets[sock]
-        current = {e for e, _ in sockets.values()}
-        for endpoint in wanted:
-            if endpoint not in current:
-                sock = self._context.socket(zmq.XSUB)
-                sock.setsockopt(zmq.LINGER, 0)
-                sock.setsockopt(zmq.RCVHWM, 1000)
-                sock.connect(endpoint.lossless if self.policy == "block" else endpoint.lossy)
-                for topic in topics:
-                    sock.send(b"\x01" + topic)
-                sockets[sock] = (endpoint, topics)
-                poller.register(sock, zmq.POLLIN)
-        if resubscribe:
-            for sock, (endpoint, old) in list(sockets.items()):
-                for topic in set(topics) - set(old):
-                    sock.send(b"\x01" + topic)
-                for topic in set(old) - set(topics):
-                    sock.send(b"\x00" + topic)
-                sockets[sock] = (endpoint, topics)
-
-    def _receive(self, sock: zmq.Socket[Any], receiver: str) -> None:
-        for _ in range(1000):  # bounded: the loop looks at its flags in between
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            try:
-                if len(frames) != 3:
-                    raise DecodeError(f"live message of {len(frames)} frames instead of 3")
-                header = LiveHeader.decode(frames[1].buffer)
-            except DecodeError:
-                self.bad_messages += 1
-                continue
-            payload = frames[2].buffer
-            item = BufferItem(
-                header.kind, header.sender.lower(), len(payload), (header, payload, receiver)
-            )
-            with self._cv:
-                while not self._buffer.put(item):  # block policy: wait for read()
-                    if self._closed:
-                        return
-                    self._cv.wait(0.1)
-                self._cv.notify_all()
-
-    def _report(self, sockets: dict[zmq.Socket[Any], tuple[LiveEndpoint, list[bytes]]]) -> None:
+    def _totals(self) -> tuple[int, int]:
+        """Records received and dropped over every sender (the upstream reports)."""
         with self._read_lock:
             received = sum(a.stats.received for a in self._accounts.values())
             dropped = sum(a.stats.dropped for a in self._accounts.values())
-        report = encode_report(self._id, received, dropped)
-        for sock in sockets:
-            try:
-                sock.send(report, zmq.NOBLOCK)
-            except zmq.Again:
-                pass
+        return received, dropped
 
 
 def _lowered(names: Iterable[str] | None) -> set[str] | None:

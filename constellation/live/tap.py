@@ -39,8 +39,11 @@ __all__ = ["LIVE_HWM", "LiveTap"]
 log = logging.getLogger("constellation.live")
 
 #: Messages queued per subscriber on the receiver side before ZeroMQ drops (lossy socket) or
-#: waits (lossless socket). With 128 KiB messages that is at most 8 MiB per subscriber.
-LIVE_HWM = 64
+#: waits (lossless socket). A writer that fell behind publishes what it then stores at once (its
+#: disk queue holds up to 16 MiB, 128 messages of 128 KiB): a queue of this many takes such a
+#: burst whole. The payloads are the received frames, shared: with 128 KiB messages a stalled
+#: subscriber keeps at most 16 MiB of them alive.
+LIVE_HWM = 128
 #: Upstream messages (subscriptions, reports) larger than this drop the subscriber's connection.
 _MAX_UPSTREAM = 64 * 1024
 #: Distinct subscription topics remembered per socket; more are ignored (with a warning).
@@ -294,12 +297,8 @@ class LiveTap:
 
 
 def _replayed(header: LiveHeader) -> LiveHeader:
-    from dataclasses import replace
-
-    return replace(header, replay=True)
+    return header._replace(replay=True)
 
 
 def _with_codec(header: LiveHeader, codec: str) -> LiveHeader:
-    from dataclasses import replace
-
-    return replace(header, codec=codec)
+    return header._replace(codec=codec)

@@ -86,7 +86,9 @@ def test_a_reader_that_keeps_up_gets_every_record_once_in_order(
 
 def test_a_stalled_reader_counts_its_drops_exactly(pair: Controller, group: str) -> None:
     with _streamer(group, buffer=64 * 1024) as streamer:
-        _run(pair, 0, 200_000)  # full speed while nobody reads
+        # Full speed while nobody reads: 400 MB exceed all that can wait for the reader (~150 MB,
+        # see test_the_receiver_counts_its_readers_and_their_drops).
+        _run(pair, 0, 400_000)
         frames: list[Frame] = []
         eor = read_until_eor(streamer, frames)
         stats = streamer.stats[TX]
@@ -276,7 +278,10 @@ def test_the_receiver_counts_its_readers_and_their_drops(pair: Controller, group
             sample = watcher.latest(name, DN).get(DN)
             return None if sample is None else sample.value
 
-        _run(pair, 0, 100_000)  # metrics are sent from INIT on
+        # Nothing is read until the run is over, and 400 MB exceed everything that can wait for
+        # the reader (its buffer, 1000 messages in its socket's queue, the TCP buffers, 128
+        # messages at the receiver: ~150 MB with 128 KiB messages): records are dropped.
+        _run(pair, 0, 400_000)  # metrics are sent from INIT on
         read_until_eor(streamer, [])
         dropped = streamer.stats[TX].dropped
         assert dropped > 0

@@ -9,24 +9,39 @@ from hypothesis import strategies as st
 from constellation.errors import ConfigError, DecodeError
 from constellation.live.accounting import SequenceAccount
 from constellation.live.buffer import BufferItem, LiveBuffer
+from constellation.live.frame import Frame
 from constellation.live.protocol import (
+    LiveEndpoint,
     LiveHeader,
     check_codec,
     compress,
     decode_report,
     decompress,
     encode_report,
+    endpoint_from_txt,
     sender_of_topic,
     subscription_topic,
     topic_for,
 )
 from constellation.live.tap import _Subscriptions
+from constellation.protocol.cdtp2 import DataRecord, encode_data_frame
 
 
 # --- protocol ----------------------------------------------------------------------------------
 def test_header_round_trip() -> None:
     header = LiveHeader("DATA", "Tx.a", "run_1", 5, 3, 17, "lz4", 999, False, 12.5)
     assert LiveHeader.decode(header.encode()) == header
+
+
+def test_the_mdns_txt_record_gives_the_endpoint_of_the_group_only() -> None:
+    txt = {"group": "Edda", "name": "H5DataWriter.w", "lossless": "4002"}
+    assert endpoint_from_txt("edda", txt, "127.0.0.1", 4001) == LiveEndpoint(
+        "H5DataWriter.w", "tcp://127.0.0.1:4001", "tcp://127.0.0.1:4002"
+    )
+    assert endpoint_from_txt("other", txt, "127.0.0.1", 4001) is None
+    for broken in ({"name": ""}, {"lossless": "x"}, {"lossless": "70000"}, {"group": ""}):
+        assert endpoint_from_txt("edda", {**txt, **broken}, "127.0.0.1", 4001) is None
+    assert endpoint_from_txt("edda", txt, "127.0.0.1", 0) is None
 
 
 @given(st.binary(max_size=200))
@@ -162,6 +177,24 @@ def test_drop_oldest_keeps_the_bound_and_every_bor_and_eor() -> None:
     assert buffer.discarded == 41 and buffer.nbytes == 0
 
 
+def test_a_full_drop_oldest_buffer_waits_for_the_reader_then_drops_until_emptied() -> None:
+    buffer = LiveBuffer("drop-oldest", 250, grace=0.5)
+    assert buffer.put(_item("DATA")) and buffer.put(_item("DATA"))
+    third = _item("DATA")
+    assert buffer.wait_time(third, now=10.0) == 0.5  # full: the wait begins
+    assert buffer.wait_time(third, now=10.3) == pytest.approx(0.2)
+    assert buffer.wait_time(_item("EOR"), now=10.3) == 0.0  # control messages never wait
+    assert buffer.wait_time(third, now=10.6) == 0.0  # over: put, and the oldest goes
+    buffer.put(third)
+    assert buffer.discarded == 1
+    assert buffer.wait_time(_item("DATA"), now=11.0) == 0.0  # no new wait before a take
+    buffer.take()
+    assert buffer.put(_item("DATA")) and buffer.put(_item("DATA"))
+    assert buffer.wait_time(_item("DATA"), now=12.0) == 0.5  # emptied: the next fill waits
+    assert LiveBuffer("block", 250).wait_time(_item("DATA"), 0.0) == 0.0
+    assert LiveBuffer("latest", 1).wait_time(_item("DATA"), 0.0) == 0.0
+
+
 def test_latest_keeps_only_the_newest_record_per_sender() -> None:
     buffer = LiveBuffer("latest", 10**6)
     for n in range(5):
@@ -173,6 +206,7 @@ def test_latest_keeps_only_the_newest_record_per_sender() -> None:
 def test_block_refuses_what_does_not_fit() -> None:
     buffer = LiveBuffer("block", 250)
     assert buffer.put(_item("DATA")) and buffer.put(_item("DATA"))
+    assert buffer.wait_time(_item("DATA"), 0.0) == float("inf")
     assert not buffer.put(_item("DATA"))
     assert buffer.put(_item("EOR"))  # control messages always fit
     assert len(buffer.take()) == 3 and buffer.put(_item("DATA"))
@@ -230,3 +264,45 @@ def test_the_numpy_pipe_returns_unconsumed_rows_again() -> None:
         pipe.feed([bad])
     pipe.consume(10)
     assert len(pipe) == 0 and len(pipe.read()) == 0
+
+
+# --- frames ------------------------------------------------------------------------------------
+def _data(sender: str, first: int, count: int) -> tuple[LiveHeader, bytes]:
+    records = [DataRecord(first + i, {}, [bytes([i]) * 4]) for i in range(count)]
+    payload = encode_data_frame(sender, records)
+    return LiveHeader("DATA", sender, "run_1", first, count, size=len(payload)), payload
+
+
+def test_a_frame_counts_without_decoding_and_decodes_a_sender_when_asked() -> None:
+    bad: list[int] = []
+    frame = Frame(on_bad=lambda: bad.append(1))
+    header_a, payload_a = _data("Tx.a", 1, 3)
+    header_b, _ = _data("Tx.b", 1, 2)
+    frame.add_data("Tx.a", header_a, payload_a, skip=1)
+    frame.add_data("Tx.b", header_b, b"\xc1 not a CDTP2 frame", skip=0)
+    # Counting and listing senders decode nothing: the bad payload is not noticed yet.
+    assert (frame.counts(), frame.count(), list(frame), len(frame)) == (
+        {"Tx.a": 2, "Tx.b": 2},
+        4,
+        ["Tx.a", "Tx.b"],
+        2,
+    )
+    assert [r.sequence for r in frame["Tx.a"]] == [2, 3]
+    assert frame["Tx.a"][0].blocks[0].tobytes() == b"\x01" * 4
+    assert frame.bad_messages == 0 and not bad
+    assert frame.records == {"Tx.a": frame["Tx.a"], "Tx.b": []}  # decoding all: Tx.b fails
+    assert frame.bad_messages == 1 and bad == [1]
+    assert frame.count() == 2
+
+
+def test_decoded_records_keep_their_order_after_records_given_at_construction() -> None:
+    header, payload = _data("Tx.a", 5, 2)
+    first = _data("Tx.a", 1, 4)
+    frame = Frame()
+    frame.add_data("Tx.a", *first, skip=0)
+    frame.add_data("Tx.a", header, payload, skip=0)
+    given_frame = Frame({"Tx.a": frame["Tx.a"][:2]})
+    given_frame.add_data("Tx.a", header, payload, skip=1)
+    assert [r.sequence for r in frame["Tx.a"]] == [1, 2, 3, 4, 5, 6]
+    assert [r.sequence for r in given_frame["Tx.a"]] == [1, 2, 6]
+    assert given_frame.counts() == {"Tx.a": 3}
