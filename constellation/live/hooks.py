@@ -139,9 +139,12 @@ class ReceiverLive:
         if tap is None or not frames:
             return
         kind = _KINDS[message.msg_type]
-        records = message.records
-        first = records[0].sequence if kind == "DATA" and records else 0
-        count = len(records) if kind == "DATA" else 0
+        first = count = 0
+        if isinstance(message, UniformMessage):  # its sequence range, no record built
+            first, count = message.batch.first_seq, message.batch.count
+        elif kind == "DATA" and message.records:
+            records = message.records
+            first, count = records[0].sequence, len(records)
         if not self.deferred:
             tap.publish(kind, message.sender, self._sat.run_id, frames[0], first, count)
             return

@@ -132,11 +132,16 @@ class DataReceiver:
             still = []
             for sock in ready:
                 try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    frame = sock.recv(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     continue
                 still.append(sock)
-                size = sum(len(f) for f in frames)
+                frames = [frame]
+                size = len(frame)
+                while frame.more:  # not CDTP2 (one frame), rejected by the decoder
+                    frame = sock.recv(copy=False)
+                    frames.append(frame)
+                    size += len(frame)
                 budget -= size
                 try:
                     message = self._decode(frames)

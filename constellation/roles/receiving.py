@@ -43,6 +43,8 @@ LAUNCH_DISCOVERY_TIMEOUT = 3.0
 #: if data still flows (a transmitter that never stops).
 _MAX_EOR_WAIT_FACTOR = 6
 _POLL_MS = 50
+#: While data flows, the live service looks at its subscriptions at most this often (seconds).
+_LIVE_SERVICE_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -204,12 +206,14 @@ class ReceivingRole(DataRole):
         eor_timeout = self._options.eor_timeout
         dispatch = self._dispatch
         state, closing = self._ctx.state, self._ctx.closing
-        last_activity = time.monotonic()
+        now = last_activity = time.monotonic()
+        next_service = now
         stop_seen: float | None = None
         live = self.live
         while state() is not State.ERROR and not closing():
             received = False
-            if live is not None:
+            if live is not None and now >= next_service:
+                next_service = now + _LIVE_SERVICE_S
                 live.service()  # new subscribers get the BORs
             for message, size in receiver.poll(_POLL_MS):
                 dispatch(message, size)

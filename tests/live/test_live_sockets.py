@@ -128,6 +128,31 @@ def test_a_deferred_receiver_publishes_in_order_after_storing() -> None:
     assert "get_live_endpoint" in sat.commands
 
 
+def test_a_uniform_message_is_published_by_its_sequence_range_without_records(
+    monkeypatch: Any,
+) -> None:
+    from constellation.protocol import cdtp2_uniform
+    from constellation.protocol.cdtp2 import CDTPType
+
+    def no_records(*_: Any) -> None:
+        raise AssertionError("a record was built")
+
+    monkeypatch.setattr(cdtp2_uniform.UniformRecords, "__getitem__", no_records)
+    monkeypatch.setattr(cdtp2_uniform.UniformRecords, "__iter__", no_records)
+    sat = SimpleNamespace(
+        commands=CommandRegistry(), metrics=mock.Mock(), run_id="run_1", canonical_name="W.w"
+    )
+    live = ReceiverLive(sat)
+    fake = _FakeTap()
+    live.tap = fake  # type: ignore[assignment]
+    records = [DataRecord(5 + i, {"n": 1}, [bytes(64 * 1024)]) for i in range(3)]
+    frame = encode_data_frame("Tx.a", records, CDTPType.DATA)
+    message = cdtp2_uniform.decode_uniform(frame)
+    assert message is not None
+    live.accept(message, [frame])
+    assert fake.sent == [("DATA", "Tx.a", "run_1", frame, 5, 3)]
+
+
 # --- DataReceiver -------------------------------------------------------------------------------
 def _pusher(name: str) -> tuple[zmq.Socket[Any], DiscoveredService]:
     sock = zmq.Context.instance().socket(zmq.PUSH)
