@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # --- the views (pure: rows and values in, renderables out) ---------------------------------------
 def _compact(value: float) -> str:
-    """A count in at most 6 characters: 12,345 then 123.4k, 12.3M, 1.23G."""
+    """A count in at most 6 characters: 12,345, then 123k, 1.50M, 12.3M, 1.23G."""
     if abs(value) < 100_000:
         return f"{value:,.0f}"
     for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12)):
