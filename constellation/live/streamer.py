@@ -31,7 +31,8 @@ from constellation.protocol.cdtp2 import decode_data_frame, split_bor_eor
 
 __all__ = ["Streamer"]
 
-#: How long :meth:`Streamer.update_senders` waits for discovery to find a named sender.
+#: How long the constructor and :meth:`Streamer.update_senders` wait for discovery to find a
+#: named sender (transmitters announce their data service when their process starts).
 SENDER_WAIT = 3.0
 
 
@@ -41,6 +42,9 @@ class Streamer:
     ``senders``: canonical names to follow (None: every sender). ``policy``: ``drop-oldest``
     (default), ``latest`` or ``block`` (lossless, back-pressure up to the transmitters).
     ``buffer``: bytes held here at most. ``compression``: ``lz4`` or ``zstd`` on the wire.
+    ``sender_wait``: seconds discovery gets to find every named sender before the constructor
+    raises :class:`~constellation.errors.UnknownSenderError` (None: no check, for names that
+    may appear later).
     """
 
     def __init__(
@@ -53,11 +57,13 @@ class Streamer:
         policy: str = "drop-oldest",
         buffer: int = 4 * 2**20,
         compression: str | None = None,
+        sender_wait: float | None = SENDER_WAIT,
     ) -> None:
         self.group = group
         self.policy = check_policy(policy)
         self.codec = check_codec(compression)
-        self._senders: set[str] | None = _lowered(senders)
+        given = None if senders is None else _given(senders)  # an iterable is read once
+        self._senders: set[str] | None = None if given is None else set(given)
         self._read_lock = threading.Lock()  # accounts and names: read() and stats
         self._pipes: dict[str, NumpyPipe] = {}
         self._preface: Frame | None = None  # the file part of follow()
@@ -74,7 +80,9 @@ class Streamer:
         intake = self._intake
         try:
             self._locator = LiveLocator(group, scope, discovery, intake.found, intake.gone)
-        except Exception:
+            if given is not None and sender_wait is not None:
+                self._check_senders(given, sender_wait)
+        except BaseException:  # also a signal's exception: nothing of this streamer is left
             self.close()
             raise
 
@@ -111,20 +119,22 @@ class Streamer:
         Raises :class:`~constellation.errors.UnknownSenderError` listing the known senders when
         a name is not a transmitter of the group (after waiting briefly for discovery).
         """
-        if isinstance(names, str):
-            names = [names]
-        given = None if names is None else {str(n).lower(): str(n) for n in names}
+        given = None if names is None else _given(names)
         wanted = None if given is None else set(given)
         if given is not None:
-            missing = self._locator.wait_for_senders(set(given) - self._names.keys(), SENDER_WAIT)
-            if missing:
-                known = ", ".join(self.known_senders()) or "none"
-                unknown = ", ".join(sorted(given[m] for m in missing))
-                raise UnknownSenderError(
-                    f"unknown sender(s) {unknown} in group '{self.group}' (known: {known})"
-                )
+            self._check_senders(given, SENDER_WAIT)
         self._senders = wanted
         self._intake.follow(wanted)
+
+    def _check_senders(self, given: dict[str, str], wait: float) -> None:
+        """Raise UnknownSenderError unless discovery finds every name within ``wait`` s."""
+        missing = self._locator.wait_for_senders(set(given) - self._names.keys(), wait)
+        if missing:
+            known = ", ".join(self.known_senders()) or "none"
+            unknown = ", ".join(sorted(given[m] for m in missing))
+            raise UnknownSenderError(
+                f"unknown sender(s) {unknown} in group '{self.group}' (known: {known})"
+            )
 
     @staticmethod
     def replay(path: str | os.PathLike[str], speed: float = 1.0, **kwargs: Any) -> Replay:
@@ -284,12 +294,11 @@ class Streamer:
         return received, dropped
 
 
-def _lowered(names: Iterable[str] | None) -> set[str] | None:
-    if names is None:
-        return None
+def _given(names: Iterable[str]) -> dict[str, str]:
+    """Lower-cased -> given spelling of sender names (one name may be a plain string)."""
     if isinstance(names, str):
         names = [names]
-    return {str(n).lower() for n in names}
+    return {str(n).lower(): str(n) for n in names}
 
 
 def _copy(stats: SenderStats) -> SenderStats:

@@ -122,8 +122,18 @@ def test_a_late_joiner_gets_the_bor_first(pair: Controller, group: str) -> None:
     assert stats.dropped == 0
 
 
+def test_the_constructor_refuses_unknown_senders_and_names_the_known_ones(
+    pair: Controller, group: str
+) -> None:
+    known = rf"unknown sender\(s\) Nope\.x in group '{group}' \(known: {TX}\)$"
+    with pytest.raises(UnknownSenderError, match=known):
+        Streamer(group, [TX, "Nope.x"], interface=LOOPBACK)  # before any run: discovery knows
+    with Streamer(group, (n for n in [TX.lower()]), interface=LOOPBACK) as streamer:
+        assert streamer.known_senders() == [TX]  # a generator of names is read once
+
+
 def test_update_senders_names_the_known_ones(pair: Controller, group: str) -> None:
-    with _streamer(group, senders=["RandomTransmitter.nobody"]) as streamer:
+    with _streamer(group, senders=["RandomTransmitter.nobody"], sender_wait=None) as streamer:
         known = rf"unknown sender\(s\) RandomTransmitter\.Nobody .*\(known: {TX}\)"
         with pytest.raises(UnknownSenderError, match=known):
             streamer.update_senders(["RandomTransmitter.Nobody", TX])
