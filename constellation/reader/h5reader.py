@@ -26,6 +26,7 @@ import numpy as np
 from h5py import h5g
 
 from constellation.errors import InputFileError
+from constellation.reader.superblock import read_superblock
 from constellation.reader.swmr_index import INDEX_WINDOW, SWMR_DATASETS, read_window, swmr_count
 from constellation.reader.swmr_meta import TagCache
 from constellation.reader.tree import (
@@ -84,11 +85,24 @@ def open_run(path: str | os.PathLike[str]) -> RunReader:
 
 
 def _open(path: Path) -> tuple[h5py.File, bool]:
-    """Open plainly if possible (a closed file); in SWMR-read mode if a SWMR writer has it open.
+    """Open in SWMR-read mode while a SWMR writer has the file open, else plainly.
 
-    A plain open comes first: SWMR-read mode retries failed metadata reads many times (it takes
-    them for a writer's changes in flight), which would make a damaged file very slow to fail.
+    Whether a writer has it open comes from the superblock's flags on disk
+    (:mod:`constellation.reader.superblock`), not from which open succeeds: HDF5 shares an
+    open file between the handles of one process, so a plain open succeeds while another
+    handle of this process reads the growing file in SWMR mode. A plain open comes first
+    otherwise: SWMR-read mode retries failed metadata reads many times (it takes them for a
+    writer's changes in flight), which would make a damaged file very slow to fail.
     """
+    try:
+        writing = read_superblock(path).swmr_writing
+    except InputFileError:
+        writing = False  # the plain open below names what is wrong
+    if writing:
+        try:
+            return h5py.File(path, "r", swmr=True), True
+        except OSError:
+            pass
     try:
         return h5py.File(path, "r"), False
     except OSError as exc:

@@ -181,8 +181,9 @@ async def _follow_events(state: FollowState, request: Request) -> AsyncIterator[
             if idle >= _FOLLOW_KEEPALIVE:
                 idle = 0.0
                 yield ": keep-alive\n\n"
-    finally:
-        await anyio.to_thread.run_sync(state.close)
+    finally:  # also when the client went away and the stream was cancelled
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(state.close)
 
 
 def create_app(directory: str | os.PathLike[str], token: str | None = None) -> Starlette:
