@@ -14,7 +14,7 @@ import pytest
 
 from constellation.service.app import create_app
 from tests.helpers import LOOPBACK, console_script, wait_for
-from tests.service.support import TX, free_port, make_directory, serving
+from tests.service.support import TX, Writer, free_port, make_directory, serving
 
 H5 = console_script("constellation-h5")
 
@@ -131,3 +131,31 @@ def test_download_resumes_and_verifies(served: tuple[str, Path], tmp_path: Path)
         hashlib.sha256((directory / "data_run2.h5").read_bytes()).hexdigest()
         == hashlib.sha256(source).hexdigest()
     )  # read-only: the served file is untouched
+
+
+def test_download_of_a_growing_run_keeps_the_part(tmp_path: Path) -> None:
+    runs, out = tmp_path / "runs", tmp_path / "dl"
+    runs.mkdir()
+    writer = Writer(runs, "live")
+    try:
+        with serving(create_app(runs)) as url:
+            assert writer.send("write 5") == "ok 5"
+            wait_for(lambda: _growing_row(url, "live"), what="a growing row")
+            grow = _h5("remote", "--server", url, "download", "live", "-o", str(out))
+            assert grow.returncode == 3, grow.stderr
+            assert "still growing" in grow.stderr and "download again" in grow.stderr
+            assert not (out / "data_live.h5").exists()
+            assert (out / "data_live.h5.part").stat().st_size > 0
+            assert writer.send("eor") == "ok 5" and writer.send("close") == "ok 5"
+            wait_for(lambda: not _growing_row(url, "live"), what="the closed row")
+            done = _h5("remote", "--server", url, "download", "live", "-o", str(out))
+            assert done.returncode == 0, done.stderr
+            source = (runs / "data_live.h5").read_bytes()
+            assert (out / "data_live.h5").read_bytes() == source
+            assert not (out / "data_live.h5.part").exists()
+    finally:
+        writer.stop()
+
+
+def _growing_row(url: str, run_id: str) -> bool:
+    return bool(httpx.get(f"{url}/api/runs/{run_id}").json()["growing"])

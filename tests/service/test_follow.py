@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,40 +13,8 @@ import pytest
 from constellation.reader.remote import open_remote
 from constellation.service.app import create_app
 from constellation.service.catalog import RunCatalog
-from tests.helpers import REPO, wait_for
-from tests.service.support import TX, serving
-
-
-class Writer:
-    """tests/service/grow_writer.py in a child process, driven line by line."""
-
-    def __init__(self, directory: Path, run_id: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.service.grow_writer", str(directory), run_id],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.reply() == "ok 0"
-
-    def reply(self) -> str:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.readline().strip()
-
-    def send(self, command: str) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self.reply()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+from tests.helpers import wait_for
+from tests.service.support import TX, Writer, serving
 
 
 @pytest.fixture
