@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,3 +160,39 @@ def test_download_of_a_growing_run_keeps_the_part(tmp_path: Path) -> None:
 
 def _growing_row(url: str, run_id: str) -> bool:
     return bool(httpx.get(f"{url}/api/runs/{run_id}").json()["growing"])
+
+
+def test_serve_on_a_taken_port_names_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = _h5("serve", str(tmp_path), "--host", LOOPBACK, "--port", str(port))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"constellation-h5: error: cannot listen on {LOOPBACK}:{port}: Address already in use"
+    )
+
+
+def test_serve_with_an_unknown_interface_is_one_line(tmp_path: Path) -> None:
+    out = _h5("serve", str(tmp_path), "--host", LOOPBACK, "--port", "0", "-g", "G", "-i", "no0")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("constellation-h5: error: -i no0: unknown")
+
+
+def test_show_into_a_closed_pipe_exits_quietly(served: tuple[str, Path]) -> None:
+    url, _ = served
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader went away before the first line, like `| head -0`
+    try:
+        out = subprocess.run(
+            [H5, "remote", "--server", url, "--token", "tok", "show", f"run1/{TX}"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert out.returncode == 141 and out.stderr == ""
