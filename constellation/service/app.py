@@ -25,6 +25,7 @@ from starlette.routing import Route
 from constellation.errors import InputFileError, UsageError
 from constellation.service.auth import TokenMiddleware
 from constellation.service.catalog import WHERE_KEYS, RunCatalog
+from constellation.service.catalog_search import parse_search
 from constellation.service.files import FileSlice
 from constellation.service.reading import FollowState, details, npy_slice, record_slice
 from constellation.service.slicing import (
@@ -96,6 +97,10 @@ class _Service:
             raise BadRequest(400, f"unknown search keys: {', '.join(sorted(unknown))}")
         where = {key: params[key] for key in WHERE_KEYS if key in params}
         limit = parse_index(params.get("limit"), "limit", 1000)
+        try:
+            parse_search(where)  # bad values answer 400 before any file is looked at
+        except UsageError as exc:
+            raise BadRequest(400, str(exc)) from exc
         catalog = await self.refreshed()
         return _json(await anyio.to_thread.run_sync(lambda: catalog.runs(limit, where)))
 

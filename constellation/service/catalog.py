@@ -7,9 +7,9 @@ unreadable file, and ``growing``. Operator comments live in their own table (by 
 rescan keeps them. :meth:`RunCatalog.refresh` stats the directory and rescans only files that
 are new or whose size or mtime changed (:func:`plan`); rows of vanished files are dropped.
 
-Search (:meth:`RunCatalog.runs` ``where``): ``condition`` (prefix, case-insensitive), ``since``
-/ ``until`` (ISO times compared with start/end), ``text`` (substring of tags or comment),
-``growing`` (bool). Values are bound parameters; no SQL text comes from outside.
+Search (:meth:`RunCatalog.runs` ``where``): :mod:`constellation.service.catalog_search` checks
+the keys and values (bad ones raise UsageError); values are bound parameters, no SQL text comes
+from outside.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from constellation.errors import UsageError
+from constellation.service.catalog_search import WHERE_KEYS, parse_search
 from constellation.service.scanner import FileStat, list_files, scan_file
 from constellation.service.slicing import run_id_of
 
 __all__ = ["CATALOG_NAME", "WHERE_KEYS", "RunCatalog", "plan"]
 
 CATALOG_NAME = ".constellation-runs.sqlite"
-WHERE_KEYS = ("condition", "since", "until", "text", "growing")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     file TEXT PRIMARY KEY, run_id TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
@@ -118,20 +118,23 @@ class RunCatalog:
 
     # --- queries ----------------------------------------------------------------------------
     def runs(self, limit: int | None = 50, where: Mapping[str, Any] | None = None) -> list[dict]:
-        """Rows (newest file first) matching ``where`` (keys: :data:`WHERE_KEYS`)."""
-        clauses, params = _where(where or {})
+        """Rows (newest file first) matching ``where`` (keys: :data:`WHERE_KEYS`).
+
+        Raises UsageError for an unknown key or a value of the wrong form
+        (:mod:`constellation.service.catalog_search`).
+        """
+        search = parse_search(where or {})
         sql = (
             f"SELECT {_COLUMNS}, comments.text AS comment FROM runs "
             "LEFT JOIN comments USING (run_id)"
         )
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
+        if search.clauses:
+            sql += " WHERE " + " AND ".join(search.clauses)
         sql += " ORDER BY mtime_ns DESC, file"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
         with self._lock:
-            return [_row(row) for row in self._db.execute(sql, params)]
+            rows = (_row(row) for row in self._db.execute(sql, search.params))
+            kept = [row for row in rows if search.keeps(row)]
+        return kept if limit is None else kept[: int(limit)]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         """The row of ``run_id``, None if unknown."""
@@ -163,37 +166,6 @@ class RunCatalog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _where(where: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for key, value in where.items():
-        if key not in WHERE_KEYS:
-            raise UsageError(f"unknown catalog search key {key!r} (known: {', '.join(WHERE_KEYS)})")
-        if value is None or value == "":
-            continue
-        if key == "condition":
-            clauses.append("condition LIKE ? ESCAPE '\\'")
-            params.append(_like(str(value)) + "%")
-        elif key == "since":
-            clauses.append("COALESCE(end, start) >= ?")
-            params.append(str(value))
-        elif key == "until":
-            clauses.append("start <= ?")
-            params.append(str(value))
-        elif key == "text":
-            clauses.append("(tags_text LIKE ? ESCAPE '\\' OR comments.text LIKE ? ESCAPE '\\')")
-            params.extend(["%" + _like(str(value)) + "%"] * 2)
-        else:
-            truthy = value if isinstance(value, bool) else str(value).lower() in ("1", "true")
-            clauses.append("growing = ?")
-            params.append(int(truthy))
-    return clauses, params
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _row(row: sqlite3.Row) -> dict[str, Any]:

@@ -10,8 +10,9 @@ import pytest
 
 from constellation.errors import UsageError
 from constellation.service.catalog import CATALOG_NAME, RunCatalog, plan
+from constellation.service.catalog_search import parse_search
 from constellation.service.scanner import FileStat, sha256_of
-from tests.service.support import TX, TX2, make_directory, write_run
+from tests.service.support import TX, TX2, Writer, make_directory, write_run
 
 
 def test_plan_is_pure() -> None:
@@ -101,3 +102,34 @@ def test_symlink_out_of_directory_ignored(tmp_path: Path) -> None:
     with RunCatalog(inside) as catalog:
         catalog.refresh()
         assert [row["run_id"] for row in catalog.runs()] == ["copy"]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ({"growing": "yes"}, "growing='yes': expected true or false"),
+        ({"since": "yesterday"}, "since='yesterday': expected an ISO date or time"),
+        ({"until": "2026-13-01"}, "until='2026-13-01': expected an ISO date or time"),
+    ],
+)
+def test_bad_search_values_are_refused(where: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_search(where)
+
+
+def test_times_compared_as_times_and_growing_runs_are_running(tmp_path: Path) -> None:
+    make_directory(tmp_path)  # the closed runs ended 2026-01-02T03:14:05Z
+    writer = Writer(tmp_path, "live")
+    try:
+        assert writer.send("write 2") == "ok 2"
+        with RunCatalog(tmp_path) as catalog:
+            catalog.refresh()
+            ids = lambda **where: sorted(r["run_id"] for r in catalog.runs(where=where))  # noqa: E731
+            assert ids(since="2026-01-02T04:14:05+01:00") == ["live", "run1", "run2", "run3"]
+            assert ids(since="2026-01-02T04:14:06+01:00") == ["live"]
+            assert ids(since="2026-01-02", growing="false") == ["run1", "run2", "run3"]
+            assert ids(growing="1") == ["live"] and ids(growing="TRUE") == ["live"]
+            assert ids(until="2026-01-02T03:04:05") == ["run1", "run2", "run3"]  # UTC
+            assert ids(until="2026-01-02T03:04:04Z") == []
+    finally:
+        writer.stop()

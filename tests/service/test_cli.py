@@ -104,6 +104,10 @@ def test_catalog_comment_command(tmp_path: Path) -> None:
     assert [r["comment"] for r in rows if r["run_id"] == "run1"] == [None]
     unknown = _h5("catalog", str(tmp_path), "--comment", "run99", "x")
     assert unknown.returncode == 2 and "no run 'run99'" in unknown.stderr
+    for bad in ("growing=yes", "since=yesterday"):
+        refused = _h5("catalog", str(tmp_path), "--where", bad)
+        assert refused.returncode == 2 and "expected" in refused.stderr, refused.stderr
+        assert refused.stderr.startswith(f"constellation-h5: error: catalog search {bad[:5]}")
 
 
 def test_download_resumes_and_verifies(served: tuple[str, Path], tmp_path: Path) -> None:
