@@ -109,7 +109,9 @@ class _Service:
         if row["error"]:
             return _json({**row, "writers": {}, "senders_detail": {}})
         info = await anyio.to_thread.run_sync(details, path)
-        return _json({**row, "writers": info["writers"], "senders_detail": info["senders"]})
+        return _json(
+            {**_current(row, info), "writers": info["writers"], "senders_detail": info["senders"]}
+        )
 
     async def records(self, request: Request) -> Response:
         path = await self.readable(request.path_params["run_id"])
@@ -158,6 +160,18 @@ class _Service:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+
+def _current(row: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """The catalog row with the counts and state of ``info``, read now (one answer, one view).
+
+    The row may be up to a listing refresh old; for a growing file its counts lag behind.
+    """
+    senders = {name: detail["records"] for name, detail in info["senders"].items()}
+    current = {**row, "senders": senders, "records": sum(senders.values())}
+    if info["growing"]:
+        current.update(growing=True, sha256=None)
+    return current
 
 
 def _with_headers(response: Response, headers: dict[str, str]) -> Response:

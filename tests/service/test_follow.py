@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from constellation.reader.remote import open_remote
+from constellation.service import app as app_module
 from constellation.service.app import create_app
 from constellation.service.catalog import RunCatalog
 from tests.helpers import wait_for
@@ -109,3 +110,17 @@ def test_stopped_follower_leaves_no_frozen_view(
         catalog.refresh()
         stored = catalog.run("live")
     assert stored is not None and stored["growing"] is False and stored["sha256"] == row["sha256"]
+
+
+def test_run_details_count_once(
+    growing: tuple[str, Writer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/api/runs/RUN`` gives one record count per sender, also while the row lags behind."""
+    url, writer = growing
+    assert writer.send("write 5") == "ok 5"
+    wait_for(lambda: _row(url)["senders"].get(TX) == 5, what="5 records")
+    monkeypatch.setattr(app_module, "_REFRESH", 3600.0)  # the row now stays as it is
+    assert writer.send("write 3") == "ok 8"
+    info = httpx.get(f"{url}/api/runs/live").json()
+    assert info["senders"] == {name: d["records"] for name, d in info["senders_detail"].items()}
+    assert info["senders"][TX] == 8 and info["records"] == 16 and info["growing"] is True
