@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
-from h5py import h5g
+from h5py import h5f, h5g
 
 from constellation.errors import InputFileError
 from constellation.reader.superblock import read_superblock
@@ -129,6 +129,7 @@ class RunReader:
         self._file = h5file
         self._path = path
         self._swmr = swmr
+        self._shared = h5f.get_obj_count(h5file.id, h5f.OBJ_FILE) > 1
         self._writers = [name for name, obj in h5file.items() if is_writer(obj)]
         self._senders = discover(h5file, self._writers)
         self._datasets: dict[str, dict[str, h5py.Dataset]] = {}
@@ -164,6 +165,15 @@ class RunReader:
     def swmr_read(self) -> bool:
         """True if the file was opened in SWMR-read mode (``refresh`` shows new data)."""
         return self._swmr
+
+    @property
+    def shared(self) -> bool:
+        """True if another handle of this process had the file open when this one opened it.
+
+        HDF5 then shares that handle's view: it may show the file as it was when that one
+        opened it (fewer records, no EOR) until ``refresh``, and new groups not even then.
+        """
+        return self._shared
 
     @property
     def run_id(self) -> str:

@@ -5,7 +5,9 @@ file: run id, name, size, mtime, start/end time, condition, senders with record 
 of the BOR configurations, the sha256 of closed files, text of the user tags, the error of an
 unreadable file, and ``growing``. Operator comments live in their own table (by run id), so a
 rescan keeps them. :meth:`RunCatalog.refresh` stats the directory and rescans only files that
-are new or whose size or mtime changed (:func:`plan`); rows of vanished files are dropped.
+are new or whose size or mtime changed (:func:`plan`), and those last read through a view that
+another handle of this process held (possibly stale, so never final); rows of vanished files
+are dropped. A database written before these rules is rescanned once.
 
 Search (:meth:`RunCatalog.runs` ``where``): :mod:`constellation.service.catalog_search` checks
 the keys and values (bad ones raise UsageError); values are bound parameters, no SQL text comes
@@ -34,10 +36,13 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     file TEXT PRIMARY KEY, run_id TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
     start TEXT, end TEXT, condition TEXT, senders TEXT, records INTEGER, growing INTEGER,
-    config_digest TEXT, sha256 TEXT, tags_text TEXT, error TEXT, scanned REAL);
+    config_digest TEXT, sha256 TEXT, tags_text TEXT, error TEXT, scanned REAL, settled INTEGER);
 CREATE INDEX IF NOT EXISTS runs_run_id ON runs(run_id);
 CREATE TABLE IF NOT EXISTS comments (run_id TEXT PRIMARY KEY, text TEXT NOT NULL);
 """
+#: Version of the rows (``PRAGMA user_version``): a database of an older one is rescanned
+#: (its rows may hold views of growing files that were never rescanned; comments are kept).
+_ROWS_VERSION = 2
 _COLUMNS = (
     "file, run_id, size, mtime_ns, start, end, condition, senders, records, growing, "
     "config_digest, sha256, tags_text, error"
@@ -45,9 +50,12 @@ _COLUMNS = (
 
 
 def plan(
-    known: Mapping[str, tuple[int, int]], present: Mapping[str, FileStat]
+    known: Mapping[str, tuple[int, int] | None], present: Mapping[str, FileStat]
 ) -> tuple[list[str], list[str]]:
-    """Files to (re)scan and rows to drop, from the rows' and the directory's (size, mtime)."""
+    """Files to (re)scan and rows to drop, from the rows' and the directory's (size, mtime).
+
+    A row known as None (not settled: read through a possibly stale view) is always rescanned.
+    """
     scan = sorted(
         name for name, stat in present.items() if known.get(name) != (stat.size, stat.mtime_ns)
     )
@@ -66,6 +74,10 @@ class RunCatalog:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.database, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < _ROWS_VERSION:
+            self._db.executescript(
+                f"DROP TABLE IF EXISTS runs; PRAGMA user_version = {_ROWS_VERSION};"
+            )
         self._db.executescript(_SCHEMA)
         self._refreshed = float("-inf")
 
@@ -74,8 +86,8 @@ class RunCatalog:
         """Rescan new and changed files, drop vanished ones; returns the files rescanned."""
         with self._lock:
             known = {
-                row["file"]: (row["size"], row["mtime_ns"])
-                for row in self._db.execute("SELECT file, size, mtime_ns FROM runs")
+                row["file"]: (row["size"], row["mtime_ns"]) if row["settled"] else None
+                for row in self._db.execute("SELECT file, size, mtime_ns, settled FROM runs")
             }
             present = list_files(self.directory)
             scan, drop = plan(known, present)
@@ -110,9 +122,11 @@ class RunCatalog:
             entry["tags_text"],
             entry["error"],
             time.time(),
+            int(entry.get("settled", True)),
         )
         self._db.execute(
-            f"INSERT OR REPLACE INTO runs ({_COLUMNS}, scanned) VALUES ({', '.join('?' * 15)})",
+            f"INSERT OR REPLACE INTO runs ({_COLUMNS}, scanned, settled) "
+            f"VALUES ({', '.join('?' * 16)})",
             values,
         )
 

@@ -85,7 +85,11 @@ def check_complete(path: Path) -> None:
 
 
 def scan_file(path: Path) -> dict[str, Any]:
-    """Catalog fields of one run file: times, condition, senders, digests, tag text, error."""
+    """Catalog fields of one run file: times, condition, senders, digests, tag text, error.
+
+    ``settled`` is False if the file was read through a view another handle of this process
+    held (:attr:`RunReader.shared`): the catalog then rescans it on its next refresh.
+    """
     entry: dict[str, Any] = {
         "start": None,
         "end": None,
@@ -96,11 +100,13 @@ def scan_file(path: Path) -> dict[str, Any]:
         "sha256": None,
         "tags_text": "",
         "error": None,
+        "settled": True,
     }
     try:
         check_complete(path)
         with open_run(path) as run:
             entry.update(_describe(run))
+            entry["settled"] = not run.shared  # a shared view may be stale: rescan next time
     except (InputFileError, OSError, KeyError, ValueError, RuntimeError) as exc:
         entry["error"] = str(exc).replace(str(path), path.name)  # no server paths in the API
         return entry

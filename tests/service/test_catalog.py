@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from constellation.errors import UsageError
+from constellation.reader.h5reader import open_run
 from constellation.service.catalog import CATALOG_NAME, RunCatalog, plan
 from constellation.service.catalog_search import parse_search
 from constellation.service.scanner import FileStat, sha256_of
@@ -133,3 +136,44 @@ def test_times_compared_as_times_and_growing_runs_are_running(tmp_path: Path) ->
             assert ids(until="2026-01-02T03:04:04Z") == []
     finally:
         writer.stop()
+
+
+def test_a_row_read_through_a_held_view_is_rescanned(tmp_path: Path) -> None:
+    """Another handle of this process shows the file as it was: that row is not final."""
+    writer = Writer(tmp_path, "live")
+    try:
+        assert writer.send("write 5") == "ok 5"
+        with RunCatalog(tmp_path) as catalog:
+            held = open_run(tmp_path / "data_live.h5")  # e.g. a request still reading it
+            try:
+                assert writer.send("write 3") == "ok 8"
+                assert writer.send("eor") == "ok 8" and writer.send("close") == "ok 8"
+                catalog.refresh()  # may read the held, older view
+            finally:
+                held.close()
+            assert catalog.refresh() == 1  # not settled: read again
+            row = catalog.run("live")
+            assert row is not None and row["senders"][TX] == 8 and row["growing"] is False
+            assert row["condition"].startswith("GOOD") and row["sha256"]
+            assert catalog.refresh() == 0  # now final
+    finally:
+        writer.stop()
+
+
+def test_an_older_database_is_rescanned(tmp_path: Path) -> None:
+    path = write_run(tmp_path, "run1", swmr=False)
+    with RunCatalog(tmp_path) as catalog:
+        catalog.refresh()
+        catalog.set_comment("run1", "keep me")
+    stat = path.stat()
+    db = sqlite3.connect(tmp_path / CATALOG_NAME)  # a stale row of an earlier version
+    with contextlib.closing(db), db:
+        db.execute(
+            "UPDATE runs SET records = 1, senders = '{}', size = ?, mtime_ns = ?",
+            (stat.st_size, stat.st_mtime_ns),
+        )
+        db.execute("PRAGMA user_version = 0")
+    with RunCatalog(tmp_path) as catalog:
+        assert catalog.refresh() == 1
+        row = catalog.run("run1")
+    assert row is not None and row["records"] == 40 and row["comment"] == "keep me"
