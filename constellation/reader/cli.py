@@ -14,12 +14,14 @@ Built on :mod:`constellation.reader.h5reader` (h5py and numpy only)::
 ``summary`` takes files or directories: one file gives the full summary (sender table with
 missing records, BOR configurations), several give one line per run. ``export`` writes
 ``run_<id>_<sender>.csv`` (sequence, tags, decoded values; default) or ``.npy`` files into ``-o``
-and refuses to overwrite without ``--force``. Exit status: 0 on success, 2 for bad input or usage.
+and refuses to overwrite without ``--force``. Exit status: 0 on success, 2 for bad input or
+usage, 141 (no message) when the reader of the output goes away (``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from constellation.cli import HelpFormatter
-from constellation.errors import InputFileError, UsageError
+from constellation.errors import DiscoveryError, InputFileError, UsageError
 from constellation.reader import cli_remote, cli_service
 from constellation.reader.export import export, to_json
 from constellation.reader.h5reader import RunReader, open_run
@@ -36,6 +38,7 @@ from constellation.reader.summary import print_full, print_runs, run_files
 __all__ = ["main"]
 
 _PROG = "constellation-h5"
+_EPIPE_STATUS = 141  # what a shell reports for a command ended by SIGPIPE (128 + 13)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,10 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"file not found: {target}")
     except KeyError as exc:
         return _fail(str(exc.args[0]) if exc.args else "unknown key")
-    except (InputFileError, UsageError) as exc:
+    except (InputFileError, UsageError, DiscoveryError) as exc:
         return _fail(str(exc))
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except OSError as exc:
-        return _fail(f"{target}: {exc}")
+        return _fail(f"{target}: {exc}" if target is not None else str(exc))
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``| head``): stop quietly, as other tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    os.close(devnull)
+    return _EPIPE_STATUS
 
 
 def _fail(message: str) -> int:

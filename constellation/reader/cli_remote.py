@@ -9,7 +9,8 @@
 Profiles (URL and token) come from ``~/.config/constellation/data.toml`` (or the file named by
 ``CONSTELLATION_DATA_CONFIG``); see docs/data-service.md. Downloads go to ``<file>.part``,
 resume from its length (``Range`` with ``If-Range``), and are verified against the catalog's
-sha256 before being renamed; the body is written in large reads (:mod:`constellation.reader.fetch`).
+sha256 before being renamed (a growing run has none: its prefix stays the ``.part``); the body
+is written in large reads (:mod:`constellation.reader.fetch`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from constellation.cli import HelpFormatter
 from constellation.errors import InputFileError, UsageError
 from constellation.reader.export import to_json
 
-__all__ = ["add_commands", "load_profile"]
+__all__ = ["INCOMPLETE", "add_commands", "load_profile"]
+
+#: Exit status of ``download`` for a growing run: the prefix stays in ``<file>.part``.
+INCOMPLETE = 3
 
 _CONFIG = Path("~/.config/constellation/data.toml")
 _SHOW = re.compile(r"^(?P<run>[^/\[]+)/(?P<sender>[^\[]+)(\[(?P<a>\d*):(?P<b>\d*)\])?$")
@@ -196,15 +200,18 @@ def _do_download(
     args.output.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     _fetch(client, f"/api/runs/{args.run}/file", part, args.quiet)
-    if row.get("sha256"):
-        digest = _sha256(part)
-        if digest != row["sha256"]:
-            part.unlink()
-            raise InputFileError(target, f"sha256 {digest} != the catalog's {row['sha256']}")
-    elif not args.quiet:
+    if not row.get("sha256"):  # growing: a prefix, no valid HDF5 file yet
         print(
-            "note: the file is still growing (no checksum yet); this is a prefix", file=sys.stderr
+            f"note: run {args.run} is still growing (no checksum yet): kept the prefix as "
+            f"{part}; download again once the run has closed",
+            file=sys.stderr,
         )
+        print(part)
+        return INCOMPLETE
+    digest = _sha256(part)
+    if digest != row["sha256"]:
+        part.unlink()
+        raise InputFileError(target, f"sha256 {digest} != the catalog's {row['sha256']}")
     part.replace(target)
     print(target)
     return 0

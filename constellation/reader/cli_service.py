@@ -110,14 +110,24 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(args.directory, token=args.token)
     with socket.socket() as probe:  # bind first: the announced port is the real one
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((args.host, args.port))
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+            ) from exc
         port = probe.getsockname()[1]
     announcement = None
     if args.group:
+        from constellation.errors import DiscoveryError
         from constellation.net.interfaces import resolve_interfaces
         from constellation.service.announce import Announcement
 
-        addresses = resolve_interfaces([args.interface] if args.interface else [args.host])
+        try:
+            addresses = resolve_interfaces([args.interface] if args.interface else [args.host])
+        except DiscoveryError as exc:
+            option = f"-i {args.interface}" if args.interface else f"--host {args.host}"
+            raise UsageError(f"{option}: {exc}") from exc
         address = (addresses or [args.host])[0]
         announcement = Announcement(
             args.group, f"DataService.{socket.gethostname()}", address, port

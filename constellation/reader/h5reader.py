@@ -23,9 +23,10 @@ from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
-from h5py import h5g
+from h5py import h5f, h5g
 
 from constellation.errors import InputFileError
+from constellation.reader.superblock import read_superblock
 from constellation.reader.swmr_index import INDEX_WINDOW, SWMR_DATASETS, read_window, swmr_count
 from constellation.reader.swmr_meta import TagCache
 from constellation.reader.tree import (
@@ -84,11 +85,24 @@ def open_run(path: str | os.PathLike[str]) -> RunReader:
 
 
 def _open(path: Path) -> tuple[h5py.File, bool]:
-    """Open plainly if possible (a closed file); in SWMR-read mode if a SWMR writer has it open.
+    """Open in SWMR-read mode while a SWMR writer has the file open, else plainly.
 
-    A plain open comes first: SWMR-read mode retries failed metadata reads many times (it takes
-    them for a writer's changes in flight), which would make a damaged file very slow to fail.
+    Whether a writer has it open comes from the superblock's flags on disk
+    (:mod:`constellation.reader.superblock`), not from which open succeeds: HDF5 shares an
+    open file between the handles of one process, so a plain open succeeds while another
+    handle of this process reads the growing file in SWMR mode. A plain open comes first
+    otherwise: SWMR-read mode retries failed metadata reads many times (it takes them for a
+    writer's changes in flight), which would make a damaged file very slow to fail.
     """
+    try:
+        writing = read_superblock(path).swmr_writing
+    except InputFileError:
+        writing = False  # the plain open below names what is wrong
+    if writing:
+        try:
+            return h5py.File(path, "r", swmr=True), True
+        except OSError:
+            pass
     try:
         return h5py.File(path, "r"), False
     except OSError as exc:
@@ -115,6 +129,7 @@ class RunReader:
         self._file = h5file
         self._path = path
         self._swmr = swmr
+        self._shared = h5f.get_obj_count(h5file.id, h5f.OBJ_FILE) > 1
         self._writers = [name for name, obj in h5file.items() if is_writer(obj)]
         self._senders = discover(h5file, self._writers)
         self._datasets: dict[str, dict[str, h5py.Dataset]] = {}
@@ -150,6 +165,15 @@ class RunReader:
     def swmr_read(self) -> bool:
         """True if the file was opened in SWMR-read mode (``refresh`` shows new data)."""
         return self._swmr
+
+    @property
+    def shared(self) -> bool:
+        """True if another handle of this process had the file open when this one opened it.
+
+        HDF5 then shares that handle's view: it may show the file as it was when that one
+        opened it (fewer records, no EOR) until ``refresh``, and new groups not even then.
+        """
+        return self._shared
 
     @property
     def run_id(self) -> str:

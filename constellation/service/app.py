@@ -25,6 +25,7 @@ from starlette.routing import Route
 from constellation.errors import InputFileError, UsageError
 from constellation.service.auth import TokenMiddleware
 from constellation.service.catalog import WHERE_KEYS, RunCatalog
+from constellation.service.catalog_search import parse_search
 from constellation.service.files import FileSlice
 from constellation.service.reading import FollowState, details, npy_slice, record_slice
 from constellation.service.slicing import (
@@ -96,6 +97,10 @@ class _Service:
             raise BadRequest(400, f"unknown search keys: {', '.join(sorted(unknown))}")
         where = {key: params[key] for key in WHERE_KEYS if key in params}
         limit = parse_index(params.get("limit"), "limit", 1000)
+        try:
+            parse_search(where)  # bad values answer 400 before any file is looked at
+        except UsageError as exc:
+            raise BadRequest(400, str(exc)) from exc
         catalog = await self.refreshed()
         return _json(await anyio.to_thread.run_sync(lambda: catalog.runs(limit, where)))
 
@@ -104,7 +109,9 @@ class _Service:
         if row["error"]:
             return _json({**row, "writers": {}, "senders_detail": {}})
         info = await anyio.to_thread.run_sync(details, path)
-        return _json({**row, "writers": info["writers"], "senders_detail": info["senders"]})
+        return _json(
+            {**_current(row, info), "writers": info["writers"], "senders_detail": info["senders"]}
+        )
 
     async def records(self, request: Request) -> Response:
         path = await self.readable(request.path_params["run_id"])
@@ -155,6 +162,18 @@ class _Service:
         )
 
 
+def _current(row: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """The catalog row with the counts and state of ``info``, read now (one answer, one view).
+
+    The row may be up to a listing refresh old; for a growing file its counts lag behind.
+    """
+    senders = {name: detail["records"] for name, detail in info["senders"].items()}
+    current = {**row, "senders": senders, "records": sum(senders.values())}
+    if info["growing"]:
+        current.update(growing=True, sha256=None)
+    return current
+
+
 def _with_headers(response: Response, headers: dict[str, str]) -> Response:
     response.headers.update(headers)
     return response
@@ -181,8 +200,9 @@ async def _follow_events(state: FollowState, request: Request) -> AsyncIterator[
             if idle >= _FOLLOW_KEEPALIVE:
                 idle = 0.0
                 yield ": keep-alive\n\n"
-    finally:
-        await anyio.to_thread.run_sync(state.close)
+    finally:  # also when the client went away and the stream was cancelled
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(state.close)
 
 
 def create_app(directory: str | os.PathLike[str], token: str | None = None) -> Starlette:

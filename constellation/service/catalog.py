@@ -5,11 +5,13 @@ file: run id, name, size, mtime, start/end time, condition, senders with record 
 of the BOR configurations, the sha256 of closed files, text of the user tags, the error of an
 unreadable file, and ``growing``. Operator comments live in their own table (by run id), so a
 rescan keeps them. :meth:`RunCatalog.refresh` stats the directory and rescans only files that
-are new or whose size or mtime changed (:func:`plan`); rows of vanished files are dropped.
+are new or whose size or mtime changed (:func:`plan`), and those last read through a view that
+another handle of this process held (possibly stale, so never final); rows of vanished files
+are dropped. A database written before these rules is rescanned once.
 
-Search (:meth:`RunCatalog.runs` ``where``): ``condition`` (prefix, case-insensitive), ``since``
-/ ``until`` (ISO times compared with start/end), ``text`` (substring of tags or comment),
-``growing`` (bool). Values are bound parameters; no SQL text comes from outside.
+Search (:meth:`RunCatalog.runs` ``where``): :mod:`constellation.service.catalog_search` checks
+the keys and values (bad ones raise UsageError); values are bound parameters, no SQL text comes
+from outside.
 """
 
 from __future__ import annotations
@@ -23,21 +25,24 @@ from pathlib import Path
 from typing import Any
 
 from constellation.errors import UsageError
+from constellation.service.catalog_search import WHERE_KEYS, parse_search
 from constellation.service.scanner import FileStat, list_files, scan_file
 from constellation.service.slicing import run_id_of
 
 __all__ = ["CATALOG_NAME", "WHERE_KEYS", "RunCatalog", "plan"]
 
 CATALOG_NAME = ".constellation-runs.sqlite"
-WHERE_KEYS = ("condition", "since", "until", "text", "growing")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     file TEXT PRIMARY KEY, run_id TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
     start TEXT, end TEXT, condition TEXT, senders TEXT, records INTEGER, growing INTEGER,
-    config_digest TEXT, sha256 TEXT, tags_text TEXT, error TEXT, scanned REAL);
+    config_digest TEXT, sha256 TEXT, tags_text TEXT, error TEXT, scanned REAL, settled INTEGER);
 CREATE INDEX IF NOT EXISTS runs_run_id ON runs(run_id);
 CREATE TABLE IF NOT EXISTS comments (run_id TEXT PRIMARY KEY, text TEXT NOT NULL);
 """
+#: Version of the rows (``PRAGMA user_version``): a database of an older one is rescanned
+#: (its rows may hold views of growing files that were never rescanned; comments are kept).
+_ROWS_VERSION = 2
 _COLUMNS = (
     "file, run_id, size, mtime_ns, start, end, condition, senders, records, growing, "
     "config_digest, sha256, tags_text, error"
@@ -45,9 +50,12 @@ _COLUMNS = (
 
 
 def plan(
-    known: Mapping[str, tuple[int, int]], present: Mapping[str, FileStat]
+    known: Mapping[str, tuple[int, int] | None], present: Mapping[str, FileStat]
 ) -> tuple[list[str], list[str]]:
-    """Files to (re)scan and rows to drop, from the rows' and the directory's (size, mtime)."""
+    """Files to (re)scan and rows to drop, from the rows' and the directory's (size, mtime).
+
+    A row known as None (not settled: read through a possibly stale view) is always rescanned.
+    """
     scan = sorted(
         name for name, stat in present.items() if known.get(name) != (stat.size, stat.mtime_ns)
     )
@@ -66,6 +74,10 @@ class RunCatalog:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.database, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < _ROWS_VERSION:
+            self._db.executescript(
+                f"DROP TABLE IF EXISTS runs; PRAGMA user_version = {_ROWS_VERSION};"
+            )
         self._db.executescript(_SCHEMA)
         self._refreshed = float("-inf")
 
@@ -74,8 +86,8 @@ class RunCatalog:
         """Rescan new and changed files, drop vanished ones; returns the files rescanned."""
         with self._lock:
             known = {
-                row["file"]: (row["size"], row["mtime_ns"])
-                for row in self._db.execute("SELECT file, size, mtime_ns FROM runs")
+                row["file"]: (row["size"], row["mtime_ns"]) if row["settled"] else None
+                for row in self._db.execute("SELECT file, size, mtime_ns, settled FROM runs")
             }
             present = list_files(self.directory)
             scan, drop = plan(known, present)
@@ -110,28 +122,33 @@ class RunCatalog:
             entry["tags_text"],
             entry["error"],
             time.time(),
+            int(entry.get("settled", True)),
         )
         self._db.execute(
-            f"INSERT OR REPLACE INTO runs ({_COLUMNS}, scanned) VALUES ({', '.join('?' * 15)})",
+            f"INSERT OR REPLACE INTO runs ({_COLUMNS}, scanned, settled) "
+            f"VALUES ({', '.join('?' * 16)})",
             values,
         )
 
     # --- queries ----------------------------------------------------------------------------
     def runs(self, limit: int | None = 50, where: Mapping[str, Any] | None = None) -> list[dict]:
-        """Rows (newest file first) matching ``where`` (keys: :data:`WHERE_KEYS`)."""
-        clauses, params = _where(where or {})
+        """Rows (newest file first) matching ``where`` (keys: :data:`WHERE_KEYS`).
+
+        Raises UsageError for an unknown key or a value of the wrong form
+        (:mod:`constellation.service.catalog_search`).
+        """
+        search = parse_search(where or {})
         sql = (
             f"SELECT {_COLUMNS}, comments.text AS comment FROM runs "
             "LEFT JOIN comments USING (run_id)"
         )
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
+        if search.clauses:
+            sql += " WHERE " + " AND ".join(search.clauses)
         sql += " ORDER BY mtime_ns DESC, file"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
         with self._lock:
-            return [_row(row) for row in self._db.execute(sql, params)]
+            rows = (_row(row) for row in self._db.execute(sql, search.params))
+            kept = [row for row in rows if search.keeps(row)]
+        return kept if limit is None else kept[: int(limit)]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         """The row of ``run_id``, None if unknown."""
@@ -163,37 +180,6 @@ class RunCatalog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _where(where: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for key, value in where.items():
-        if key not in WHERE_KEYS:
-            raise UsageError(f"unknown catalog search key {key!r} (known: {', '.join(WHERE_KEYS)})")
-        if value is None or value == "":
-            continue
-        if key == "condition":
-            clauses.append("condition LIKE ? ESCAPE '\\'")
-            params.append(_like(str(value)) + "%")
-        elif key == "since":
-            clauses.append("COALESCE(end, start) >= ?")
-            params.append(str(value))
-        elif key == "until":
-            clauses.append("start <= ?")
-            params.append(str(value))
-        elif key == "text":
-            clauses.append("(tags_text LIKE ? ESCAPE '\\' OR comments.text LIKE ? ESCAPE '\\')")
-            params.extend(["%" + _like(str(value)) + "%"] * 2)
-        else:
-            truthy = value if isinstance(value, bool) else str(value).lower() in ("1", "true")
-            clauses.append("growing = ?")
-            params.append(int(truthy))
-    return clauses, params
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _row(row: sqlite3.Row) -> dict[str, Any]:

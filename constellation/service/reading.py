@@ -82,35 +82,49 @@ def npy_slice(path: Path, sender: str, start: str | None, stop: str | None) -> b
 
 
 class FollowState:
-    """A reader kept open while a client follows one sender; :meth:`poll` gives new records."""
+    """One client following one sender; :meth:`poll` gives the records written since.
+
+    The file is opened for each poll that finds it changed (size or mtime) and closed again,
+    so no handle outlives a poll: HDF5 shares an open file between the handles of a process,
+    and a handle kept open would make every later open in the server see the file as it was
+    (frozen record counts, no EOR) and keep the file open after a client went away.
+    """
 
     def __init__(self, path: Path, sender: str, start: int) -> None:
-        self._run = open_run(path)
-        try:
-            self.sender = self._run.senders[self._run.senders.index(sender)]
-        except ValueError:
-            self._run.record_count(sender)  # raises KeyError naming the sender (case folding)
-            self.sender = sender
+        self.path = path
+        with open_run(path) as run:
+            try:
+                self.sender = run.senders[run.senders.index(sender)]
+            except ValueError:
+                run.record_count(sender)  # raises KeyError naming the sender (case folding)
+                self.sender = sender
         self.position = start
+        self._seen: tuple[int, int] | None = None
 
     def poll(self, limit: int = 10_000) -> tuple[list[str], bool]:
         """SSE event texts of records written since the last poll; True once the run ended."""
-        self._run.refresh()
-        count = self._run.record_count(self.sender)
-        events = []
-        if self.position < count:
-            for record in self._run.records(self.sender, start=self.position):
-                events.append(_sse("record", record))
-                self.position += 1
-                if self.position >= count or len(events) >= limit:
-                    break
-        ended = self.position >= count and (
-            self._run.eor(self.sender) is not None or not self._run.swmr_read
-        )
+        stat = self.path.stat()
+        seen = (stat.st_size, stat.st_mtime_ns)
+        if seen == self._seen:
+            return [], False
+        events: list[str] = []
+        with open_run(self.path) as run:
+            count = run.record_count(self.sender)
+            if self.position < count:
+                for record in run.records(self.sender, start=self.position):
+                    events.append(_sse("record", record))
+                    self.position += 1
+                    if self.position >= count or len(events) >= limit:
+                        break
+            ended = self.position >= count and (
+                run.eor(self.sender) is not None or not run.swmr_read
+            )
+        if self.position >= count:  # all of this version read: wait for the file to change
+            self._seen = seen
         return events, ended
 
     def close(self) -> None:
-        self._run.close()
+        """Nothing stays open between polls; kept for the callers' finally."""
 
 
 def _sse(event: str, record: Record) -> str:

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from constellation.errors import InputFileError
 from constellation.reader.h5reader import RunReader, open_run
 from constellation.reader.summary import condition
+from constellation.reader.superblock import read_superblock
 
 __all__ = [
     "FileStat",
@@ -27,9 +28,6 @@ __all__ = [
 ]
 
 _HASH_CHUNK = 4 << 20
-_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-#: Offset of the end-of-file address after the size-of-offsets byte, per superblock version.
-_EOF_FIELD = {0: 24, 1: 28, 2: 12, 3: 12}
 
 
 class FileStat(NamedTuple):
@@ -77,30 +75,21 @@ def check_complete(path: Path) -> None:
     for a very long time; this check reads only the superblock.
     """
     size = path.stat().st_size
-    with path.open("rb") as stream:
-        for base in (0, 512, 1024, 2048, 4096):  # where a superblock may sit
-            stream.seek(base)
-            head = stream.read(64)
-            if head[:8] == _SIGNATURE:
-                break
-        else:
-            raise InputFileError(path, "no HDF5 superblock (not an HDF5 file)")
-    version = head[8]
-    if version not in _EOF_FIELD:
-        raise InputFileError(path, f"not a readable HDF5 file: superblock version {version}")
-    offsets = head[13] if version < 2 else head[9]
-    field = _EOF_FIELD[version] + 2 * offsets
-    if offsets not in (4, 8) or len(head) < field + offsets:
-        raise InputFileError(path, "damaged HDF5 superblock")
-    end = int.from_bytes(head[field : field + offsets], "little")
-    if base + end > size:
+    block = read_superblock(path)
+    if block.base + block.end > size:
         raise InputFileError(
-            path, f"truncated: {size} bytes, its superblock says {base + end} (writer killed?)"
+            path,
+            f"truncated: {size} bytes, its superblock says {block.base + block.end} "
+            "(writer killed?)",
         )
 
 
 def scan_file(path: Path) -> dict[str, Any]:
-    """Catalog fields of one run file: times, condition, senders, digests, tag text, error."""
+    """Catalog fields of one run file: times, condition, senders, digests, tag text, error.
+
+    ``settled`` is False if the file was read through a view another handle of this process
+    held (:attr:`RunReader.shared`): the catalog then rescans it on its next refresh.
+    """
     entry: dict[str, Any] = {
         "start": None,
         "end": None,
@@ -111,11 +100,13 @@ def scan_file(path: Path) -> dict[str, Any]:
         "sha256": None,
         "tags_text": "",
         "error": None,
+        "settled": True,
     }
     try:
         check_complete(path)
         with open_run(path) as run:
             entry.update(_describe(run))
+            entry["settled"] = not run.shared  # a shared view may be stale: rescan next time
     except (InputFileError, OSError, KeyError, ValueError, RuntimeError) as exc:
         entry["error"] = str(exc).replace(str(path), path.name)  # no server paths in the API
         return entry

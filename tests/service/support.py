@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +14,7 @@ import numpy as np
 import uvicorn
 
 from satellites.h5datawriter.runfile import RunFile
-from tests.helpers import LOOPBACK, wait_for
+from tests.helpers import LOOPBACK, REPO, wait_for
 from tests.unit.h5.support import nest_senders
 
 WRITER = "H5DataWriter.w"
@@ -100,3 +102,35 @@ def serving(app: object) -> Iterator[str]:
         catalog = getattr(getattr(app, "state", None), "catalog", None)
         if catalog is not None:  # lifespan is off here: close what its shutdown would
             catalog.close()
+
+
+class Writer:
+    """tests/service/grow_writer.py in a child process, driven line by line."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.service.grow_writer", str(directory), run_id],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.reply() == "ok 0"
+
+    def reply(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def send(self, command: str) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.reply()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()

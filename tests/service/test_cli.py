@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from constellation.service.app import create_app
 from tests.helpers import LOOPBACK, console_script, wait_for
-from tests.service.support import TX, free_port, make_directory, serving
+from tests.service.support import TX, Writer, free_port, make_directory, serving
 
 H5 = console_script("constellation-h5")
 
@@ -103,6 +104,10 @@ def test_catalog_comment_command(tmp_path: Path) -> None:
     assert [r["comment"] for r in rows if r["run_id"] == "run1"] == [None]
     unknown = _h5("catalog", str(tmp_path), "--comment", "run99", "x")
     assert unknown.returncode == 2 and "no run 'run99'" in unknown.stderr
+    for bad in ("growing=yes", "since=yesterday"):
+        refused = _h5("catalog", str(tmp_path), "--where", bad)
+        assert refused.returncode == 2 and "expected" in refused.stderr, refused.stderr
+        assert refused.stderr.startswith(f"constellation-h5: error: catalog search {bad[:5]}")
 
 
 def test_download_resumes_and_verifies(served: tuple[str, Path], tmp_path: Path) -> None:
@@ -131,3 +136,67 @@ def test_download_resumes_and_verifies(served: tuple[str, Path], tmp_path: Path)
         hashlib.sha256((directory / "data_run2.h5").read_bytes()).hexdigest()
         == hashlib.sha256(source).hexdigest()
     )  # read-only: the served file is untouched
+
+
+def test_download_of_a_growing_run_keeps_the_part(tmp_path: Path) -> None:
+    runs, out = tmp_path / "runs", tmp_path / "dl"
+    runs.mkdir()
+    writer = Writer(runs, "live")
+    try:
+        with serving(create_app(runs)) as url:
+            assert writer.send("write 5") == "ok 5"
+            wait_for(lambda: _growing_row(url, "live"), what="a growing row")
+            grow = _h5("remote", "--server", url, "download", "live", "-o", str(out))
+            assert grow.returncode == 3, grow.stderr
+            assert "still growing" in grow.stderr and "download again" in grow.stderr
+            assert not (out / "data_live.h5").exists()
+            assert (out / "data_live.h5.part").stat().st_size > 0
+            assert writer.send("eor") == "ok 5" and writer.send("close") == "ok 5"
+            wait_for(lambda: not _growing_row(url, "live"), what="the closed row")
+            done = _h5("remote", "--server", url, "download", "live", "-o", str(out))
+            assert done.returncode == 0, done.stderr
+            source = (runs / "data_live.h5").read_bytes()
+            assert (out / "data_live.h5").read_bytes() == source
+            assert not (out / "data_live.h5.part").exists()
+    finally:
+        writer.stop()
+
+
+def _growing_row(url: str, run_id: str) -> bool:
+    return bool(httpx.get(f"{url}/api/runs/{run_id}").json()["growing"])
+
+
+def test_serve_on_a_taken_port_names_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = _h5("serve", str(tmp_path), "--host", LOOPBACK, "--port", str(port))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"constellation-h5: error: cannot listen on {LOOPBACK}:{port}: Address already in use"
+    )
+
+
+def test_serve_with_an_unknown_interface_is_one_line(tmp_path: Path) -> None:
+    out = _h5("serve", str(tmp_path), "--host", LOOPBACK, "--port", "0", "-g", "G", "-i", "no0")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("constellation-h5: error: -i no0: unknown")
+
+
+def test_show_into_a_closed_pipe_exits_quietly(served: tuple[str, Path]) -> None:
+    url, _ = served
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader went away before the first line, like `| head -0`
+    try:
+        out = subprocess.run(
+            [H5, "remote", "--server", url, "--token", "tok", "show", f"run1/{TX}"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert out.returncode == 141 and out.stderr == ""

@@ -150,3 +150,12 @@ def test_slow_client_does_not_stall_others(server: str) -> None:
         next(stream.iter_raw(1024))  # take one chunk, then stop reading
         for _ in range(5):
             assert httpx.get(f"{server}/api/runs", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "key"), [("growing=yes", "growing"), ("since=yesterday", "since")]
+)
+def test_bad_search_values_answer_400(server: str, query: str, key: str) -> None:
+    reply = httpx.get(f"{server}/api/catalog?{query}")
+    assert reply.status_code == 400 and reply.json()["status"] == 400
+    assert reply.json()["error"].startswith(f"catalog search {key}=")
