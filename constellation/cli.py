@@ -241,7 +241,6 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
     try:
         satellite.start()
     except (DuplicateNameError, BindError) as exc:
-        satellite.close()  # whatever start() had opened: threads, sockets, announcements
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
         print(f"Satellite{cls.__name__}: error: {_start_error(exc, args)}", file=sys.stderr)

@@ -11,11 +11,13 @@ import logging
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from constellation import cli
+from constellation.errors import BindError
 from satellites.random_transmitter import RandomTransmitter
 from tests.helpers import LOOPBACK, console_script, unique_group
 
@@ -65,3 +67,12 @@ def test_console_script_prints_no_traceback(taken_port: int) -> None:
     assert result.stderr == (
         f"SatelliteH5DataWriter: error: --cmd-port {taken_port}: address already in use\n"
     )
+
+
+def test_start_raises_bind_error_and_closes_what_it_opened(taken_port: int) -> None:
+    sat = RandomTransmitter("w3", unique_group(), interfaces=[LOOPBACK], data_port=taken_port)
+    with pytest.raises(BindError) as caught:
+        sat.start()  # the data socket binds last, after the loop and the other sockets
+    assert (caught.value.service, caught.value.reason) == ("data", "address already in use")
+    # Closed again: no thread of its own left (the leak check also looks for its sockets).
+    assert [t.name for t in threading.enumerate() if sat.canonical_name in t.name] == []
