@@ -5,7 +5,8 @@
 RUN_ID --duration S`` runs one run from wherever the group is to INIT again;
 ``Controller -g GROUP -c CONFIG scan SCAN_FILE`` runs a parameter scan. Exit codes: 0 success,
 1 a satellite failed or a step timed out, 2 bad arguments or configuration, 130 cancelled with
-Ctrl-C (after stopping the run cleanly).
+Ctrl-C (after stopping the run cleanly). An ``--until`` (or scan ``until``) metric no satellite
+declares, or a satellite not in the group, is refused with 2 before anything is sent.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from controller.progress import clock as _clock
 from controller.runs import Cancelled, RunControl, RunError, Until
 from controller.scan import Scan, ScanError, load_scan
 from controller.telemetry import MetricWatcher
+from controller.until_check import check_until, declared_metrics
 
 __all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_USAGE", "Progress", "build_parser", "main"]
 
@@ -376,9 +378,24 @@ def _dispatch(
         if not view.names:
             print(f"FAILED: no satellites found in group {ctl.group}", file=sys.stderr)
             return EXIT_FAILED
+        if not _until_known(ctl, view, args.until if command == "run" else args.scan.until):
+            return EXIT_USAGE
         if command == "run":
             return _cmd_run(ctl, view, config, args, watcher)
         return _cmd_scan(ctl, view, config, args, watcher)
+
+
+def _until_known(ctl: Controller, view: GroupView, until: Until | None) -> bool:
+    """False (after an error line) if ``until`` names a metric or satellite the group lacks."""
+    if until is None:
+        return True
+    who = (until.satellite or "").lower()
+    names = [n for n in view.names if who in ("", n.lower())]
+    verdict = check_until(until, view.names, declared_metrics(ctl, names))
+    for word, text in (("warning", verdict.warning), ("error", verdict.error)):
+        if text:
+            print(f"{word}: {text}", file=sys.stderr)
+    return verdict.error is None
 
 
 if __name__ == "__main__":
