@@ -46,7 +46,7 @@ from controller.progress import clock as _clock
 from controller.runs import Cancelled, RunControl, RunError, Until
 from controller.scan import Scan, ScanError, load_scan
 from controller.telemetry import MetricWatcher
-from controller.until_check import check_until, declared_metrics
+from controller.until_check import UntilVerdict, verify_until
 
 __all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_USAGE", "Progress", "build_parser", "main"]
 
@@ -378,24 +378,17 @@ def _dispatch(
         if not view.names:
             print(f"FAILED: no satellites found in group {ctl.group}", file=sys.stderr)
             return EXIT_FAILED
-        if not _until_known(ctl, view, args.until if command == "run" else args.scan.until):
+        until = args.until if command == "run" else args.scan.until
+        what = "--until" if command == "run" else f"{args.scan_file}: until"
+        verdict = verify_until(ctl, view.names, until, what) if until else UntilVerdict()
+        if verdict.warning:
+            print(f"warning: {verdict.warning}", file=sys.stderr)
+        if verdict.error:
+            print(f"error: {verdict.error}", file=sys.stderr)
             return EXIT_USAGE
         if command == "run":
             return _cmd_run(ctl, view, config, args, watcher)
         return _cmd_scan(ctl, view, config, args, watcher)
-
-
-def _until_known(ctl: Controller, view: GroupView, until: Until | None) -> bool:
-    """False (after an error line) if ``until`` names a metric or satellite the group lacks."""
-    if until is None:
-        return True
-    who = (until.satellite or "").lower()
-    names = [n for n in view.names if who in ("", n.lower())]
-    verdict = check_until(until, view.names, declared_metrics(ctl, names))
-    for word, text in (("warning", verdict.warning), ("error", verdict.error)):
-        if text:
-            print(f"{word}: {text}", file=sys.stderr)
-    return verdict.error is None
 
 
 if __name__ == "__main__":

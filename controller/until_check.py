@@ -19,7 +19,7 @@ from constellation.protocol.cmdp1 import CMDP1Notification
 from controller.controller import Controller
 from controller.runs import Until
 
-__all__ = ["UntilVerdict", "check_until", "declared_metrics"]
+__all__ = ["UntilVerdict", "check_until", "declared_metrics", "verify_until"]
 
 #: Seconds to wait for the satellites' metric lists (they answer as soon as subscribed).
 DECLARATION_TIMEOUT = 3.0
@@ -35,12 +35,16 @@ class UntilVerdict:
 
 
 def check_until(
-    until: Until, present: Iterable[str], declared: Mapping[str, Iterable[str]]
+    until: Until,
+    present: Iterable[str],
+    declared: Mapping[str, Iterable[str]],
+    what: str = "--until",
 ) -> UntilVerdict:
     """Judge ``until`` given the group's satellites and their declared metrics.
 
     ``present``: canonical names of the group; ``declared``: canonical name (any case) ->
-    names of the metrics it declares, for the satellites that answered. Pure function.
+    names of the metrics it declares, for the satellites that answered; ``what``: where the
+    condition was given, as the messages name it. Pure function.
     """
     names = {name.lower(): name for name in present}
     lists = {name.lower(): {m.upper() for m in metrics} for name, metrics in declared.items()}
@@ -50,7 +54,7 @@ def check_until(
         if target is None:
             listed = ", ".join(sorted(names.values(), key=str.lower)) or "none"
             return UntilVerdict(
-                f"--until names {until.satellite}, which is not a satellite of this group "
+                f"{what} names {until.satellite}, which is not a satellite of this group "
                 f"(present: {listed})"
             )
         relevant = [target]
@@ -62,7 +66,7 @@ def check_until(
     silent = [n for n in relevant if n.lower() not in lists]
     if silent:
         return UntilVerdict(
-            warning=f"cannot check --until metric {metric}: no metric list from "
+            warning=f"cannot check {what} metric {metric}: no metric list from "
             f"{', '.join(sorted(silent, key=str.lower))}"
         )
     known = sorted({m for n in answered for m in lists[n.lower()]})
@@ -72,11 +76,11 @@ def check_until(
     listed = ", ".join(known) or "none"
     if close:
         return UntilVerdict(
-            f"--until metric {metric} is not declared by {subject} (did you mean {close[0]}?); "
+            f"{what} metric {metric} is not declared by {subject} (did you mean {close[0]}?); "
             f"{owner} declares: {listed}"
         )
     return UntilVerdict(
-        f"--until metric {metric} is not declared by {subject}; {owner} declares: {listed}"
+        f"{what} metric {metric} is not declared by {subject}; {owner} declares: {listed}"
     )
 
 
@@ -112,3 +116,11 @@ def declared_metrics(
             changed.clear()
     finally:
         listener.close()
+
+
+def verify_until(ctl: Controller, present: list[str], until: Until, what: str) -> UntilVerdict:
+    """:func:`check_until` with the metric lists of the satellites concerned (all ``present``
+    ones, or the one ``until`` names) fetched by :func:`declared_metrics`."""
+    who = (until.satellite or "").lower()
+    names = [n for n in present if who in ("", n.lower())]
+    return check_until(until, present, declared_metrics(ctl, names), what)

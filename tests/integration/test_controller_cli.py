@@ -429,3 +429,23 @@ def test_until_names_a_satellite_and_its_own_metrics(
     )
     assert good.returncode == 0, good.stdout + good.stderr
     assert "run r3 done (until, " in good.stdout
+
+
+def test_misspelt_until_of_a_scan_file_is_refused_before_the_first_step(
+    satellites: Any, group: str, fast_timing: Any, tmp_path: Path
+) -> None:
+    tx = satellites(RandomTransmitter, "tx")
+    config = tmp_path / "run.toml"
+    config.write_text("[RandomTransmitter.tx]\nrate = 200\n")
+    scan_file = tmp_path / "scan.toml"
+    scan_file.write_text(
+        'prefix = "s"\nduration = 20\n[until]\nmetric = "TX_RECORD"\nvalue = 10\n\n'
+        '[[parameter]]\ntarget = "RandomTransmitter.tx"\nkey = "seed"\nvalues = [1, 2]\n'
+    )
+    result = controller_cli(group, "scan", str(scan_file), config=config)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (
+        f"error: {scan_file}: until metric TX_RECORD is not declared by any satellite of this "
+        "group (did you mean TX_RECORDS?); the group declares: "
+    ) in result.stderr
+    assert tx.state is State.NEW
