@@ -24,7 +24,7 @@ from typing import Any
 
 from constellation import CODENAME, __version__
 from constellation.core.environment import ProcessSettings
-from constellation.errors import ConfigError, DuplicateNameError
+from constellation.errors import BindError, ConfigError, DuplicateNameError
 from constellation.net.monitoring import STATUS, TRACE
 from constellation.satellite import Satellite
 from constellation.terminal import LogLineHandler
@@ -183,6 +183,18 @@ def build_parser(
     return parser
 
 
+#: The launcher option of each service port, as named in a :class:`BindError`.
+PORT_OPTIONS = {"cmd": "cmd_port", "hb": "hb_port", "mon": "mon_port", "data": "data_port"}
+
+
+def _start_error(exc: DuplicateNameError | BindError, args: argparse.Namespace) -> str:
+    """One line: ``--cmd-port 8765: address already in use`` for a port that cannot be bound."""
+    if isinstance(exc, BindError):
+        dest = PORT_OPTIONS[exc.service]
+        return f"--{dest.replace('_', '-')} {getattr(args, dest, exc.port)}: {exc.reason}"
+    return str(exc)
+
+
 def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> int:
     """Entry point used by every ``Satellite<Type>`` console script."""
     from constellation.transmitter import TransmitterSatellite
@@ -225,12 +237,13 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
         stop.set()
         satellite.request_shutdown()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    previous = signal.signal(signal.SIGINT, on_signal), signal.signal(signal.SIGTERM, on_signal)
     try:
         satellite.start()
-    except DuplicateNameError as exc:
-        print(f"Satellite{cls.__name__}: error: {exc}", file=sys.stderr)
+    except (DuplicateNameError, BindError) as exc:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+        print(f"Satellite{cls.__name__}: error: {_start_error(exc, args)}", file=sys.stderr)
         return 2
     # Route framework logs of this process to the network as well.
     if satellite._log_handler is not None:

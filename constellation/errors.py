@@ -12,6 +12,7 @@ lives in ``constellation.core.commands``.
 from __future__ import annotations
 
 __all__ = [
+    "BindError",
     "CommandDefinitionError",
     "CommandError",
     "ConfigError",
@@ -131,6 +132,22 @@ class DiscoveryError(ConstellationError):
 
 class DuplicateNameError(DiscoveryError):
     """Another satellite of the group already runs under this canonical name."""
+
+
+class BindError(ConstellationError, OSError):
+    """A service socket cannot be bound to the port asked for (in use, not permitted...).
+
+    ``service`` is ``cmd``, ``hb``, ``mon`` or ``data``; ``port`` the port asked for (None if
+    not known where the error was seen); ``reason`` the system's words, e.g. "address already
+    in use".
+    """
+
+    def __init__(self, service: str, port: int | None, reason: str) -> None:
+        self.service = service
+        self.port = port
+        self.reason = reason
+        where = f"{service} port {port}" if port else f"{service} port"
+        super().__init__(f"{where}: {reason}")
 
 
 class LoopTimeoutError(ConstellationError, TimeoutError):

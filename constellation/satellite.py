@@ -30,6 +30,7 @@ from constellation.core.roles import Role
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
 from constellation.errors import (
+    BindError,
     DuplicateNameError,
     HookError,
     InvalidNameError,
@@ -240,7 +241,11 @@ class Satellite(Lifecycle):
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self) -> Satellite:
-        """Open the sockets, announce the services and begin serving commands."""
+        """Open the sockets, announce the services and begin serving commands.
+
+        Raises :class:`DuplicateNameError` (name taken) or :class:`BindError` (a port given
+        cannot be bound) after closing the satellite again.
+        """
         if self._started:
             return self
         self._started = True
@@ -251,12 +256,12 @@ class Satellite(Lifecycle):
             metric_topics=self.metrics.topics,
             on_loop_error=lambda exc: self.fail(f"{type(exc).__name__} in framework: {exc}", exc),
         )
-        self.services.open(handlers, self.log, self.type_name)
-        assert self.services.loop is not None and self.services.monitoring is not None
-        self.metrics.start(self.services.loop, self.services.monitoring, self._run_task)
-        try:
+        try:  # a taken name or port: close what was opened, then raise
+            self.services.open(handlers, self.log, self.type_name)
+            assert self.services.loop is not None and self.services.monitoring is not None
+            self.metrics.start(self.services.loop, self.services.monitoring, self._run_task)
             self.services.announce(self.data_role.announce)
-        except DuplicateNameError:
+        except (DuplicateNameError, BindError):
             self.close()
             raise
         self.log.log(STATUS, "%s started in group '%s'", self.canonical_name, self.group)

@@ -5,7 +5,8 @@
 RUN_ID --duration S`` runs one run from wherever the group is to INIT again;
 ``Controller -g GROUP -c CONFIG scan SCAN_FILE`` runs a parameter scan. Exit codes: 0 success,
 1 a satellite failed or a step timed out, 2 bad arguments or configuration, 130 cancelled with
-Ctrl-C (after stopping the run cleanly).
+Ctrl-C (after stopping the run cleanly). An ``--until`` (or scan ``until``) metric no satellite
+declares, or a satellite not in the group, is refused with 2 before anything is sent.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from controller.progress import clock as _clock
 from controller.runs import Cancelled, RunControl, RunError, Until
 from controller.scan import Scan, ScanError, load_scan
 from controller.telemetry import MetricWatcher
+from controller.until_check import UntilVerdict, verify_until
 
 __all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_USAGE", "Progress", "build_parser", "main"]
 
@@ -376,6 +378,14 @@ def _dispatch(
         if not view.names:
             print(f"FAILED: no satellites found in group {ctl.group}", file=sys.stderr)
             return EXIT_FAILED
+        until = args.until if command == "run" else args.scan.until
+        what = "--until" if command == "run" else f"{args.scan_file}: until"
+        verdict = verify_until(ctl, view.names, until, what) if until else UntilVerdict()
+        if verdict.warning:
+            print(f"warning: {verdict.warning}", file=sys.stderr)
+        if verdict.error:
+            print(f"error: {verdict.error}", file=sys.stderr)
+            return EXIT_USAGE
         if command == "run":
             return _cmd_run(ctl, view, config, args, watcher)
         return _cmd_scan(ctl, view, config, args, watcher)

@@ -11,6 +11,7 @@ import code
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from constellation.terminal import colour_wanted
@@ -21,7 +22,7 @@ from controller.group import GroupView, colour_state
 
 log = logging.getLogger("constellation.console")
 
-__all__ = ["prompt_text", "run_console"]
+__all__ = ["banner_text", "prompt_text", "run_console"]
 
 _ANSI = re.compile(r"(\033\[[0-9;]*m)")
 
@@ -33,10 +34,21 @@ def prompt_text(view: GroupView) -> tuple[str, int, str, str]:
 
 
 _BANNER = """Constellation controller console, group {group}
-  commands: constellation.launch(), constellation.Example.launch(), constellation.Example.a.launch()
+  commands: constellation.launch(), {examples}
   status(): table of satellites   wait("ORBIT"): wait for a state   cfg: the configuration
   Leaving the console does not affect the satellites.
 """
+
+
+def banner_text(group: str, names: Iterable[str]) -> str:
+    """The console banner; its examples use the first satellite present (placeholders if none)."""
+    first = min(names, key=str.lower, default=None)
+    type_name, _, name = (first or "<Type>.<Name>").partition(".")
+    if first is None or name.isidentifier():
+        one = f"constellation.{type_name}.{name}.launch()"
+    else:  # e.g. a name starting with a digit: no attribute syntax
+        one = f'constellation["{first}"].launch()'
+    return _BANNER.format(group=group, examples=f"constellation.{type_name}.launch(), {one}")
 
 
 def run_console(
@@ -50,7 +62,7 @@ def run_console(
 
     namespace = make_namespace(controller, view, config)
     session = namespace["constellation"]._session  # IPython clears the namespace
-    banner = _BANNER.format(group=controller.group)
+    banner = banner_text(controller.group, view.names)
     if use_ipython:
         try:
             import IPython  # noqa: F401

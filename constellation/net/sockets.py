@@ -19,13 +19,21 @@ DEFAULT_MAX_MESSAGE_SIZE = BUILTIN_MAX_MESSAGE_SIZE
 
 
 def bind_in_scope(sock: zmq.Socket[Any], scope: NetworkScope, port: int = 0) -> int:
-    """Bind ``sock`` on every address of ``scope``; port 0 picks a free port. Returns the port."""
+    """Bind ``sock`` on every address of ``scope``; port 0 picks a free port. Returns the port.
+
+    On failure (``zmq.ZMQError``, e.g. the port is taken) ``sock`` is closed before the error
+    propagates: the caller's half-built object holds no socket.
+    """
     hosts = scope.bind_hosts()
     first, rest = hosts[0], hosts[1:]
-    if port:
-        sock.bind(f"tcp://{first}:{port}")
-    else:
-        port = sock.bind_to_random_port(f"tcp://{first}")
-    for host in rest:
-        sock.bind(f"tcp://{host}:{port}")
+    try:
+        if port:
+            sock.bind(f"tcp://{first}:{port}")
+        else:
+            port = sock.bind_to_random_port(f"tcp://{first}")
+        for host in rest:
+            sock.bind(f"tcp://{host}:{port}")
+    except zmq.ZMQError:
+        sock.close(linger=0)
+        raise
     return port

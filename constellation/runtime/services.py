@@ -18,7 +18,7 @@ import zmq
 
 from constellation.core.environment import ProcessSettings
 from constellation.core.heartbeat_tracker import PeerEvent
-from constellation.errors import DuplicateNameError
+from constellation.errors import BindError, DuplicateNameError
 from constellation.net.command_server import CommandServer, RequestHandler
 from constellation.net.discovery import Discovery, DiscoveryEvent, ServiceId, make_discovery
 from constellation.net.heartbeat import (
@@ -100,19 +100,51 @@ class ServiceSet:
         self._logger: logging.Logger | None = None
 
     def open(self, handlers: ServiceHandlers, logger: logging.Logger, type_name: str) -> None:
-        """Start the loop and bind every socket; ``logger``'s records go out over CMDP."""
+        """Start the loop and bind every socket; ``logger``'s records go out over CMDP.
+
+        A port that cannot be bound raises :class:`~constellation.errors.BindError` naming the
+        service and port, after everything opened so far was closed again (loop stopped).
+        """
         name = self.canonical_name
         loop = self.loop = EventLoop(zmq.Context.instance(), f"{name}-loop")
         loop.on_error = handlers.on_loop_error
         loop.start()
-        self.monitoring = MonitoringPublisher(
-            loop,
-            self.scope,
-            name,
-            self._ports["mon"],
-            log_topics=lambda: standard_log_topics(type_name),
-            metric_topics=handlers.metric_topics,
-            max_message_size=self._max_message_size,
+        limit = self._max_message_size
+        service = "mon"
+        try:
+            self.monitoring = MonitoringPublisher(
+                loop,
+                self.scope,
+                name,
+                self._ports["mon"],
+                log_topics=lambda: standard_log_topics(type_name),
+                metric_topics=handlers.metric_topics,
+                max_message_size=limit,
+            )
+            service = "hb"
+            self.heartbeat = HeartbeatSender(
+                loop,
+                self.scope,
+                name,
+                handlers.heartbeat_state,
+                self._ports["hb"],
+                timing=self._timing,
+                max_message_size=limit,
+            )
+            service = "cmd"
+            self.command_server = CommandServer(
+                loop,
+                self.scope,
+                name,
+                handlers.handle_request,
+                self._ports["cmd"],
+                max_message_size=limit,
+            )
+        except zmq.ZMQError as exc:
+            self._abandon_open()
+            raise BindError(service, self._ports[service] or None, _reason(exc)) from None
+        self.heartbeats = HeartbeatReceiver(
+            loop, name, handlers.on_peer_events, timing=self._timing, max_message_size=limit
         )
         self.log_handler = CMDPLogHandler(self.monitoring, logger.name, type_name)
         logger.addHandler(self.log_handler)
@@ -120,33 +152,20 @@ class ServiceSet:
         # Everything down to TRACE reaches the handlers: the CMDP handler sends only what
         # somebody subscribed to, the console handler filters by its own level.
         logger.setLevel(TRACE if logger.level == logging.NOTSET else logger.level)
-        limit = self._max_message_size
-        self.heartbeat = HeartbeatSender(
-            loop,
-            self.scope,
-            name,
-            handlers.heartbeat_state,
-            self._ports["hb"],
-            timing=self._timing,
-            max_message_size=limit,
-        )
-        self.heartbeats = HeartbeatReceiver(
-            loop, name, handlers.on_peer_events, timing=self._timing, max_message_size=limit
-        )
-        self.command_server = CommandServer(
-            loop,
-            self.scope,
-            name,
-            handlers.handle_request,
-            self._ports["cmd"],
-            max_message_size=limit,
-        )
+
+    def _abandon_open(self) -> None:
+        """Close what a failed :meth:`open` had opened; a later :meth:`close` finds nothing."""
+        self.close()
+        self.monitoring = self.heartbeat = self.heartbeats = self.command_server = None
+        self.log_handler = self._logger = self.loop = None
 
     def announce(self, extra: Callable[[Discovery], None] = lambda discovery: None) -> Discovery:
         """Announce monitoring, heartbeat, ``extra`` services, then control; follow heartbeats.
 
         With a ``name_check`` time, first ask the group whether the name is taken: raises
-        :class:`~constellation.errors.DuplicateNameError` naming the other's address.
+        :class:`~constellation.errors.DuplicateNameError` naming the other's address. A data
+        socket ``extra`` cannot bind raises :class:`~constellation.errors.BindError`
+        (service ``data``) once the announcements are withdrawn.
         """
         assert self.command_server and self.heartbeat and self.monitoring and self.heartbeats
         discovery = make_discovery(
@@ -162,7 +181,12 @@ class ServiceSet:
         self.discovery = discovery
         discovery.announce(ServiceId.MONITORING, self.monitoring.port)
         discovery.announce(ServiceId.HEARTBEAT, self.heartbeat.port)
-        extra(discovery)
+        try:
+            extra(discovery)  # the data role binds its socket here
+        except zmq.ZMQError as exc:
+            self.discovery = None
+            discovery.close()
+            raise BindError("data", None, _reason(exc)) from None
         discovery.announce(ServiceId.CONTROL, self.command_server.port)
         discovery.add_listener([ServiceId.HEARTBEAT], self._on_heartbeat_service)
         return discovery
@@ -190,3 +214,9 @@ class ServiceSet:
             self._logger.removeHandler(self.log_handler)
         if self.loop is not None:
             self.loop.stop()
+
+
+def _reason(exc: zmq.ZMQError) -> str:
+    """The system's words for a failed bind, e.g. "address already in use"."""
+    text = zmq.strerror(exc.errno) if exc.errno else str(exc)  # strerror would add the address
+    return text[:1].lower() + text[1:]

@@ -181,6 +181,24 @@ def test_simple_console_fallback(satellites: Any, group: str, tmp_path: Path) ->
         close_console(child)
 
 
+def test_console_banner_uses_a_satellite_of_the_group(
+    satellites: Any, group: str, tmp_path: Path
+) -> None:
+    satellites(RandomTransmitter, "tx")  # no Example in this group
+    child = spawn_console(group, tmp_path, "console", "--simple", "--wait", "1")
+    try:
+        child.expect(r"commands: ([^\r\n]*)\r?\n")
+        assert child.match.group(1).strip() == (
+            "constellation.launch(), constellation.RandomTransmitter.launch(), "
+            "constellation.RandomTransmitter.tx.launch()"
+        )
+        child.expect(prompt(group, 1, "NEW"))
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        close_console(child)
+
+
 # --- status ---------------------------------------------------------------------------------------
 def test_status_and_stateless_pick_up(
     satellites: Any, group: str, fast_timing: Any, controller: Controller
@@ -358,3 +376,76 @@ def test_failed_step_stops_the_scan_in_a_known_state(
     assert error.states["FailsOnSecondRun.flaky"] == "ERROR"
     assert error.states["Example.fine"] in ("ORBIT", "SAFE")
     assert flaky.state is State.ERROR and fine.state in (State.ORBIT, State.SAFE)
+
+
+# --- until conditions checked against the declared metrics ---------------------------------------
+def test_misspelt_until_metric_is_refused_before_the_run(
+    satellites: Any, group: str, fast_timing: Any, tmp_path: Path
+) -> None:
+    tx = satellites(RandomTransmitter, "tx")
+    rx = satellites(BorRecorder, "rx")
+    config = tmp_path / "run.yaml"
+    config.write_text("RandomTransmitter:\n  tx:\n    rate: 500\nBorRecorder:\n  rx: {}\n")
+    until = ("--until", "RX_RECORD>=5000", "--duration", "30")
+    result = controller_cli(group, "run", "typo_1", *until, config=config)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        "error: --until metric RX_RECORD is not declared by any satellite of this group "
+        "(did you mean RX_RECORDS?); the group declares: "
+    ), result.stderr
+    assert {"RX_RECORDS", "TX_RECORDS", "STATE"} <= set(line.split(": ")[-1].split(", "))
+    assert state_of(tx, rx) == {State.NEW}  # nothing was sent
+
+
+def test_until_names_a_satellite_and_its_own_metrics(
+    satellites: Any, group: str, fast_timing: Any, tmp_path: Path
+) -> None:
+    tx = satellites(RandomTransmitter, "tx")
+    rx = satellites(BorRecorder, "rx")
+    config = tmp_path / "run.yaml"
+    config.write_text("RandomTransmitter:\n  tx:\n    rate: 500\nBorRecorder:\n  rx: {}\n")
+    absent = controller_cli(
+        group, "run", "r1", "--until", "Example.tx/TX_RECORDS>=1", config=config
+    )
+    assert absent.returncode == 2, absent.stdout + absent.stderr
+    assert (
+        "error: --until names Example.tx, which is not a satellite of this group "
+        "(present: BorRecorder.rx, RandomTransmitter.tx)"
+    ) in absent.stderr
+    # RX_RECORDS exists in the group, but not on the transmitter named.
+    wrong = controller_cli(
+        group, "run", "r2", "--until", "RandomTransmitter.tx/RX_RECORDS>=1", config=config
+    )
+    assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+    assert "error: --until metric RX_RECORDS is not declared by RandomTransmitter.tx" in (
+        wrong.stderr
+    )
+    assert "RX_RECORDS" not in wrong.stderr.split("it declares: ")[1]
+    assert state_of(tx, rx) == {State.NEW}
+    # Spelt right, the run goes ahead and ends on the condition.
+    good = controller_cli(
+        group, "run", "r3", "--until", "RandomTransmitter.tx/TX_RECORDS>=20", config=config
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "run r3 done (until, " in good.stdout
+
+
+def test_misspelt_until_of_a_scan_file_is_refused_before_the_first_step(
+    satellites: Any, group: str, fast_timing: Any, tmp_path: Path
+) -> None:
+    tx = satellites(RandomTransmitter, "tx")
+    config = tmp_path / "run.toml"
+    config.write_text("[RandomTransmitter.tx]\nrate = 200\n")
+    scan_file = tmp_path / "scan.toml"
+    scan_file.write_text(
+        'prefix = "s"\nduration = 20\n[until]\nmetric = "TX_RECORD"\nvalue = 10\n\n'
+        '[[parameter]]\ntarget = "RandomTransmitter.tx"\nkey = "seed"\nvalues = [1, 2]\n'
+    )
+    result = controller_cli(group, "scan", str(scan_file), config=config)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (
+        f"error: {scan_file}: until metric TX_RECORD is not declared by any satellite of this "
+        "group (did you mean TX_RECORDS?); the group declares: "
+    ) in result.stderr
+    assert tx.state is State.NEW
