@@ -309,7 +309,9 @@ def test_interrupt_unblocks_a_transmitter_waiting_for_room(
     rx.slow = 60
     ctl.await_satellites([TX, RX])
     tx_data = {"data_timeout": 30, "queue_size": 20, "payload_threshold": 64}
-    _to_run(ctl, _config({"mode": "flood", "_autonomy": {"role": "NONE"}, "_data": tx_data}))
+    tx_conf = {"mode": "flood", "_autonomy": {"role": "NONE"}, "_data": tx_data}
+    # the interrupted transmitter's EOR never reaches the stuck receiver: it gives up after 1 s
+    _to_run(ctl, _config(tx_conf, {"_data": {"eor_timeout": 1}}))
     wait_for(lambda: tx.blocked.is_set(), what="send_record waiting for room")
     assert tx.data is not None
     # the socket buffers fill up behind the stuck receiver; then nothing more leaves the queue
