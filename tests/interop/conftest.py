@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,14 @@ def their_venv() -> TheirVenv:
     return TheirVenv(path)
 
 
+#: What their satellites log last before they hang at exit (constellationdaq 1.0.2: the
+#: PyRandomTransmitter's ZMQ context termination does not return after SIGINT). Past this line
+#: their shutdown has nothing left to do, so the teardown kills them instead of waiting.
+_LAST_WORDS = "Terminating ZMQ context."
+#: How long a process that logged :data:`_LAST_WORDS` still gets to exit by itself.
+_LAST_WORDS_GRACE = 0.5
+
+
 class TheirProcess:
     """One of their satellites (or Monitor) started from its console script on ``lo``."""
 
@@ -163,14 +172,24 @@ class TheirProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def interrupt(self) -> None:
+        """Ask it to exit (SIGINT, as Ctrl-C would); :meth:`finish` waits for it."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
+
+    def finish(self, deadline: float) -> None:
+        """Wait for the exit until ``deadline`` (monotonic), or a moment after its last words."""
+        last_words_at: float | None = None
+        while self.proc.poll() is None:
+            now = time.monotonic()
+            if last_words_at is None and self.output().rstrip().endswith(_LAST_WORDS):
+                last_words_at = now
+            hung = last_words_at is not None and now - last_words_at > _LAST_WORDS_GRACE
+            if hung or now > deadline:
                 self.proc.kill()
-                self.proc.wait(10)
+                break
+            time.sleep(0.05)
+        self.proc.wait(10)
         self._out.close()
 
     def output(self) -> str:
@@ -195,5 +214,8 @@ def theirs(their_venv: TheirVenv, group: str, tmp_path: Path) -> Iterator[Any]:
         return proc
 
     yield start
+    for proc in started:  # all at once: their shutdowns overlap
+        proc.interrupt()
+    deadline = time.monotonic() + 5.0
     for proc in reversed(started):
-        proc.stop()
+        proc.finish(deadline)
