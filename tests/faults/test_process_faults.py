@@ -128,9 +128,12 @@ CONTROLLER = textwrap.dedent(
     sys.path.insert(0, sys.argv[3])
     from controller import Controller
     from tests.faults.common import to_run
+    from tests.helpers import wait_for
     cfg = json.loads(sys.argv[2])
     ctl = Controller(sys.argv[1], interface="127.0.0.1")
     to_run(ctl, cfg, "killctl")
+    # both satellites follow this controller's heartbeats (each got a beat when it subscribed)
+    wait_for(lambda: ctl._heartbeat.subscribers >= 2, 20, what="heartbeat subscribers")
     print("RUN", flush=True)
     time.sleep(300)
     """
@@ -151,8 +154,8 @@ def test_sigkill_controller(
         env=os.environ.copy(),
         text=True,
     )
+    assert proc.stdout is not None
     try:
-        assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "RUN"
         wait_flushed(tmp_path / "data_killctl.h5")  # records flow
         time.sleep(random_delay(seed))  # the moment of the kill varies with the seed
@@ -162,6 +165,7 @@ def test_sigkill_controller(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        proc.stdout.close()
     # both satellites declare the silent controller dead (before a new controller of the same
     # name could revive it) ...
     for sat in sats:

@@ -8,6 +8,7 @@ PYTHONPATH, no current directory on ``sys.path``). Console scripts are started a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -137,8 +138,12 @@ class TheirVenv:
 @pytest.fixture(scope="session")
 def their_venv() -> TheirVenv:
     path = VENV_ROOT / THEIR_VERSION
-    if not (path / _MARKER).exists():
-        _create_venv(path)
+    VENV_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(VENV_ROOT / ".lock", "w") as lock:
+        # parallel test workers (pytest -n): one creates the venv, the others wait for it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / _MARKER).exists():
+            _create_venv(path)
     return TheirVenv(path)
 
 
