@@ -153,6 +153,8 @@ def their_venv() -> TheirVenv:
 _LAST_WORDS = "Terminating ZMQ context."
 #: How long a process that logged :data:`_LAST_WORDS` still gets to exit by itself.
 _LAST_WORDS_GRACE = 0.5
+#: How long their processes get to exit after the SIGINT (the tests need nothing of them then).
+_EXIT_TIMEOUT = 3.0
 
 
 class TheirProcess:
@@ -221,6 +223,6 @@ def theirs(their_venv: TheirVenv, group: str, tmp_path: Path) -> Iterator[Any]:
     yield start
     for proc in started:  # all at once: their shutdowns overlap
         proc.interrupt()
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + _EXIT_TIMEOUT
     for proc in reversed(started):
         proc.finish(deadline)
