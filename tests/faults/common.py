@@ -9,7 +9,14 @@ from typing import Any
 from constellation.reader import open_run
 from controller import Controller
 from controller.telemetry import MetricWatcher
-from tests.helpers import TX, WRITER, cycle_to_run, wait_for, writer_run_config
+from tests.helpers import (
+    TX,
+    WRITER,
+    SatelliteProcess,
+    cycle_to_run,
+    wait_for,
+    writer_run_config,
+)
 
 #: Steady states a satellite may end in after a fault (docs/state-machine.md).
 DOCUMENTED_END_STATES = {"SAFE", "ERROR", "ORBIT"}
@@ -50,6 +57,13 @@ def wait_received(ctl: Controller, at_least: int = FLOWING, timeout: float = 20)
             return value if value >= at_least else 0
 
         return int(wait_for(count, timeout, what=f"{at_least} records received by {WRITER}"))
+
+
+def wait_following(sat: SatelliteProcess, peer: str, timeout: float = 20) -> None:
+    """Wait until ``sat`` found ``peer``'s heartbeats (a peer beats at once for a subscriber):
+    from then on, ``sat`` notices when ``peer`` falls silent."""
+    what = f"{sat.name} following {peer}'s heartbeats"
+    wait_for(lambda: f"discovered {peer} HEARTBEAT" in sat.output(), timeout, what=what)
 
 
 def wait_flushed(path: Path, at_least: int = 1, timeout: float = 20) -> int:

@@ -34,6 +34,7 @@ from tests.faults.common import (
     status_of,
     to_run,
     wait_flushed,
+    wait_following,
     wait_received,
     wait_state,
 )
@@ -46,11 +47,12 @@ SEEDS = [11, 23]
 def test_sigkill_transmitter(
     processes: Any, group: str, tmp_path: Path, fast_timing: Any, seed: int
 ) -> None:
-    processes("SatelliteH5DataWriter", "w")
+    writer = processes("SatelliteH5DataWriter", "w")
     tx = processes("SatelliteRandomTransmitter", "tx")
     cfg = config(tmp_path)
     with Controller(group, interface=LOOPBACK) as ctl:
         to_run(ctl, cfg, "killtx")
+        wait_following(writer, TX)
         received = wait_received(ctl)
         time.sleep(random_delay(seed))  # the moment of the kill varies with the seed
         tx.signal(signal.SIGKILL)
@@ -214,11 +216,12 @@ def test_sigstop_then_sigcont(
 def test_sigstop_longer_than_lives_interrupts_peer(
     processes: Any, group: str, tmp_path: Path, fast_timing: Any
 ) -> None:
-    processes("SatelliteH5DataWriter", "w")
+    writer = processes("SatelliteH5DataWriter", "w")
     tx = processes("SatelliteRandomTransmitter", "tx")
     cfg = config(tmp_path)
     with Controller(group, interface=LOOPBACK) as ctl:
         to_run(ctl, cfg, "longfreeze")
+        wait_following(writer, TX)
         wait_received(ctl)
         tx.signal(signal.SIGSTOP)
         try:

@@ -26,6 +26,7 @@ from constellation.core.states import State
 from constellation.net.discovery import DiscoveredService, ServiceId
 from constellation.protocol.cdtp2 import CDTPType, DataRecord, encode_data_frame
 from constellation.receiver import ReceiverSatellite
+from constellation.roles import receiving
 from constellation.transmitter import TransmitterSatellite
 from controller import Controller
 from tests.helpers import LOOPBACK, cycle_to_run, wait_for
@@ -273,6 +274,8 @@ def test_interrupted_transmitter_sends_an_interrupted_eor(satellites: Any, ctl: 
     wait_for(lambda: len(rx.records) == 4, what="4 records")
     assert ctl.satellites[TX].command("_interrupt").ok
     wait_for(lambda: TX in rx.eors, what="EOR after the interrupt")
+    # the EOR goes out while the transmitter is still interrupting; SAFE follows
+    wait_for(lambda: tx.state is not State.interrupting, what="the interrupt to end")
     assert tx.state is State.SAFE and rx.state is State.RUN
     assert rx.eors[TX][1]["condition"] == "INTERRUPTED"
     assert rx.eors[TX][1]["data_records"] == 4
@@ -373,7 +376,11 @@ def test_dynamic_transmitter_death_interrupts_the_receiver(
 
 
 # --- configuration and robustness ----------------------------------------------------------------
-def test_receive_from_an_absent_transmitter_fails_launch(satellites: Any, ctl: Controller) -> None:
+def test_receive_from_an_absent_transmitter_fails_launch(
+    satellites: Any, ctl: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # launch looks for the transmitter 0.5 s here (3 s by default) before it gives up
+    monkeypatch.setattr(receiving, "LAUNCH_DISCOVERY_TIMEOUT", 0.5)
     rx = satellites(Collector, "rx")
     ctl.await_satellites([RX])
     ctl.initialize({"Collector": {"rx": {"_data_transmitters": ["Nobody.there"]}}})
