@@ -27,8 +27,10 @@ lint: $(STAMP)
 system-deps:
 	bash .ci/system-deps.sh
 
+# Two workers (the tests are isolated: own groups, free ports, own tmp dirs); a test file stays
+# on one worker, so its module-scoped fixtures are set up once.
 test: $(STAMP) lint system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py

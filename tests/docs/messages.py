@@ -15,7 +15,7 @@ import ast
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from tests.docs.doc_blocks import REPO
@@ -65,16 +65,21 @@ class Template:
     """A message template: its literal parts (fields between them) and the full-match pattern."""
 
     parts: tuple[str, ...]
-    pattern: re.Pattern[str]
+    longest: str  # the longest literal part, tested first
 
     @classmethod
     def of(cls, template: str) -> Template:
         parts = tuple(template.split(_FIELD))
-        return cls(parts, re.compile("(.+?)".join(map(re.escape, parts)), re.DOTALL))
+        return cls(parts, max(parts, key=len))
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """The full-match pattern (compiled when first needed: most templates never are)."""
+        return re.compile("(.+?)".join(map(re.escape, self.parts)), re.DOTALL)
 
     def could_match(self, text: str) -> bool:
         """Cheap test before the regex: every literal part occurs in ``text``."""
-        return all(part in text for part in self.parts)
+        return self.longest in text and all(part in text for part in self.parts)
 
     def contains(self, text: str) -> bool:
         """Whether ``text`` is a piece of some message made from this template.
@@ -131,7 +136,12 @@ def _normalise(text: str) -> str:
 
 def explained(text: str, depth: int = 0) -> bool:
     """Whether the code can produce ``text`` (``<...>`` and ``...`` in it match any field)."""
-    text = _normalise(text)
+    return _explained(_normalise(text), depth)
+
+
+@cache
+def _explained(text: str, depth: int) -> bool:
+    """:func:`explained` of normalised text (the same field values recur: memoised)."""
     if depth > 6:
         return False
     for template in templates():
@@ -142,7 +152,7 @@ def explained(text: str, depth: int = 0) -> bool:
             continue
         covered = len(text)
         for group in match.groups():
-            if explained(group, depth + 1):
+            if _explained(_normalise(group), depth + 1):
                 continue  # a message of its own
             if is_prose(group):
                 break

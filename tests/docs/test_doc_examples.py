@@ -39,6 +39,7 @@ FOREIGN_TEXTS = {
     "RuntimeError: dictionary changed size during iteration": "constellationdaq 1.0.2 crash",
     "AttributeError: 'H5DataWriter' object has no attribute 'outfile'": "constellationdaq bug",
     "Using interfaces addresses ['127.0.0.1']": "constellationdaq 1.0.2 log line",
+    "Terminating ZMQ context.": "constellationdaq 1.0.2 log line",
     "lab (4) ORBIT >": "the console prompt (group, count, state)",
     "RuntimeError in do_launching: bias supply did not answer": "status after a user's exception",
     "error: e6.yaml:4:4: key 'Example.a.list': invalid YAML: while parsing a flow sequence "

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 from typing import Any
 
 from constellation.reader import open_run
 from controller import Controller
-from tests.helpers import TX, WRITER, cycle_to_run, wait_for, writer_run_config
+from controller.telemetry import MetricWatcher
+from tests.helpers import (
+    TX,
+    WRITER,
+    SatelliteProcess,
+    cycle_to_run,
+    wait_for,
+    writer_run_config,
+)
 
 #: Steady states a satellite may end in after a fault (docs/state-machine.md).
 DOCUMENTED_END_STATES = {"SAFE", "ERROR", "ORBIT"}
+#: Records the writer must have received before a run counts as carrying data (0.1 s at 1 kHz).
+FLOWING = 100
 
 
 def config(out: Path, swmr: bool = True, rate: float = 1000, **writer: Any) -> dict[str, Any]:
@@ -33,9 +42,39 @@ def to_run(
     cycle_to_run(ctl, cfg, run_id)
 
 
-def random_delay(seed: int, low: float = 0.3, high: float = 1.2) -> float:
-    """A reproducible random moment inside RUN."""
+def random_delay(seed: int, low: float = 0.0, high: float = 0.4) -> float:
+    """A reproducible random extra moment, once records flow (the fault's moment varies)."""
     return random.Random(seed).uniform(low, high)
+
+
+def wait_received(ctl: Controller, at_least: int = FLOWING, timeout: float = 20) -> int:
+    """Wait until the writer's RX_RECORDS metric of this run reaches ``at_least``; returns it."""
+    with MetricWatcher(ctl, ["RX_RECORDS"]) as watcher:
+
+        def count() -> int:
+            samples = watcher.latest("RX_RECORDS", WRITER).values()
+            value = max((s.value for s in samples), default=0)
+            return value if value >= at_least else 0
+
+        return int(wait_for(count, timeout, what=f"{at_least} records received by {WRITER}"))
+
+
+def wait_following(sat: SatelliteProcess, peer: str, timeout: float = 20) -> None:
+    """Wait until ``sat`` found ``peer``'s heartbeats (a peer beats at once for a subscriber):
+    from then on, ``sat`` notices when ``peer`` falls silent."""
+    what = f"{sat.name} following {peer}'s heartbeats"
+    wait_for(lambda: f"discovered {peer} HEARTBEAT" in sat.output(), timeout, what=what)
+
+
+def wait_flushed(path: Path, at_least: int = 1, timeout: float = 20) -> int:
+    """Wait until a live SWMR reader sees ``at_least`` flushed records in ``path``; returns them."""
+    return int(
+        wait_for(
+            lambda: n if (n := swmr_records_seen(path)) >= at_least else 0,
+            timeout,
+            what=f"{at_least} flushed records in {path.name}",
+        )
+    )
 
 
 def state_of(ctl: Controller, name: str) -> str:
@@ -72,15 +111,13 @@ def clean_second_run(ctl: Controller, cfg: dict[str, Any], out: Path, run_id: st
     to_run(ctl, cfg, run_id)
     writer = ctl.satellites[WRITER]
     wait_for(lambda: writer.command("get_current_filename").verb.endswith(f"data_{run_id}.h5"))
-    # pacing, not synchronisation: the run lasts long enough (0.6 s at 1 kHz) to carry records;
-    # the ``count > 0`` check below fails if none arrived
-    time.sleep(0.6)
+    wait_received(ctl)  # the run carries records before it is stopped
     ctl.stop()
     ctl.await_state("ORBIT", 20)
     count, eor = check_contiguous(out / f"data_{run_id}.h5")
     assert eor is not None
     assert eor["run_metadata"]["condition"] == "GOOD", eor
-    assert count == eor["run_metadata"]["data_records"] > 0
+    assert count == eor["run_metadata"]["data_records"] >= FLOWING
     return count
 
 

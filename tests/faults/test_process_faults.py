@@ -23,6 +23,7 @@ import pytest
 from controller import Controller
 from tests.faults.common import (
     DOCUMENTED_END_STATES,
+    FLOWING,
     TX,
     WRITER,
     check_contiguous,
@@ -32,6 +33,9 @@ from tests.faults.common import (
     state_of,
     status_of,
     to_run,
+    wait_flushed,
+    wait_following,
+    wait_received,
     wait_state,
 )
 from tests.helpers import LOOPBACK, REPO, wait_for
@@ -43,12 +47,14 @@ SEEDS = [11, 23]
 def test_sigkill_transmitter(
     processes: Any, group: str, tmp_path: Path, fast_timing: Any, seed: int
 ) -> None:
-    processes("SatelliteH5DataWriter", "w")
+    writer = processes("SatelliteH5DataWriter", "w")
     tx = processes("SatelliteRandomTransmitter", "tx")
     cfg = config(tmp_path)
     with Controller(group, interface=LOOPBACK) as ctl:
         to_run(ctl, cfg, "killtx")
-        time.sleep(random_delay(seed))
+        wait_following(writer, TX)
+        received = wait_received(ctl)
+        time.sleep(random_delay(seed))  # the moment of the kill varies with the seed
         tx.signal(signal.SIGKILL)
         tx.proc.wait(10)
         # the writer (DYNAMIC peer died) interrupts: substitute EOR, file closed, SAFE
@@ -58,7 +64,7 @@ def test_sigkill_transmitter(
         status = status_of(ctl, WRITER)
         assert TX in status, status
         count, eor = check_contiguous(tmp_path / "data_killtx.h5")
-        assert count > 0 and eor is not None
+        assert count >= received and eor is not None
         meta = eor["run_metadata"]
         assert "ABORTED" in meta["condition"], meta
         assert meta["data_records"] == count  # everything the writer got is in the file
@@ -101,7 +107,8 @@ def test_sigkill_writer(
         to_run(ctl, cfg, "killw")
         handle = ctl.satellites[WRITER]
         wait_for(lambda: handle.command("get_concurrent_reading_status").payload["swmr_active"])
-        time.sleep(random_delay(seed, 0.5, 1.5))  # several flush intervals (0.2 s)
+        flushed = wait_flushed(tmp_path / "data_killw.h5")
+        time.sleep(random_delay(seed))  # the moment of the kill varies with the seed
         writer.signal(signal.SIGKILL)
         writer.proc.wait(10)
         # the transmitter (DYNAMIC peer died) is interrupted
@@ -110,7 +117,7 @@ def test_sigkill_writer(
         status = status_of(ctl, TX)
         assert WRITER in status or "receiver did not keep up" in status, status
         count = _flushed_swmr_records(tmp_path / "data_killw.h5")
-        assert count > 0
+        assert count >= flushed > 0
     processes("SatelliteH5DataWriter", "w")
     with Controller(group, interface=LOOPBACK) as ctl:
         wait_for(lambda: state_of(ctl, WRITER) == "NEW", 20, what="restarted writer")
@@ -123,9 +130,12 @@ CONTROLLER = textwrap.dedent(
     sys.path.insert(0, sys.argv[3])
     from controller import Controller
     from tests.faults.common import to_run
+    from tests.helpers import wait_for
     cfg = json.loads(sys.argv[2])
     ctl = Controller(sys.argv[1], interface="127.0.0.1")
     to_run(ctl, cfg, "killctl")
+    # both satellites follow this controller's heartbeats (each got a beat when it subscribed)
+    wait_for(lambda: ctl._heartbeat.subscribers >= 2, 20, what="heartbeat subscribers")
     print("RUN", flush=True)
     time.sleep(300)
     """
@@ -138,8 +148,7 @@ def test_sigkill_controller(
 ) -> None:
     import json
 
-    processes("SatelliteH5DataWriter", "w")
-    processes("SatelliteRandomTransmitter", "tx")
+    sats = [processes("SatelliteH5DataWriter", "w"), processes("SatelliteRandomTransmitter", "tx")]
     cfg = config(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-c", CONTROLLER, group, json.dumps(cfg), str(REPO)],
@@ -147,20 +156,26 @@ def test_sigkill_controller(
         env=os.environ.copy(),
         text=True,
     )
+    assert proc.stdout is not None
     try:
-        assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "RUN"
-        time.sleep(random_delay(seed))
+        wait_flushed(tmp_path / "data_killctl.h5")  # records flow
+        time.sleep(random_delay(seed))  # the moment of the kill varies with the seed
         proc.kill()
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        proc.stdout.close()
+    # both satellites declare the silent controller dead (before a new controller of the same
+    # name could revive it) ...
+    for sat in sats:
+        what = f"{sat.name} declaring the controller dead"
+        wait_for(lambda s=sat: "peer Controller died" in s.output(), 20, what=what)
     with Controller(group, interface=LOOPBACK) as ctl:
         ctl.await_satellites([TX, WRITER], timeout=20)
-        time.sleep(1.5)  # longer than the dead controller's lives
-        # a controller has no role: the run goes on, untouched
+        # ... and, as a controller has no role, the run goes on, untouched
         assert wait_state(ctl, TX, {"RUN"}) == "RUN"
         assert wait_state(ctl, WRITER, {"RUN"}) == "RUN"
         ctl.stop()
@@ -182,11 +197,12 @@ def test_sigstop_then_sigcont(
     cfg = config(tmp_path)
     with Controller(group, interface=LOOPBACK) as ctl:
         to_run(ctl, cfg, "frozen")
-        time.sleep(0.4)
+        before = wait_received(ctl)
         procs[who].signal(signal.SIGSTOP)
-        time.sleep(0.5)  # shorter than the heartbeat lives: nobody is declared dead
-        procs[who].signal(signal.SIGCONT)
+        # the duration is the point: shorter than the heartbeat lives, nobody is declared dead
         time.sleep(0.5)
+        procs[who].signal(signal.SIGCONT)
+        wait_received(ctl, before + FLOWING)  # records flow again
         assert wait_state(ctl, TX, {"RUN"}) == "RUN"
         assert wait_state(ctl, WRITER, {"RUN"}) == "RUN"
         ctl.stop()
@@ -200,12 +216,13 @@ def test_sigstop_then_sigcont(
 def test_sigstop_longer_than_lives_interrupts_peer(
     processes: Any, group: str, tmp_path: Path, fast_timing: Any
 ) -> None:
-    processes("SatelliteH5DataWriter", "w")
+    writer = processes("SatelliteH5DataWriter", "w")
     tx = processes("SatelliteRandomTransmitter", "tx")
     cfg = config(tmp_path)
     with Controller(group, interface=LOOPBACK) as ctl:
         to_run(ctl, cfg, "longfreeze")
-        time.sleep(0.4)
+        wait_following(writer, TX)
+        wait_received(ctl)
         tx.signal(signal.SIGSTOP)
         try:
             state = wait_state(ctl, WRITER, {"SAFE", "ERROR"}, 20)
@@ -251,12 +268,12 @@ def test_transmitter_interrupted_to_safe_when_writer_dies(
     cfg["RandomTransmitter"]["tx"]["_data"] = {"data_timeout": 4}
     with Controller(group, interface=LOOPBACK) as ctl:
         to_run(ctl, cfg, "dies")
-        time.sleep(0.8)
+        flushed = wait_flushed(tmp_path / "data_dies.h5")
         writer.signal(signal.SIGKILL)
         writer.proc.wait(10)
         assert wait_state(ctl, TX, {"SAFE", "ERROR"}, 20) == "SAFE", status_of(ctl, TX)
         assert WRITER in status_of(ctl, TX)
-        assert _flushed_swmr_records(tmp_path / "data_dies.h5") > 0
+        assert _flushed_swmr_records(tmp_path / "data_dies.h5") >= flushed > 0
     processes("SatelliteH5DataWriter", "w")
     with Controller(group, interface=LOOPBACK) as ctl:
         wait_for(lambda: state_of(ctl, WRITER) == "NEW", 20, what="restarted writer")

@@ -28,6 +28,7 @@ from constellation.errors import UsageError
 from constellation.net.discovery import DiscoveredService, ServiceId
 from constellation.protocol.cdtp2 import CDTPType, DataRecord, encode_data_frame
 from constellation.receiver import ReceiverSatellite
+from constellation.roles import receiving
 from constellation.transmitter import TransmitterSatellite
 from controller import Controller
 from tests.helpers import LOOPBACK, cycle_to_run, wait_for
@@ -310,9 +311,9 @@ def test_interrupted_transmitter_sends_an_interrupted_eor(satellites: Any, ctl: 
     wait_for(lambda: len(rx.records) == 4, what="4 records")
     assert ctl.satellites[TX].command("_interrupt").ok
     wait_for(lambda: TX in rx.eors, what="EOR after the interrupt")
-    # The EOR goes out before the interrupt transition ends: SAFE follows shortly after.
-    wait_for(lambda: tx.state is State.SAFE, what="the transmitter in SAFE")
-    assert rx.state is State.RUN
+    # the EOR goes out while the transmitter is still interrupting; SAFE follows
+    wait_for(lambda: tx.state is not State.interrupting, what="the interrupt to end")
+    assert tx.state is State.SAFE and rx.state is State.RUN
     assert rx.eors[TX][1]["condition"] == "INTERRUPTED"
     assert rx.eors[TX][1]["data_records"] == 4
     _stop(ctl, [RX])
@@ -348,7 +349,9 @@ def test_interrupt_unblocks_a_transmitter_waiting_for_room(
     rx.slow = 60
     ctl.await_satellites([TX, RX])
     tx_data = {"data_timeout": 30, "queue_size": 20, "payload_threshold": 64}
-    _to_run(ctl, _config({"mode": "flood", "_autonomy": {"role": "NONE"}, "_data": tx_data}))
+    tx_conf = {"mode": "flood", "_autonomy": {"role": "NONE"}, "_data": tx_data}
+    # the interrupted transmitter's EOR never reaches the stuck receiver: it gives up after 1 s
+    _to_run(ctl, _config(tx_conf, {"_data": {"eor_timeout": 1}}))
     wait_for(lambda: tx.blocked.is_set(), what="send_record waiting for room")
     assert tx.data is not None
     # the socket buffers fill up behind the stuck receiver; then nothing more leaves the queue
@@ -410,7 +413,11 @@ def test_dynamic_transmitter_death_interrupts_the_receiver(
 
 
 # --- configuration and robustness ----------------------------------------------------------------
-def test_receive_from_an_absent_transmitter_fails_launch(satellites: Any, ctl: Controller) -> None:
+def test_receive_from_an_absent_transmitter_fails_launch(
+    satellites: Any, ctl: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # launch looks for the transmitter 0.5 s here (3 s by default) before it gives up
+    monkeypatch.setattr(receiving, "LAUNCH_DISCOVERY_TIMEOUT", 0.5)
     rx = satellites(Collector, "rx")
     ctl.await_satellites([RX])
     ctl.initialize({"Collector": {"rx": {"_data_transmitters": ["Nobody.there"]}}})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import time
 from typing import Any
 
 from controller import Controller
@@ -23,7 +24,8 @@ def test_sigterm_during_exit_after_shutdown_keeps_exit_code_zero(
         assert reply.ok, reply
     # Signal it over and over until it is gone: some signal lands while it finalizes.
     code = None
-    for _ in range(2000):
+    deadline = time.monotonic() + 30  # a deadline, not a count: the exit is slower under load
+    while time.monotonic() < deadline:
         with contextlib.suppress(ProcessLookupError):
             sat.proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -108,7 +108,7 @@ def test_write_error_goes_to_error_and_keeps_earlier_records(
 
     def failing(dset: Any, start: int, values: Any) -> None:
         calls["n"] += 1
-        if calls["n"] > 80:  # four datasets per batch: fail after about 20 batches
+        if calls["n"] > 20:  # four datasets per batch: fail after about 5 batches
             raise OSError(errno.ENOSPC, "No space left on device")
         original(dset, start, values)
 

@@ -236,7 +236,9 @@ def test_a_split_stream_at_run_time_fails_the_run(
     first, second = satellites(DevNullReceiver, "a"), satellites(DevNullReceiver, "b")
     controller.await_satellites(["RandomTransmitter.t1", "DevNullReceiver.a", "DevNullReceiver.b"])
     for name in ("DevNullReceiver.a", "DevNullReceiver.b"):  # one by one: no pre-flight check
-        controller.initialize({"DevNullReceiver": {}}, targets=[name])
+        # the receiver that misses the EOR gives up on it after 1 s (default 10 s)
+        receiver = {"_default": {"_data": {"eor_timeout": 1}}}
+        controller.initialize({"DevNullReceiver": receiver}, targets=[name])
     controller.initialize(
         {"RandomTransmitter": {"t1": {"rate": 2000}}}, targets=["RandomTransmitter.t1"]
     )

@@ -8,12 +8,14 @@ PYTHONPATH, no current directory on ``sys.path``). Console scripts are started a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -136,9 +138,23 @@ class TheirVenv:
 @pytest.fixture(scope="session")
 def their_venv() -> TheirVenv:
     path = VENV_ROOT / THEIR_VERSION
-    if not (path / _MARKER).exists():
-        _create_venv(path)
+    VENV_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(VENV_ROOT / ".lock", "w") as lock:
+        # parallel test workers (pytest -n): one creates the venv, the others wait for it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / _MARKER).exists():
+            _create_venv(path)
     return TheirVenv(path)
+
+
+#: What their satellites log last before they hang at exit (constellationdaq 1.0.2: the
+#: PyRandomTransmitter's ZMQ context termination does not return after SIGINT). Past this line
+#: their shutdown has nothing left to do, so the teardown kills them instead of waiting.
+_LAST_WORDS = "Terminating ZMQ context."
+#: How long a process that logged :data:`_LAST_WORDS` still gets to exit by itself.
+_LAST_WORDS_GRACE = 0.5
+#: How long their processes get to exit after the SIGINT (the tests need nothing of them then).
+_EXIT_TIMEOUT = 3.0
 
 
 class TheirProcess:
@@ -163,14 +179,24 @@ class TheirProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def interrupt(self) -> None:
+        """Ask it to exit (SIGINT, as Ctrl-C would); :meth:`finish` waits for it."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
+
+    def finish(self, deadline: float) -> None:
+        """Wait for the exit until ``deadline`` (monotonic), or a moment after its last words."""
+        last_words_at: float | None = None
+        while self.proc.poll() is None:
+            now = time.monotonic()
+            if last_words_at is None and self.output().rstrip().endswith(_LAST_WORDS):
+                last_words_at = now
+            hung = last_words_at is not None and now - last_words_at > _LAST_WORDS_GRACE
+            if hung or now > deadline:
                 self.proc.kill()
-                self.proc.wait(10)
+                break
+            time.sleep(0.05)
+        self.proc.wait(10)
         self._out.close()
 
     def output(self) -> str:
@@ -195,5 +221,8 @@ def theirs(their_venv: TheirVenv, group: str, tmp_path: Path) -> Iterator[Any]:
         return proc
 
     yield start
+    for proc in started:  # all at once: their shutdowns overlap
+        proc.interrupt()
+    deadline = time.monotonic() + _EXIT_TIMEOUT
     for proc in reversed(started):
-        proc.stop()
+        proc.finish(deadline)

@@ -14,6 +14,7 @@ import pytest
 
 from constellation.errors import ConfigError, UnknownSenderError
 from constellation.live import BOR, EOR, Frame, Streamer
+from constellation.live import streamer as live_streamer
 from constellation.live.aio import AsyncStreamer
 from controller import Controller
 from controller.telemetry import MetricWatcher
@@ -132,8 +133,13 @@ def test_the_constructor_refuses_unknown_senders_and_names_the_known_ones(
         assert streamer.known_senders() == [TX]  # a generator of names is read once
 
 
-def test_update_senders_names_the_known_ones(pair: Controller, group: str) -> None:
+def test_update_senders_names_the_known_ones(
+    pair: Controller, group: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with _streamer(group, senders=["RandomTransmitter.nobody"], sender_wait=None) as streamer:
+        wait_for(lambda: TX in streamer.known_senders(), 15, what="the transmitter discovered")
+        # the name that is not there is waited for briefly (0.5 s here, 3 s by default)
+        monkeypatch.setattr(live_streamer, "SENDER_WAIT", 0.5)
         known = rf"unknown sender\(s\) RandomTransmitter\.Nobody .*\(known: {TX}\)"
         with pytest.raises(UnknownSenderError, match=known):
             streamer.update_senders(["RandomTransmitter.Nobody", TX])
@@ -198,9 +204,9 @@ def test_the_console_script_dumps_shows_the_table_and_a_histogram(
     cycle_to_run(pair, devnull_config(1000), "cli_1")
     _records_of(pair.satellites[DN], 200)
     runs = {
-        "dump": [*base, "--dump", "--seconds", "4"],
-        "table": [*base, "--seconds", "4"],
-        "histogram": [*base, "--histogram", TX, "--seconds", "4"],
+        "dump": [*base, "--dump", "--seconds", "2"],
+        "table": [*base, "--seconds", "2"],
+        "histogram": [*base, "--histogram", TX, "--seconds", "2"],
     }
     env = {**os.environ, "COLUMNS": "200"}  # wide enough for the whole table
     procs = {

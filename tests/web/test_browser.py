@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from controller.web.headless import close_browser, have_browser, start_browser
+from tests.conftest import FAST_TIMING
 from tests.helpers import LOOPBACK, SatelliteProcess, console_script, unique_group, wait_for
 from tests.web.proxy import CuttableProxy
 
@@ -110,16 +111,21 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cmd = [console_script("MissionControl"), "-g", name, "-i", LOOPBACK, "--port", str(port)]
     cmd += ["-c", str(tmp / "run.toml"), "--operator-token", TOKEN, "--log-level", "DEBUG"]
     log = open(tmp / "mc.log", "wb")  # noqa: SIM115
-    mc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    # fast heartbeats: MissionControl sees the killed satellite DEAD within about a second
+    env = {**os.environ, **FAST_TIMING}
+    mc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://{LOOPBACK}:{port}"
     sats: list[SatelliteProcess] = []
     try:
         wait_for(lambda: _get(url + "/api/info"), 20, 0.1, "MissionControl serving")
         sats = [
-            SatelliteProcess("SatelliteExample", "a", name),
-            SatelliteProcess("SatelliteRandomTransmitter", "tx", name),
-            SatelliteProcess("SatelliteDevNullReceiver", "rx", name),
-            SatelliteProcess("SatelliteExample", "victim", name),
+            SatelliteProcess(script, sat, name, env=FAST_TIMING)
+            for script, sat in (
+                ("SatelliteExample", "a"),
+                ("SatelliteRandomTransmitter", "tx"),
+                ("SatelliteDevNullReceiver", "rx"),
+                ("SatelliteExample", "victim"),
+            )
         ]
         names = [s.canonical for s in sats]
         wait_for(
@@ -130,8 +136,8 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         )
         yield {"url": url, "sats": sats, "names": names, "mc": mc, "tmp": tmp}
     finally:
-        for sat in sats:
-            sat.stop()
+        with ThreadPoolExecutor(len(sats) or 1) as pool:  # their shutdowns overlap
+            list(pool.map(SatelliteProcess.stop, sats))
         mc.send_signal(signal.SIGTERM)
         try:
             mc.wait(15)
