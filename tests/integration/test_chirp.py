@@ -38,6 +38,7 @@ from constellation.net.loop import EventLoop
 from constellation.protocol.chirp import ChirpBeacon, ChirpType, name_id
 from constellation.protocol.cscp1 import CSCP1Message, CSCPType
 from satellites.example import Example
+from tests.chirp_guard import no_processes_of_theirs
 from tests.conftest import FAST_SETTINGS
 from tests.helpers import LOOPBACK, unique_group, wait_for
 
@@ -152,12 +153,18 @@ def expected_beacon(msg_type: int, group: str, host: str, service: int, port: in
 
 
 def foreign_chirp_sockets() -> list[Any]:
-    """UDP sockets on port 7123 owned by other processes (e.g. running Constellation)."""
+    """UDP sockets on port 7123 of processes outside this test session (e.g. a running
+    Constellation). The session is this process, or under ``pytest -n`` the controller that
+    started this worker, with every descendant: our satellites, the other worker and its
+    satellites, which drop garbage as tested here. Interop tests' Constellation processes are
+    descendants too; :func:`no_processes_of_theirs` keeps them out while this test runs."""
     try:
         conns = psutil.net_connections(kind="udp4")
     except psutil.AccessDenied:  # cannot tell: assume the worst
         return [None]
-    return [c for c in conns if c.laddr and c.laddr.port == PORT and c.pid != os.getpid()]
+    root = psutil.Process(os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid())
+    session = {root.pid} | {p.pid for p in root.children(recursive=True)}
+    return [c for c in conns if c.laddr and c.laddr.port == PORT and c.pid not in session]
 
 
 @pytest.fixture
@@ -300,39 +307,44 @@ def test_other_groups_and_own_host_are_ignored(
 def test_malformed_datagrams_are_dropped(
     chirp: Callable[..., ChirpDiscovery], inject: LoopbackInjector, group: str
 ) -> None:
-    foreign = foreign_chirp_sockets()
-    if foreign:
-        pytest.skip(
-            f"other processes listen on UDP {PORT} (Constellation 1.0.2 satellites "
-            f"would go to ERROR on garbage): {foreign}"
+    with no_processes_of_theirs():
+        foreign = foreign_chirp_sockets()
+        if foreign:
+            pytest.skip(
+                f"processes outside this test session listen on UDP {PORT} (Constellation "
+                f"1.0.2 satellites would go to ERROR on garbage): {foreign}"
+            )
+        b = chirp("Test.b")
+        b.learn_name("Test.barrier")
+        seen = Recorder()
+        b.add_listener(list(ServiceId), seen)
+        good = ChirpBeacon.for_names(
+            ChirpType.OFFER, group, "Test.x", ServiceId.CONTROL, 1
+        ).encode()
+        garbage = [
+            b"",
+            b"CHIRP",
+            good[:41],
+            good + b"\x00",
+            b"\xff" * 42,
+            b"CHIRQ" + good[5:],
+            good[:5] + b"\x02" + good[6:],  # version 2
+            good[:6] + b"\x00" + good[7:],  # type 0
+            good[:6] + b"\x04" + good[7:],  # type 4
+            good[:39] + b"\x00" + good[40:],  # service 0
+            good[:39] + b"\x05" + good[40:],  # service 5
+            os.urandom(1400),
+        ]
+        for data in garbage:
+            inject.send(data)
+        inject.beacon(ChirpType.OFFER, group, "Test.barrier", ServiceId.HEARTBEAT, 40004)
+        wait_for(
+            lambda: seen.find(DiscoveryEvent.ADDED, "Test.barrier", ServiceId.HEARTBEAT, 40004)
         )
-    b = chirp("Test.b")
-    b.learn_name("Test.barrier")
-    seen = Recorder()
-    b.add_listener(list(ServiceId), seen)
-    good = ChirpBeacon.for_names(ChirpType.OFFER, group, "Test.x", ServiceId.CONTROL, 1).encode()
-    garbage = [
-        b"",
-        b"CHIRP",
-        good[:41],
-        good + b"\x00",
-        b"\xff" * 42,
-        b"CHIRQ" + good[5:],
-        good[:5] + b"\x02" + good[6:],  # version 2
-        good[:6] + b"\x00" + good[7:],  # type 0
-        good[:6] + b"\x04" + good[7:],  # type 4
-        good[:39] + b"\x00" + good[40:],  # service 0
-        good[:39] + b"\x05" + good[40:],  # service 5
-        os.urandom(1400),
-    ]
-    for data in garbage:
-        inject.send(data)
-    inject.beacon(ChirpType.OFFER, group, "Test.barrier", ServiceId.HEARTBEAT, 40004)
-    wait_for(lambda: seen.find(DiscoveryEvent.ADDED, "Test.barrier", ServiceId.HEARTBEAT, 40004))
-    assert b.dropped_malformed == len(garbage)
-    assert seen.names() == {"Test.barrier"}
-    inject.beacon(ChirpType.DEPART, group, "Test.barrier", ServiceId.HEARTBEAT, 40004)
-    wait_for(lambda: seen.find(DiscoveryEvent.REMOVED, "Test.barrier", ServiceId.HEARTBEAT))
+        assert b.dropped_malformed == len(garbage)
+        assert seen.names() == {"Test.barrier"}
+        inject.beacon(ChirpType.DEPART, group, "Test.barrier", ServiceId.HEARTBEAT, 40004)
+        wait_for(lambda: seen.find(DiscoveryEvent.REMOVED, "Test.barrier", ServiceId.HEARTBEAT))
 
 
 # --- the wire ------------------------------------------------------------------------------------

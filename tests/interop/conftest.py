@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.chirp_guard import their_processes_running
 from tests.helpers import REPO
 
 THEIR_VERSION = "1.0.2"
@@ -117,14 +118,15 @@ class TheirVenv:
         self, script: str, args: dict[str, Any], cwd: Path, timeout: float = 90.0
     ) -> dict[str, Any]:
         """Run ``tests/interop/scripts/<script>`` with their python; returns its JSON result."""
-        proc = subprocess.run(
-            [self.python, "-I", str(SCRIPTS / script), json.dumps(args)],
-            cwd=cwd,
-            env=_their_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        with their_processes_running():
+            proc = subprocess.run(
+                [self.python, "-I", str(SCRIPTS / script), json.dumps(args)],
+                cwd=cwd,
+                env=_their_env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             raise AssertionError(
@@ -220,9 +222,10 @@ def theirs(their_venv: TheirVenv, group: str, tmp_path: Path) -> Iterator[Any]:
         started.append(proc)
         return proc
 
-    yield start
-    for proc in started:  # all at once: their shutdowns overlap
-        proc.interrupt()
-    deadline = time.monotonic() + _EXIT_TIMEOUT
-    for proc in reversed(started):
-        proc.finish(deadline)
+    with their_processes_running():
+        yield start
+        for proc in started:  # all at once: their shutdowns overlap
+            proc.interrupt()
+        deadline = time.monotonic() + _EXIT_TIMEOUT
+        for proc in reversed(started):
+            proc.finish(deadline)
