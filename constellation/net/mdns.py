@@ -170,7 +170,9 @@ class MdnsDiscovery(Discovery):
         for _ in self._resolvers:  # blocks only while the queue is full, and it is draining
             self._changes.put(_STOP)
         self._zc.close()
-        deadline = time.monotonic() + 1.0
+        # A resolver inside get_service_info may wait out its timeout even after zeroconf
+        # closed (seen under load): give it that long, so no thread outlives close().
+        deadline = time.monotonic() + _RESOLVE_TIMEOUT_MS / 1000 + 1.0
         for thread in self._resolvers:  # an unfinished resolve is ignored (closing)
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
