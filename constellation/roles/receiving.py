@@ -8,7 +8,11 @@ BOR → DATA → EOR per sender: a second BOR, or DATA/EOR before the BOR, is a 
 that sender (logged, its message dropped, the others unaffected); records of a sender whose BOR
 never came here are counted as orphans (another receiver took the BOR); gaps in the sequence
 numbers make its EOR INCOMPLETE. On ``end_run`` a substitute EOR flagged ABORTED (INTERRUPTED
-too when interrupted) is handed on for every sender without one, and the sockets are closed.
+too when interrupted) is handed on for every sender without one. The sockets stay open from the
+first run until :meth:`ReceivingRole.close`: a socket closed between runs leaves the transmitter's
+PUSH socket a pipe to it until its I/O thread notices the closed connection, and a BOR sent
+before that is lost in the dead pipe (seen under heavy load). At each ``begin_run`` sockets to
+transmitters no longer wanted (``_data.receive_from`` changed) are closed.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ class ReceivingRole(DataRole):
         self._receiver_lock = threading.Lock()
         self._idle = threading.Event()  # set while the receive loop is not running
         self._idle.set()
+        self._in_run = False  # between begin_run and end_run (holds gc_relief)
         self._run_id = ""
         self.tracker = RunTracker()
         #: Records and DATA-message bytes received in the current (or last) run.
@@ -170,14 +175,20 @@ class ReceivingRole(DataRole):
 
     # --- run ------------------------------------------------------------------------------------
     def begin_run(self, run_id: str, bor_tags: dict[str, Any], config: dict[str, Any]) -> None:
-        self._close_receiver()  # left open by a failed run
         self._run_id = run_id
         self.tracker = RunTracker()
         self.rx_records = self.rx_bytes = 0
         self._conditions, self._bor_seen, self._orphans = {}, set(), {}
         if self.live is not None:
             self.live.start_run()  # forget the previous run's BORs
-        receiver = self._make_receiver()
+        # The sockets of the previous run are kept (see the module docstring).
+        receiver = self.receiver
+        if receiver is None:
+            receiver = self._make_receiver()
+        else:
+            for name in receiver.connected():
+                if not self._wanted(name):
+                    receiver.disconnect(name)
         wanted = self._callbacks.uniform_wanted
         receiver.uniform = self._callbacks.uniform is not None and (wanted is None or wanted())
         # Publish the receiver first, then connect what is known: a transmitter discovered in
@@ -189,7 +200,9 @@ class ReceivingRole(DataRole):
             services = [s for s in self._data_services.values() if self._wanted(s.name)]
         for service in services:
             receiver.connect(service)
-        gc_relief.acquire()
+        if not self._in_run:
+            self._in_run = True
+            gc_relief.acquire()
 
     def receive(self, stop_requested: Callable[[], bool]) -> None:
         """The receive loop: until stopped and every EOR is in (or timed out), or ERROR."""
@@ -317,7 +330,7 @@ class ReceivingRole(DataRole):
         return metadata
 
     def end_run(self, interrupted: bool) -> None:
-        """Substitute EORs for senders that sent none, close the sockets, publish the counts."""
+        """Substitute EORs for senders that sent none, publish the counts (sockets stay open)."""
         self._sync_flags()
         extra = RunCondition.INTERRUPTED if interrupted else 0
         for sender in self.tracker.pending_eor():
@@ -331,7 +344,9 @@ class ReceivingRole(DataRole):
             if self.live is not None:
                 self.live.substitute_eor(sender, metadata)
             self._callbacks.eor(sender, {}, metadata)
-        self._close_receiver()
+        if self._in_run:
+            self._in_run = False
+            gc_relief.release()
         metrics = self._ctx.metrics
         metrics.publish_now("RX_RECORDS", self.rx_records)
         metrics.publish_now("RX_BYTES", self.rx_bytes)
@@ -355,6 +370,8 @@ class ReceivingRole(DataRole):
             receiver, self.receiver = self.receiver, None
         if receiver is not None:
             receiver.close()
+        if self._in_run:
+            self._in_run = False
             gc_relief.release()
 
     def close(self) -> None:

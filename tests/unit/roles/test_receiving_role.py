@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from constellation.core.config import DataConfig
 from constellation.core.run_tracker import RunCondition
 from constellation.core.states import State
 from constellation.metrics import MetricRegistry
@@ -23,14 +24,22 @@ def _service(name: str, port: int) -> DiscoveredService:
 
 
 class FakeReceiver:
-    """Records the services it is told to connect to."""
+    """Records the services it is told to connect to and the names it is told to drop."""
 
     def __init__(self) -> None:
-        self.connected: list[str] = []
+        self.requested: list[str] = []
+        self.dropped: list[str] = []
         self.closed = False
 
     def connect(self, service: DiscoveredService) -> None:
-        self.connected.append(service.name)
+        self.requested.append(service.name)
+
+    def disconnect(self, name: str) -> None:
+        self.dropped.append(name.lower())
+
+    def connected(self) -> list[str]:
+        names = {name.lower() for name in self.requested}
+        return sorted(names - set(self.dropped))
 
     def close(self) -> None:
         self.closed = True
@@ -70,12 +79,37 @@ def test_a_transmitter_discovered_while_the_run_begins_is_connected() -> None:
     role.on_data_service(DiscoveryEvent.ADDED, _service("Sender.early", 1))
     role.begin_run("run1", {}, {})
     try:
-        assert sorted(set(made[0].connected)) == ["Sender.early", "Sender.late"]
+        assert sorted(set(made[0].requested)) == ["Sender.early", "Sender.late"]
         role.on_data_service(DiscoveryEvent.ADDED, _service("Sender.later", 3))
-        assert "Sender.later" in made[0].connected
+        assert "Sender.later" in made[0].requested
     finally:
         role.end_run(interrupted=False)
-    assert made[0].closed and role.run_condition_text() == "NO_DATA"
+    assert not made[0].closed and role.run_condition_text() == "NO_DATA"
+    role.close()  # the sockets stay open from run to run, until the role closes
+    assert made[0].closed
+
+
+def test_sockets_stay_open_between_runs_except_to_transmitters_no_longer_wanted() -> None:
+    """A socket closed between runs could swallow the next BOR (the transmitter's pipe to it
+    outlives it): the next run keeps the receiver, minus transmitters dropped from receive_from."""
+    made: list[FakeReceiver] = []
+
+    def make_receiver() -> Any:
+        made.append(FakeReceiver())
+        return made[-1]
+
+    role = ReceivingRole(_context(), ReceiveCallbacks(_ignore, _ignore, _ignore), make_receiver)
+    for name, port in (("Sender.a", 1), ("Sender.b", 2)):
+        role.on_data_service(DiscoveryEvent.ADDED, _service(name, port))
+    role.begin_run("run1", {}, {})
+    role.end_run(interrupted=False)
+    role.configure(DataConfig(receive_from=("Sender.b",)))
+    role.begin_run("run2", {}, {})
+    role.end_run(interrupted=False)
+    assert len(made) == 1 and not made[0].closed
+    assert made[0].dropped == ["sender.a"] and made[0].connected() == ["sender.b"]
+    role.close()
+    assert made[0].closed
 
 
 def test_close_calls_on_close_once_after_the_data_role_closed() -> None:
