@@ -124,3 +124,42 @@ def test_range_meta_is_each_number_formatted(first: int, count: int) -> None:
     expected = [head + b"%d}" % s for s in range(first, first + count)]
     assert meta == b"".join(expected)
     assert lengths.tolist() == [len(e) for e in expected]
+
+
+def test_consecutive_batches_share_one_meta_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches that continue each other's sequence with the same tags are encoded in one
+    range_meta call (across a change of digit count too); a gap or new tags starts anew."""
+    calls: list[tuple[int, int]] = []
+    original = swmr_layout.range_meta
+
+    def counting(head: bytes, first: int, count: int) -> tuple[bytes, np.ndarray]:
+        calls.append((first, count))
+        return original(head, first, count)
+
+    monkeypatch.setattr(swmr_layout, "range_meta", counting)
+    spans = [(990, 997), (997, 1004), (1004, 1011), (1020, 1025), (1025, 1030)]
+    tags = [{}, {}, {}, {}, {"t": 1}]
+    batches = []
+    for (first, end), record_tags in zip(spans, tags, strict=True):
+        records = [
+            DataRecord(s, dict(record_tags), [bytes([s % 256]) * 8]) for s in range(first, end)
+        ]
+        message = decode_uniform(encode_data_frame(SENDER, records))
+        assert message is not None
+        batches.append(message.batch)
+    with RunFile.create(tmp_path, "r4", "W.w", swmr=True, expected_senders=[SENDER]) as f:
+        f.begin_sender(SENDER, {}, {})
+        f.write_uniform(SENDER, batches)
+        f.flush()
+        sender = f._swmr_senders[SENDER]
+        meta = sender.group["meta"][: sender.meta.size].tobytes()
+        ends = sender.group["meta_idx"][: sender.meta_idx.size].tolist()
+    assert calls == [(990, 21), (1020, 5), (1025, 5)]
+    entries = [meta[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    expected = [b'{"block_lengths":[8],"sequence":%d}' % s for s in range(990, 1011)] + [
+        b'{"block_lengths":[8],"sequence":%d}' % s for s in range(1020, 1025)
+    ]
+    expected += [b'{"t":1,"block_lengths":[8],"sequence":%d}' % s for s in range(1025, 1030)]
+    assert entries == expected
