@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from constellation.protocol.cdtp2 import DataRecord, decode_data_frame, encode_data_frame
 from constellation.protocol.cdtp2_uniform import decode_uniform
-from satellites.h5datawriter import swmr_layout, swmr_meta
+from satellites.h5datawriter import libhdf5, swmr_layout, swmr_meta
 from satellites.h5datawriter.runfile import RunFile
 
 SENDER = "Tx.one"
@@ -163,3 +163,14 @@ def test_consecutive_batches_share_one_meta_encoding(
     ]
     expected += [b'{"t":1,"block_lengths":[8],"sequence":%d}' % s for s in range(1025, 1030)]
     assert entries == expected
+
+
+def test_direct_writes_match_h5py_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ctypes writes of the SWMR datasets store what h5py's own writes store."""
+    assert libhdf5.raw() is not None  # h5py's library is reachable here: the direct path runs
+    _write(tmp_path / "direct", uniform=True)
+    monkeypatch.setattr(libhdf5, "raw", lambda: None)
+    _write(tmp_path / "h5py", uniform=True)
+    direct = _datasets(tmp_path / "direct/data_r1.h5")
+    assert direct == _datasets(tmp_path / "h5py/data_r1.h5")
+    assert any(name.endswith("/data") and value for name, value in direct.items())
