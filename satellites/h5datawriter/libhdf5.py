@@ -1,9 +1,10 @@
-"""H5DataWriter file layer: the two libhdf5 calls of the normal layout's hot loop, through ctypes.
+"""H5DataWriter file layer: the libhdf5 calls of the hot loops (normal and SWMR), through ctypes.
 
 h5py's low-level calls hold the GIL while libhdf5 works, so the disk thread writing records
 and the receive thread decoding the next message never run at the same time. A function called
 through :mod:`ctypes` releases the GIL for the duration of the call: the 10-15 µs that libhdf5
-needs to copy a record's template into the file then overlap with the receive thread.
+needs to copy a record's template into the file (or a batch into the SWMR datasets) then
+overlap with the receive thread.
 
 Mixing h5py and direct calls is only safe on *the same* library instance (object ids are
 per-instance tables), so the functions are looked up through h5py's own extension module

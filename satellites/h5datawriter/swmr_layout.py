@@ -32,9 +32,10 @@ from typing import Any
 
 import h5py
 import numpy as np
-from h5py import h5s
+from h5py import h5s, h5t
 
 from constellation.protocol.cdtp2_uniform import UniformBatch
+from satellites.h5datawriter import libhdf5
 from satellites.h5datawriter.attrs import to_json_bytes
 from satellites.h5datawriter.normal_records import RecordLike
 from satellites.h5datawriter.swmr_meta import FORMAT_INT, MetaEncoder, range_meta, same_tags
@@ -61,6 +62,33 @@ PENDING_RECORDS = 16 * 1024
 _EOR_CHUNK = 1024
 _SEQUENCE, _TAGS, _BLOCKS = attrgetter("sequence"), attrgetter("tags"), attrgetter("blocks")
 _FIRST = itemgetter(0)
+
+
+_Encoded = tuple[list[bytes | np.ndarray], np.ndarray, bytes, np.ndarray]
+
+
+class _SequenceRun:
+    """Uniform batches queued one after the other with the same meta head and consecutive
+    sequence numbers: their meta is encoded in one :func:`range_meta` call when written."""
+
+    def __init__(self, data: bytes | np.ndarray, record_bytes: int, head: bytes, batch: Any):
+        self.data = [data]
+        self.record_bytes = record_bytes
+        self.head = head
+        self.first = int(batch.first_seq)
+        self.count = int(batch.count)
+
+    def extends(self, head: bytes, first: int) -> bool:
+        return head == self.head and first == self.first + self.count
+
+    def add(self, data: bytes | np.ndarray, count: int) -> None:
+        self.data.append(data)
+        self.count += count
+
+    def encoded(self) -> _Encoded:
+        meta, meta_lengths = range_meta(self.head, self.first, self.count)
+        record_bytes = np.full(self.count, self.record_bytes, dtype=np.uint64)
+        return self.data, record_bytes, meta, meta_lengths
 
 
 class Appender:
@@ -112,8 +140,9 @@ class SwmrSender:
         }
         self.eor_written = False
         self._encode_meta = MetaEncoder()
-        # (block bytes or a uint8 array view, record block sizes, meta bytes, meta sizes)
-        self._pending: list[tuple[bytes | np.ndarray, np.ndarray, bytes, np.ndarray]] = []
+        # ([block bytes or uint8 array views], record block sizes, meta bytes, meta sizes), or
+        # uniform batches of consecutive sequence numbers, encoded when written
+        self._pending: list[_Encoded | _SequenceRun] = []
         self._pending_bytes = 0
         self._pending_records = 0
 
@@ -135,7 +164,7 @@ class SwmrSender:
     def queue(self, records: Sequence[RecordLike]) -> tuple[int, int]:
         """Encode a batch and hold it back (no HDF5 call); returns (records, block bytes)."""
         encoded = self._encode_uniform(records) or self._encode(records)
-        self._pending.append(encoded)
+        self._pending.append(([encoded[0]], *encoded[1:]))
         self._pending_bytes += len(encoded[0]) + len(encoded[2])
         self._pending_records += len(records)
         return len(records), len(encoded[0])
@@ -148,12 +177,15 @@ class SwmrSender:
             return self.queue(batch.records())
         lengths = ",".join(map(str, batch.block_lengths)).encode()
         head = prefix + b'"block_lengths":[%s],"sequence":' % lengths
-        meta, meta_lengths = range_meta(head, batch.first_seq, batch.count)
-        record_bytes = np.full(batch.count, batch.record_bytes, dtype=np.uint64)
         # One block: keep the (count, length) view of the frame, copied once when written.
         data = batch.blocks[0] if len(batch.blocks) == 1 else batch.block_data()
-        self._pending.append((data, record_bytes, meta, meta_lengths))
-        self._pending_bytes += batch.nbytes + len(meta)
+        last = self._pending[-1] if self._pending else None
+        if isinstance(last, _SequenceRun) and last.extends(head, batch.first_seq):
+            last.add(data, batch.count)
+        else:
+            self._pending.append(_SequenceRun(data, batch.record_bytes, head, batch))
+        meta_bytes = batch.count * (len(head) + len(str(batch.first_seq + batch.count)) + 1)
+        self._pending_bytes += batch.nbytes + meta_bytes
         self._pending_records += batch.count
         return batch.count, batch.nbytes
 
@@ -170,12 +202,14 @@ class SwmrSender:
         if not pending:
             return
         self._pending, self._pending_bytes, self._pending_records = [], 0, 0
-        if len(pending) == 1:
-            data_part, record_bytes, meta, meta_lengths = pending[0]
-            data = _joined((data_part,))
+        encoded = [part.encoded() if isinstance(part, _SequenceRun) else part for part in pending]
+        data_parts = [data for entry in encoded for data in entry[0]]
+        data = _joined(data_parts)
+        if len(encoded) == 1:
+            _, record_bytes, meta, meta_lengths = encoded[0]
         else:
-            data_parts, record_parts, meta_parts, meta_parts_lengths = zip(*pending, strict=True)
-            data, meta = _joined(data_parts), b"".join(meta_parts)
+            _, record_parts, meta_parts, meta_parts_lengths = zip(*encoded, strict=True)
+            meta = b"".join(meta_parts)
             record_bytes = np.concatenate(record_parts)
             meta_lengths = np.concatenate(meta_parts_lengths)
         data_ends = np.cumsum(record_bytes, dtype=np.uint64) + np.uint64(self.data.size)
@@ -317,8 +351,33 @@ def batch_nbytes(records: Sequence[RecordLike]) -> int:
 
 
 def _write_slice(dset: h5py.Dataset, start: int, values: np.ndarray) -> None:
-    """Write ``values`` at ``start`` (single patch point for tests); low-level, no checks."""
+    """Write ``values`` at ``start`` (single patch point for tests); low-level, no checks.
+
+    Through :mod:`~satellites.h5datawriter.libhdf5` where it can, so the GIL is free while
+    libhdf5 copies the bytes (the receive thread goes on decoding meanwhile); a failing direct
+    call is redone through h5py, which raises the error."""
     count = int(values.shape[0])
+    values = np.ascontiguousarray(values)
     file_space = dset.id.get_space()
     file_space.select_hyperslab((start,), (count,))
-    dset.id.write(h5s.create_simple((count,)), file_space, np.ascontiguousarray(values))
+    mem_space = h5s.create_simple((count,))
+    raw = libhdf5.raw()
+    if raw is not None:
+        mem_type = _MEM_TYPES.get(values.dtype)
+        if mem_type is not None:
+            with libhdf5.PHIL:
+                status = raw.dwrite(
+                    dset.id.id,
+                    mem_type.id,
+                    mem_space.id,
+                    file_space.id,
+                    libhdf5.H5P_DEFAULT,
+                    values.ctypes.data,
+                )
+            if status >= 0:
+                return
+    dset.id.write(mem_space, file_space, values)
+
+
+#: Memory types of the arrays the SWMR datasets are written from (others go through h5py).
+_MEM_TYPES = {np.dtype(np.uint8): h5t.NATIVE_UINT8, np.dtype(np.uint64): h5t.NATIVE_UINT64}

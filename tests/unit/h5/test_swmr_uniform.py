@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from constellation.protocol.cdtp2 import DataRecord, decode_data_frame, encode_data_frame
 from constellation.protocol.cdtp2_uniform import decode_uniform
-from satellites.h5datawriter import swmr_layout, swmr_meta
+from satellites.h5datawriter import libhdf5, swmr_layout, swmr_meta
 from satellites.h5datawriter.runfile import RunFile
 
 SENDER = "Tx.one"
@@ -124,3 +124,53 @@ def test_range_meta_is_each_number_formatted(first: int, count: int) -> None:
     expected = [head + b"%d}" % s for s in range(first, first + count)]
     assert meta == b"".join(expected)
     assert lengths.tolist() == [len(e) for e in expected]
+
+
+def test_consecutive_batches_share_one_meta_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches that continue each other's sequence with the same tags are encoded in one
+    range_meta call (across a change of digit count too); a gap or new tags starts anew."""
+    calls: list[tuple[int, int]] = []
+    original = swmr_layout.range_meta
+
+    def counting(head: bytes, first: int, count: int) -> tuple[bytes, np.ndarray]:
+        calls.append((first, count))
+        return original(head, first, count)
+
+    monkeypatch.setattr(swmr_layout, "range_meta", counting)
+    spans = [(990, 997), (997, 1004), (1004, 1011), (1020, 1025), (1025, 1030)]
+    tags = [{}, {}, {}, {}, {"t": 1}]
+    batches = []
+    for (first, end), record_tags in zip(spans, tags, strict=True):
+        records = [
+            DataRecord(s, dict(record_tags), [bytes([s % 256]) * 8]) for s in range(first, end)
+        ]
+        message = decode_uniform(encode_data_frame(SENDER, records))
+        assert message is not None
+        batches.append(message.batch)
+    with RunFile.create(tmp_path, "r4", "W.w", swmr=True, expected_senders=[SENDER]) as f:
+        f.begin_sender(SENDER, {}, {})
+        f.write_uniform(SENDER, batches)
+        f.flush()
+        sender = f._swmr_senders[SENDER]
+        meta = sender.group["meta"][: sender.meta.size].tobytes()
+        ends = sender.group["meta_idx"][: sender.meta_idx.size].tolist()
+    assert calls == [(990, 21), (1020, 5), (1025, 5)]
+    entries = [meta[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    expected = [b'{"block_lengths":[8],"sequence":%d}' % s for s in range(990, 1011)] + [
+        b'{"block_lengths":[8],"sequence":%d}' % s for s in range(1020, 1025)
+    ]
+    expected += [b'{"t":1,"block_lengths":[8],"sequence":%d}' % s for s in range(1025, 1030)]
+    assert entries == expected
+
+
+def test_direct_writes_match_h5py_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ctypes writes of the SWMR datasets store what h5py's own writes store."""
+    assert libhdf5.raw() is not None  # h5py's library is reachable here: the direct path runs
+    _write(tmp_path / "direct", uniform=True)
+    monkeypatch.setattr(libhdf5, "raw", lambda: None)
+    _write(tmp_path / "h5py", uniform=True)
+    direct = _datasets(tmp_path / "direct/data_r1.h5")
+    assert direct == _datasets(tmp_path / "h5py/data_r1.h5")
+    assert any(name.endswith("/data") and value for name, value in direct.items())
