@@ -79,7 +79,12 @@ class MdnsDiscovery(Discovery):
         self._changes: queue.Queue[tuple[str, str, ServiceStateChange] | None] = queue.Queue(
             _MAX_PENDING_CHANGES
         )
-        self._generation: dict[str, int] = {}  # per instance name, bumped by each removal
+        # Per instance name: the number of the last change queued (taken in zeroconf's order)
+        # and of the last one applied; resolvers run in parallel, so an older change that
+        # finishes after a newer one was applied is dropped (a re-announce's Removed then
+        # Added must not end with the instance removed).
+        self._queued: dict[str, int] = {}
+        self._applied: dict[str, int] = {}
         self._resolved_lock = threading.Lock()
         self._resolvers = [
             threading.Thread(
@@ -197,8 +202,10 @@ class MdnsDiscovery(Discovery):
         """Zeroconf's browser thread: queue the change for the resolver thread, never block."""
         if self._closing or service_type not in _TYPE_TO_SERVICE:
             return
+        with self._resolved_lock:
+            number = self._queued[name] = self._queued.get(name, 0) + 1
         try:
-            self._changes.put_nowait((service_type, name, state_change))
+            self._changes.put_nowait((service_type, name, state_change, number))
         except queue.Full:
             log.warning("mDNS change of %s dropped: %d changes wait", name, _MAX_PENDING_CHANGES)
 
@@ -212,15 +219,23 @@ class MdnsDiscovery(Discovery):
                 if not self._closing:  # resolving while zeroconf closes may fail: ignored
                     log.exception("mDNS change of %s could not be handled", change[1])
 
-    def _apply_change(self, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+    def _take_turn(self, name: str, number: int) -> bool:
+        """Under ``_resolved_lock``: True (and recorded) if change ``number`` of ``name`` is newer
+        than every change of it applied so far."""
+        if number <= self._applied.get(name, 0):
+            return False
+        self._applied[name] = number
+        return True
+
+    def _apply_change(
+        self, service_type: str, name: str, state_change: ServiceStateChange, number: int
+    ) -> None:
         service = _TYPE_TO_SERVICE[service_type]
-        with self._resolved_lock:
-            if state_change is ServiceStateChange.Removed:
-                self._generation[name] = self._generation.get(name, 0) + 1
-                found = self._resolved.pop(name, None)
-            else:
-                generation = self._generation.get(name, 0)
         if state_change is ServiceStateChange.Removed:
+            with self._resolved_lock:
+                if not self._take_turn(name, number):
+                    return  # a newer change of this instance was applied already
+                found = self._resolved.pop(name, None)
             if found is not None:
                 self._service_removed(found[0], found[1])
             return
@@ -239,8 +254,8 @@ class MdnsDiscovery(Discovery):
             # satellite of the same name must not remove ours (names are unique per group).
             return
         with self._resolved_lock:
-            if self._generation.get(name, 0) != generation:
-                return  # removed while it was being resolved
+            if not self._take_turn(name, number):
+                return  # removed or changed again while it was being resolved
             self._resolved[name] = (peer, service)
         self._service_added(
             DiscoveredService(group, peer, service, choose_address(addresses), info.port)

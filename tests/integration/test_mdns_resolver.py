@@ -53,3 +53,26 @@ def test_browser_callback_returns_while_resolution_blocks() -> None:
     finally:
         release.set()
         disc.close()
+
+
+def test_changes_resolved_out_of_order_end_in_the_newest() -> None:
+    """Resolvers run in parallel: a re-announce (Removed, then Added) whose Added is applied
+    before its Removed must leave the instance known, and an older Added finishing after a newer
+    Removed must not bring it back (seen: a restarted transmitter's DATA service lost)."""
+    disc = MdnsDiscovery("resolver-test", "Test.self", NetworkScope((LOOPBACK,)))
+    disc._zc.get_service_info = lambda type_, name, timeout=0: _Info()  # type: ignore[method-assign]
+    seen: list[tuple[DiscoveryEvent, str]] = []
+    disc._listeners.append((frozenset({ServiceId.CONTROL}), lambda e, s: seen.append((e, s.name))))
+    type_ = SERVICE_TYPES[ServiceId.CONTROL]
+    name = f"peer.{type_}"
+    try:
+        disc._apply_change(type_, name, ServiceStateChange.Added, 1)
+        disc._apply_change(type_, name, ServiceStateChange.Added, 3)  # the re-announce's Added
+        disc._apply_change(type_, name, ServiceStateChange.Removed, 2)  # its Removed, late
+        assert seen == [(DiscoveryEvent.ADDED, "Peer.slow")]
+        assert [s.name for s in disc.known(ServiceId.CONTROL)] == ["Peer.slow"]
+        disc._apply_change(type_, name, ServiceStateChange.Removed, 5)
+        disc._apply_change(type_, name, ServiceStateChange.Added, 4)  # older than the removal
+        assert seen == [(DiscoveryEvent.ADDED, "Peer.slow"), (DiscoveryEvent.REMOVED, "Peer.slow")]
+    finally:
+        disc.close()
