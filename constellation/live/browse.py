@@ -21,6 +21,7 @@ from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceStateCha
 from constellation.live.hooks import LIVE_MDNS_TYPE
 from constellation.live.protocol import LiveEndpoint, endpoint_from_txt
 from constellation.net.interfaces import NetworkScope, choose_address
+from constellation.net.mdns import txt_properties
 
 __all__ = ["LiveBrowser"]
 
@@ -97,10 +98,7 @@ class LiveBrowser:
         addresses = info.parsed_addresses(IPVersion.V4Only)
         if not addresses:
             return
-        properties = {
-            k.decode(errors="replace"): (v or b"").decode(errors="replace")
-            for k, v in info.properties.items()
-        }
+        properties = txt_properties(info)
         endpoint = endpoint_from_txt(self.group, properties, choose_address(addresses), info.port)
         if endpoint is not None:
             self._receivers[name] = endpoint.receiver

@@ -37,7 +37,7 @@ from constellation.errors import DiscoveryError
 from constellation.net.discovery import DiscoveredService, Discovery, ServiceId
 from constellation.net.interfaces import NetworkScope, choose_address
 
-__all__ = ["SERVICE_TYPES", "MdnsDiscovery", "instance_name"]
+__all__ = ["SERVICE_TYPES", "MdnsDiscovery", "instance_name", "txt_properties"]
 
 log = logging.getLogger("constellation.net.mdns")
 
@@ -55,6 +55,14 @@ _MAX_PENDING_CHANGES = 10_000
 _STOP = None
 #: Resolver threads per discovery instance.
 _RESOLVERS = 4
+
+
+def txt_properties(info: ServiceInfo) -> dict[str, str]:
+    """A resolved instance's TXT record as text (undecodable bytes replaced, no value -> "")."""
+    return {
+        k.decode(errors="replace"): (v or b"").decode(errors="replace")
+        for k, v in info.properties.items()
+    }
 
 
 def instance_name(group: str, name: str) -> str:
@@ -243,10 +251,7 @@ class MdnsDiscovery(Discovery):
         if info is None or info.port is None or self._closing:
             log.debug("could not resolve %s", name)
             return
-        props = {
-            k.decode(errors="replace"): (v or b"").decode(errors="replace")
-            for k, v in info.properties.items()
-        }
+        props = txt_properties(info)
         group, peer = props.get("group", ""), props.get("name", "")
         addresses = info.parsed_addresses(IPVersion.V4Only)
         if not peer or not addresses or group.lower() != self.group.lower():
