@@ -183,14 +183,20 @@ def build_parser(
     return parser
 
 
-#: The launcher option of each service port, as named in a :class:`BindError`.
-PORT_OPTIONS = {"cmd": "cmd_port", "hb": "hb_port", "mon": "mon_port", "data": "data_port"}
+def launcher_settings(prefix: str = "") -> ProcessSettings | None:
+    """The ``CONSTELLATION_*`` knobs of this process, read by a launcher (library code never
+    reads them); None after printing ``<prefix>error: <reason>`` for a malformed one."""
+    try:
+        return ProcessSettings.from_environ(os.environ)
+    except ConfigError as exc:
+        print(f"{prefix}error: {exc.reason}", file=sys.stderr)
+        return None
 
 
 def _start_error(exc: DuplicateNameError | BindError, args: argparse.Namespace) -> str:
     """One line: ``--cmd-port 8765: address already in use`` for a port that cannot be bound."""
     if isinstance(exc, BindError):
-        dest = PORT_OPTIONS[exc.service]
+        dest = f"{exc.service}_port"  # the launcher option of that service's port
         return f"--{dest.replace('_', '-')} {getattr(args, dest, exc.port)}: {exc.reason}"
     return str(exc)
 
@@ -199,10 +205,8 @@ def run_satellite(cls: type[Satellite], argv: Sequence[str] | None = None) -> in
     """Entry point used by every ``Satellite<Type>`` console script."""
     from constellation.transmitter import TransmitterSatellite
 
-    try:  # first: even describing the satellite for --help builds it
-        settings = ProcessSettings.from_environ(os.environ)
-    except ConfigError as exc:
-        print(f"Satellite{cls.__name__}: error: {exc.reason}", file=sys.stderr)
+    settings = launcher_settings(f"Satellite{cls.__name__}: ")  # first: --help builds it
+    if settings is None:
         return 2
     is_transmitter = issubclass(cls, TransmitterSatellite)
     words = sys.argv[1:] if argv is None else list(argv)

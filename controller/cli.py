@@ -25,10 +25,10 @@ from constellation.cli import (
     HelpFormatter,
     add_network_arguments,
     default_name,
+    launcher_settings,
     level_type,
     setup_logging,
 )
-from constellation.core.environment import ProcessSettings
 from constellation.errors import ConfigError
 from constellation.protocol.common import validate_run_id
 from constellation.terminal import colour_wanted
@@ -321,10 +321,8 @@ def _states(states: dict[str, str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``Controller`` console script."""
     args = build_parser().parse_args(argv)
-    try:  # the launcher alone reads the CONSTELLATION_* knobs
-        settings = ProcessSettings.from_environ(os.environ)
-    except ConfigError as exc:
-        print(f"error: {exc.reason}", file=sys.stderr)
+    settings = launcher_settings()  # the launcher alone reads the CONSTELLATION_* knobs
+    if settings is None:
         return EXIT_USAGE
     setup_logging(args.level)
     config: ControllerConfig | None = None

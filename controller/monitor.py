@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import os
 import signal
 import sys
 import threading
@@ -25,9 +24,8 @@ from typing import Any, TextIO
 from rich.text import Text
 
 from constellation import __version__
-from constellation.cli import HelpFormatter, add_network_arguments, level_type
-from constellation.core.environment import ProcessSettings
-from constellation.errors import ConfigError, DiscoveryError
+from constellation.cli import HelpFormatter, add_network_arguments, launcher_settings, level_type
+from constellation.errors import DiscoveryError
 from constellation.net.listener import MetricSample, MetricStats, MonitoringListener
 from constellation.protocol.cmdp1 import CMDP1Log, CMDP1Metric, CMDP1Notification
 from constellation.protocol.common import to_datetime
@@ -225,11 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_size <= 0 or args.backups < 0:
         print("error: --max-size must be positive and --backups not negative", file=sys.stderr)
         return 2
-    try:  # the launcher alone reads the CONSTELLATION_* knobs
-        args.settings = ProcessSettings.from_environ(os.environ)
-    except ConfigError as exc:
-        print(f"error: {exc.reason}", file=sys.stderr)
+    settings = launcher_settings()  # the launcher alone reads the CONSTELLATION_* knobs
+    if settings is None:
         return 2
+    args.settings = settings
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _SIGNALS}

@@ -57,18 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    from constellation.core.environment import ProcessSettings
-    from constellation.errors import ConfigError, DiscoveryError
+    from constellation.cli import launcher_settings
+    from constellation.errors import DiscoveryError
     from controller.web.actions import Actions
     from controller.web.app import create_app
     from controller.web.backend import Backend
     from controller.web.live_source import LiveSource
     from controller.web.runs_source import RunsSource
 
-    try:  # the launcher alone reads the CONSTELLATION_* knobs
-        settings = ProcessSettings.from_environ(os.environ)
-    except ConfigError as exc:
-        print(f"error: {exc.reason}", file=sys.stderr)
+    settings = launcher_settings()  # the launcher alone reads the CONSTELLATION_* knobs
+    if settings is None:
         return 2
     try:
         backend = Backend(
