@@ -16,6 +16,7 @@ from outside.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -147,8 +148,9 @@ class RunCatalog:
         sql += " ORDER BY mtime_ns DESC, file"
         with self._lock:
             rows = (_row(row) for row in self._db.execute(sql, search.params))
-            kept = [row for row in rows if search.keeps(row)]
-        return kept if limit is None else kept[: int(limit)]
+            # stop at the limit: rows past it are never decoded
+            kept = filter(search.keeps, rows)
+            return list(kept if limit is None else itertools.islice(kept, int(limit)))
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         """The row of ``run_id``, None if unknown."""

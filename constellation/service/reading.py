@@ -123,9 +123,6 @@ class FollowState:
             self._seen = seen
         return events, ended
 
-    def close(self) -> None:
-        """Nothing stays open between polls; kept for the callers' finally."""
-
 
 def _sse(event: str, record: Record) -> str:
     payload = encode_record(record)
