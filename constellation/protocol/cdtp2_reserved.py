@@ -25,22 +25,9 @@ __all__ = ["ReservedFrame"]
 #: The longest msgpack uint: ``cf`` and 8 bytes.
 _MAX_UINT_BYTES = 9
 _UINT64_MAX = (1 << 64) - 1
-_U8, _U16, _U32, _U64 = (struct.Struct(f">B{c}") for c in "BHIQ")
+_U8, _U16, _U32 = (struct.Struct(f">B{c}") for c in "BHI")
 #: The end of a record's header before its block: a one-block array.
 _ONE_BLOCK = b"\x91"
-
-
-def _uint(value: int) -> bytes:
-    """``value`` (0 .. 2**64-1) as msgpack packs it: in the shortest form."""
-    if value <= 0x7F:
-        return bytes((value,))
-    if value <= 0xFF:
-        return _U8.pack(0xCC, value)
-    if value <= 0xFFFF:
-        return _U16.pack(0xCD, value)
-    if value <= 0xFFFFFFFF:
-        return _U32.pack(0xCE, value)
-    return _U64.pack(0xCF, value)
 
 
 def _bin_header(size: int) -> bytes:
@@ -98,7 +85,7 @@ class ReservedFrame:
         """The complete frame with ``sequence`` (a view of the buffer; the block stays put)."""
         if type(sequence) is not int or not 0 <= sequence <= _UINT64_MAX:
             raise EncodeError(f"sequence must be a uint64, not {sequence!r}")
-        head = self._prefix + _uint(sequence) + self._tail
+        head = self._prefix + msgpack.packb(sequence) + self._tail  # its shortest uint form
         start = self._room - len(head)
         view = self._buf.data
         view[start : self._room] = head

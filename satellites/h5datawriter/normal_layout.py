@@ -167,7 +167,7 @@ class NormalLayout:
             for (did, tid, base, stride), (dset, mtype, column) in zip(plan, blocks, strict=True):
                 if dwrite(did, tid, everything, everything, default, base + row * stride) < 0:
                     _write_block(dset, column[row].view(mtype.dtype), mtype)
-            name = b"data_%09d" % sequence
+            name = record_name(sequence)
             if ocopy(mem, src, dst, name, copypl, default) < 0:
                 self._copy_h5py(gid, template, name, sequence)
 
@@ -181,7 +181,7 @@ class NormalLayout:
         for row, sequence in enumerate(sequences):
             for dset, mtype, column in blocks:
                 _write_block(dset, column[row].view(mtype.dtype), mtype)
-            self._copy_h5py(gid, template, b"data_%09d" % sequence, sequence)
+            self._copy_h5py(gid, template, record_name(sequence), sequence)
 
     def _copy_h5py(self, gid: h5g.GroupID, template: _Template, name: bytes, sequence: int) -> None:
         try:
