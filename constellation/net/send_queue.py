@@ -98,12 +98,7 @@ class SendQueue:
 
     def can_send(self) -> bool:
         """True if a record can be added now without blocking."""
-        return (
-            self.active
-            and self.error is None
-            and self.sequence - self.records_sent < self.queue_size
-            and self._queued_block_bytes - self._sent_block_bytes < self.max_bytes
-        )
+        return self.active and self.error is None and not self._full()
 
     # --- producer -------------------------------------------------------------------------------
     def add(self, tags: dict[str, Any], blocks: Sequence[Any], nbytes: int) -> int:
@@ -115,7 +110,7 @@ class SendQueue:
         the record: raises :class:`SendingStoppedError` and queues nothing.
         """
         sequence = self.sequence + 1
-        if (
+        if (  # not can_send(), inlined: this is the per-record path
             not self.active
             or sequence - self.records_sent > self.queue_size
             or self._queued_block_bytes - self._sent_block_bytes >= self.max_bytes
@@ -146,12 +141,7 @@ class SendQueue:
         The record gets the next sequence number (returned) and goes out as a DATA message of
         its own, after the records added before it. Blocks and raises as :meth:`add`.
         """
-        if (
-            not self.active
-            or self.sequence + 1 - self.records_sent > self.queue_size
-            or self._queued_block_bytes - self._sent_block_bytes >= self.max_bytes
-            or self.error is not None
-        ):
+        if not self.can_send():
             self._wait_for_space()
         with self._lock:
             sequence = self.sequence + 1
