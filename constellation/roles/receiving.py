@@ -344,9 +344,7 @@ class ReceivingRole(DataRole):
             if self.live is not None:
                 self.live.substitute_eor(sender, metadata)
             self._callbacks.eor(sender, {}, metadata)
-        if self._in_run:
-            self._in_run = False
-            gc_relief.release()
+        self._leave_run()
         metrics = self._ctx.metrics
         metrics.publish_now("RX_RECORDS", self.rx_records)
         metrics.publish_now("RX_BYTES", self.rx_bytes)
@@ -365,14 +363,18 @@ class ReceivingRole(DataRole):
             text = "NO_BOR" if text == "GOOD" else f"{text}|NO_BOR"
         return text
 
+    def _leave_run(self) -> None:
+        """End the run's hold on gc_relief (once, whichever way the run ends)."""
+        if self._in_run:
+            self._in_run = False
+            gc_relief.release()
+
     def _close_receiver(self) -> None:
         with self._receiver_lock:
             receiver, self.receiver = self.receiver, None
         if receiver is not None:
             receiver.close()
-        if self._in_run:
-            self._in_run = False
-            gc_relief.release()
+        self._leave_run()
 
     def close(self) -> None:
         if self.live is not None:
